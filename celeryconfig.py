@@ -1,0 +1,87 @@
+"""Celery settings for beatkeeper, every one read from the environment.
+
+Loaded by the app with ``config_from_object("celeryconfig")``. Tasks are named
+by string only: this module imports nothing from the project.
+
+| variable                      | default                         | meaning                               |
+|-------------------------------|---------------------------------|---------------------------------------|
+| REDIS_URL                     | redis://localhost:6379/0        | broker, beat store and locks          |
+| CELERY_RESULT_BACKEND         | REDIS_URL                       | task results                          |
+| DATABASE_URL                  | sqlite:///<data dir>/history.db | execution history                     |
+| BEATKEEPER_DATA_DIR           | ./var                           | local state (SQLite history, logs)    |
+| BEATKEEPER_TIMEZONE           | UTC                             | default zone of cron/at/windows       |
+| BEATKEEPER_LOOP_INTERVAL      | 5 (seconds)                     | beat's longest sleep between ticks    |
+| BEATKEEPER_BEAT_LOCK_TIMEOUT  | 30 (seconds)                    | how long a dead beat holds the lock   |
+| BEATKEEPER_MAX_LOCK_TTL       | 3600 (seconds)                  | the longest task lock TTL allowed     |
+| FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password                |
+"""
+from __future__ import annotations
+
+import os
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+redis_url = _env("REDIS_URL", "redis://localhost:6379/0")
+database_url = _env("DATABASE_URL", "")  # empty: the history store picks its SQLite default
+
+# -- broker and results ----------------------------------------------------
+broker_url = redis_url
+result_backend = _env("CELERY_RESULT_BACKEND", redis_url)
+result_expires = 24 * 3600  # seconds
+broker_connection_retry_on_startup = True
+
+# JSON only: a pickled message is refused by the worker (never executed).
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+event_serializer = "json"
+
+# UTC internally; zones live on schedule entries, never on the process.
+enable_utc = True
+timezone = "UTC"
+
+# -- delivery ---------------------------------------------------------------
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+task_send_sent_event = True
+worker_send_task_events = True
+
+#: The longest lock TTL a task may hold (seconds); locks are renewed while
+#: their task runs, so this bounds only how long a dead worker's lock lingers.
+max_lock_ttl_s = _env_float("BEATKEEPER_MAX_LOCK_TTL", 3600)
+
+# The Redis broker redelivers an unacknowledged message once visibility_timeout
+# passes, even when the first worker is still running it (late acks). It must
+# therefore exceed the longest lock TTL and the longest task runtime, or a long
+# run is handed to a second worker while the first still holds its lock.
+broker_transport_options = {
+    "visibility_timeout": int(max(2 * max_lock_ttl_s, 7200)),  # seconds
+}
+result_backend_transport_options = {"retry_policy": {"max_retries": 3}}
+
+# -- queues -----------------------------------------------------------------
+task_default_queue = "default"
+task_create_missing_queues = True
+#: Tasks routed by name; schedule entries may also set ``queue`` themselves.
+task_routes = {
+    "beatkeeper.singleton.*": {"queue": "singleton"},
+}
+
+# -- beat (redbeat) ---------------------------------------------------------
+beat_scheduler = "tasks.beat:BeatkeeperScheduler"
+beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
+redbeat_redis_url = redis_url
+redbeat_key_prefix = _env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:")
+# A standby beat takes over once the dead leader's lock expires: keep it short
+# (lock timeout >= 5 x loop interval, so a live leader always renews in time).
+redbeat_lock_timeout = int(_env_float("BEATKEEPER_BEAT_LOCK_TIMEOUT", 30))  # seconds

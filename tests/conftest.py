@@ -1,0 +1,106 @@
+"""Shared fixtures: one private redis-server for the whole session, a clean database per test,
+a real in-process Celery worker on the real app, and process spawning that always cleans up.
+
+REDIS_URL is pointed at the private server before anything imports the app's settings.
+Set BEATKEEPER_TEST_REDIS_URL to use an existing, empty Redis instead.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.servers import RedisServer, stop_process_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+_session_dir = Path(tempfile.mkdtemp(prefix="beatkeeper-tests-"))
+_redis_server: RedisServer | None = None
+
+
+def pytest_configure(config):
+    global _redis_server
+    url = os.environ.get("BEATKEEPER_TEST_REDIS_URL")
+    if not url:
+        # A missing redis-server fails the run (never skips): CI must install it.
+        _redis_server = RedisServer(_session_dir / "redis").start()
+        url = _redis_server.url
+    client = redis.Redis.from_url(url)
+    if client.dbsize():
+        raise pytest.UsageError(f"refusing to run tests against non-empty Redis at {url}")
+    os.environ["REDIS_URL"] = url
+    os.environ.setdefault("BEATKEEPER_DATA_DIR", str(_session_dir / "data"))
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{_session_dir / 'history.db'}")
+
+
+def pytest_unconfigure(config):
+    if _redis_server is not None:
+        _redis_server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def redis_client(redis_url) -> redis.Redis:
+    """A client on a freshly flushed database."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def app():
+    from tasks import app as celery_app
+
+    celery_app.loader.import_default_modules()
+    return celery_app
+
+
+@pytest.fixture
+def worker(app, redis_client):
+    """A real Celery worker (celery.contrib.testing) on the real app, consuming both queues."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
+                      queues=["default", "singleton"], shutdown_timeout=30.0) as w:
+        yield w
+
+
+class Processes:
+    """Starts subprocesses in their own session and stops every one of them by pid at teardown."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], *, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "wb")
+        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = self.workdir / f"{name}.log"
+        self.started.append(proc)
+        return proc
+
+    def celery(self, *args: str, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        return self.start([sys.executable, "-m", "celery", "-A", "tasks", *args], name=name, env=env)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            stop_process_tree(proc)
+
+
+@pytest.fixture
+def processes(tmp_path):
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+    for proc in procs.started:
+        assert proc.poll() is not None, f"process {proc.pid} survived teardown"
