@@ -13,7 +13,8 @@ by string only: this module imports nothing from the project.
 | BEATKEEPER_LOOP_INTERVAL      | 5 (seconds)                     | beat's longest sleep between ticks    |
 | BEATKEEPER_BEAT_LOCK_TIMEOUT  | 30 (seconds)                    | how long a dead beat holds the lock   |
 | BEATKEEPER_MAX_LOCK_TTL       | 3600 (seconds)                  | the longest task lock TTL allowed     |
-| FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password                |
+| BEATKEEPER_WORKER_CONCURRENCY | one per core                    | processes of the default worker       |
+| FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ timezone = "UTC"
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
+# Processes of the default worker; the singleton worker always runs one (-c 1).
+worker_concurrency = int(_env("BEATKEEPER_WORKER_CONCURRENCY", "0")) or None  # None: one per core
 task_track_started = True
 task_send_sent_event = True
 worker_send_task_events = True

@@ -1,10 +1,22 @@
-"""The Celery app. ``celery -A tasks ...`` finds it as ``tasks.app``."""
+"""The Celery app. ``celery -A tasks ...`` finds it as ``tasks.app``.
+
+Your own task modules join with ``BEATKEEPER_TASK_MODULES=myapp.jobs,myapp.sweeps``:
+workers, beat and the CLI then all register them.
+"""
 from __future__ import annotations
+
+import os
 
 from celery import Celery
 
 #: Modules whose tasks every worker, beat and the CLI register.
-TASK_MODULES = ["tasks.builtin"]
+BUILTIN_TASK_MODULES = ["tasks.builtin"]
 
-app = Celery("beatkeeper", include=TASK_MODULES)
+
+def task_modules(environ=os.environ) -> list[str]:
+    extra = [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
+    return BUILTIN_TASK_MODULES + extra
+
+
+app = Celery("beatkeeper", include=task_modules())
 app.config_from_object("celeryconfig")

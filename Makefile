@@ -1,0 +1,27 @@
+# The two commands of the README:  `make run` (the platform) and `make test` (the tests).
+# Both set up everything they need on a fresh machine first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench system-deps
+
+run: $(STAMP)
+	$(BIN)/python -m tasks.runner
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) system-deps
+	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# redis-server (and PostgreSQL for the history tests) from the OS packages when missing.
+system-deps:
+	@bash .ci/system-deps

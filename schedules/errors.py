@@ -1,0 +1,70 @@
+"""Every exception the schedules package raises, each carrying the data behind its message.
+
+A configuration mistake is reported as :class:`Problem` lines, never a traceback:
+``entry 'gtfs-rt-poll': every: 0.1 s is below the minimum interval of 10 s``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class BeatkeeperScheduleError(Exception):
+    """Base of every error raised by the schedules package."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth a warning) in a schedule, rendered as one line.
+
+    ``entry`` is None for a problem of the schedule as a whole (a task's budget,
+    a top level that is not a mapping); ``field`` is None when no single key is at fault.
+    """
+
+    entry: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = "schedule" if self.entry is None else f"entry '{self.entry}'"
+        if self.field is None:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.field}: {self.message}"
+
+
+class ScheduleConfigError(BeatkeeperScheduleError):
+    """A schedule that cannot be registered; carries every problem found, in entry order."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigFileError(BeatkeeperScheduleError):
+    """A schedule file that cannot be read or parsed (the CLI exits 2)."""
+
+    def __init__(self, path: str | Path, reason: str, *, line: int | None = None):
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {reason}")
+
+
+class DurationError(BeatkeeperScheduleError, ValueError):
+    """A value that is not a duration; ``value`` is what was given."""
+
+    def __init__(self, value: object, reason: str):
+        self.value = value
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SettingsError(BeatkeeperScheduleError):
+    """An environment variable with a value the schedule settings cannot use."""
+
+    def __init__(self, variable: str, value: str, reason: str):
+        self.variable = variable
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{variable}={value!r}: {reason}")

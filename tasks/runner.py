@@ -1,0 +1,153 @@
+"""Run the whole platform on this machine, in the foreground, with prefixed logs.
+
+Redis: ``REDIS_URL`` when set; otherwise a Redis already answering on localhost:6379
+(``BEATKEEPER_LOCAL_REDIS_PORT``);
+otherwise a redis-server this runner starts (installed from the OS packages when it is
+missing and we are root with apt-get, else a one-line error saying how to install it).
+Then the processes of the ``Procfile`` (the same commands docker-compose runs) under
+honcho. Ctrl-C stops every process it started.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_REDIS_PORT = int(os.environ.get("BEATKEEPER_LOCAL_REDIS_PORT") or 6379)
+LOCAL_REDIS_URL = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+REDIS_START_TIMEOUT_S = 15.0
+
+
+class RunnerError(Exception):
+    """Something the runner cannot fix by itself; its message is the one line we print."""
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("BEATKEEPER_DATA_DIR") or ROOT / "var")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis_server_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary:
+        return binary
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("beatkeeper: redis-server is missing; installing it with apt-get", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=False, env=env)
+        binary = shutil.which("redis-server")
+        if binary:
+            return binary
+    raise RunnerError("redis-server is not installed: run `sudo apt-get install redis-server` "
+                      "(or set REDIS_URL to a Redis you already run)")
+
+
+def start_local_redis() -> subprocess.Popen:
+    """A redis-server on 127.0.0.1:6379 with append-only persistence under the data dir."""
+    workdir = data_dir() / "redis"
+    workdir.mkdir(exist_ok=True)
+    proc = subprocess.Popen(
+        [ensure_redis_server_binary(), "--port", str(LOCAL_REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(workdir),
+         "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--logfile", str(workdir / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+    while not answers(LOCAL_REDIS_URL):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RunnerError(f"redis-server did not start; see {workdir / 'redis.log'}")
+        time.sleep(0.1)
+    print(f"beatkeeper: started redis-server at {LOCAL_REDIS_URL} (data in {workdir})", flush=True)
+    return proc
+
+
+def flower_credentials() -> str:
+    """FLOWER_BASIC_AUTH, or generated credentials kept (0600) in the data dir, printed once."""
+    if os.environ.get("FLOWER_BASIC_AUTH"):
+        return os.environ["FLOWER_BASIC_AUTH"]
+    path = data_dir() / "flower_basic_auth"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(f"admin:{secrets.token_urlsafe(16)}\n")
+    credentials = path.read_text().strip()
+    print(f"beatkeeper: Flower at http://127.0.0.1:{os.environ.get('FLOWER_PORT', '5555')} "
+          f"user:password = {credentials} (from {path})", flush=True)
+    return credentials
+
+
+def process_env(redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["REDIS_URL"] = redis_url
+    env["FLOWER_BASIC_AUTH"] = flower_credentials()
+    env.setdefault("FLOWER_PORT", "5555")
+    env.setdefault("FLOWER_ADDRESS", "127.0.0.1")
+    env.setdefault("BEATKEEPER_DATA_DIR", str(data_dir()))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    return dict(parse_procfile(path.read_text()).processes)
+
+
+def run() -> int:
+    redis_proc = None
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        if answers(LOCAL_REDIS_URL):
+            print(f"beatkeeper: using the Redis already running at {LOCAL_REDIS_URL}", flush=True)
+        else:
+            redis_proc = start_local_redis()
+        redis_url = LOCAL_REDIS_URL
+    try:
+        env = process_env(redis_url)
+        manager = Manager(Printer(sys.stdout))
+        for name, command in procfile_commands().items():
+            manager.add_process(name, command, env=env, cwd=str(ROOT))
+        manager.loop()
+        return manager.returncode or 0
+    finally:
+        if redis_proc is not None:
+            stop(redis_proc)
+            print("beatkeeper: stopped redis-server", flush=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    try:
+        sys.exit(run())
+    except RunnerError as exc:
+        print(f"beatkeeper: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

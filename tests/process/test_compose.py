@@ -1,0 +1,46 @@
+"""docker-compose.yml runs the same commands as the local runner (no Docker engine here)."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+
+from tasks.runner import procfile_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_every_runner_process_is_a_compose_service_with_the_same_command():
+    procfile = procfile_commands(ROOT / "Procfile")
+    assert set(procfile) <= set(SERVICES), f"missing services: {set(procfile) - set(SERVICES)}"
+    for name, command in procfile.items():
+        assert shlex.split(SERVICES[name]["command"]) == shlex.split(command), name
+
+
+def test_python_services_share_one_image_and_take_config_only_from_the_environment():
+    python_services = [s for n, s in SERVICES.items() if n != "redis"]
+    assert {s["image"] for s in python_services} == {"beatkeeper:latest"}
+    for service in python_services:
+        assert service["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_redis_has_a_password_append_only_persistence_and_a_healthcheck():
+    redis = SERVICES["redis"]
+    command = shlex.split(redis["command"])
+    assert command[command.index("--requirepass") + 1] == "${REDIS_PASSWORD:?set-REDIS_PASSWORD}"
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "ping" in redis["healthcheck"]["test"]
+
+
+def test_flower_requires_basic_auth_and_no_secret_is_in_the_repo():
+    assert SERVICES["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    text = (ROOT / "docker-compose.yml").read_text()
+    # every credential is an ${VARIABLE} reference, never a literal
+    assert not re.search(r"^\s*\w*(PASSWORD|AUTH)\w*:\s+(?!\$\{)\S", text, re.MULTILINE)
+    assert not (ROOT / ".env").exists()
