@@ -81,9 +81,11 @@ class Processes:
         self.workdir = workdir
         self.started: list[subprocess.Popen] = []
 
-    def start(self, args: list[str], *, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, args: list[str], *, name: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
+        """Start ``args``; ``env`` overrides the environment (a None value removes a variable)."""
         log = open(self.workdir / f"{name}.log", "wb")
-        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.Popen(args, cwd=ROOT, env={k: v for k, v in full_env.items() if v is not None}, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         proc.log_path = self.workdir / f"{name}.log"
         self.started.append(proc)
