@@ -84,6 +84,7 @@ task_routes = {
 beat_scheduler = "tasks.beat:BeatkeeperScheduler"
 beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
 redbeat_redis_url = redis_url
+redbeat_redis_options: dict = {}  # the beat's own client settings (none needed)
 redbeat_key_prefix = _env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:")
 # A standby beat takes over once the dead leader's lock expires: keep it short
 # (lock timeout >= 5 x loop interval, so a live leader always renews in time).

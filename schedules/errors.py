@@ -68,3 +68,12 @@ class SettingsError(BeatkeeperScheduleError):
         self.value = value
         self.reason = reason
         super().__init__(f"{variable}={value!r}: {reason}")
+
+
+class TriggerDecodeError(BeatkeeperScheduleError, ValueError):
+    """A stored trigger dict that does not describe a trigger; ``data`` is what was read."""
+
+    def __init__(self, data: object, reason: str):
+        self.data = data
+        self.reason = reason
+        super().__init__(f"cannot decode trigger {data!r}: {reason}")

@@ -194,3 +194,22 @@ def offset_shifts_s(name: str) -> frozenset[int]:
                 shifts.add(abs(current - previous))
             previous = current
     return frozenset(shifts)
+
+
+def resolve_wall_time_s(name: str, wall_s: int) -> tuple[int, str]:
+    """The instant of a local wall time (naive epoch seconds) by the fixed-time rule.
+
+    Returns ``(instant_s, how)``: how is 'exact' for a wall time that happens once,
+    'repeated' when it happens twice (the first occurrence is returned) and 'gap' when it
+    never happens (the first instant after the gap is returned).
+    """
+    # Offsets stay within +-26 h, so every instant showing this wall time is within 2 days.
+    nearby = transitions_s(name, wall_s - 2 * 86400, wall_s + 2 * 86400)
+    offsets = {offset_at_s(name, wall_s - 2 * 86400)} | {after for _, _, after in nearby}
+    instants = sorted(wall_s - off for off in offsets if offset_at_s(name, wall_s - off) == off)
+    if instants:
+        return instants[0], ("repeated" if len(instants) > 1 else "exact")
+    for at_s, before_s, after_s in nearby:
+        if at_s + before_s <= wall_s < at_s + after_s:
+            return at_s, "gap"
+    raise AssertionError(f"wall time {wall_s} in {name} neither happens nor falls in a gap")

@@ -10,7 +10,7 @@ import os
 from celery import Celery
 
 #: Modules whose tasks every worker, beat and the CLI register.
-BUILTIN_TASK_MODULES = ["tasks.builtin"]
+BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance"]
 
 
 def task_modules(environ=os.environ) -> list[str]:
@@ -18,5 +18,7 @@ def task_modules(environ=os.environ) -> list[str]:
     return BUILTIN_TASK_MODULES + extra
 
 
-app = Celery("beatkeeper", include=task_modules())
+# Every task, the platform's and the user's, gets the guarded base (overlap policies, locks,
+# middlewares) unless it names another ``base``.
+app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask")
 app.config_from_object("celeryconfig")

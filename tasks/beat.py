@@ -18,22 +18,30 @@ import os
 import sys
 from datetime import datetime
 
-from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
 
 from monitoring.events import record_event
+from schedules.catchup import CatchupDecision, decide_catchup
 from schedules.entry import EntrySpec
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
-from tasks import headers
+from tasks import headers, selfchecks
 from tasks.beat_schedule import ScheduleJSONDecoder, ScheduleJSONEncoder, TriggerSchedule
 from tasks.schedule_source import load_validated_schedule
 
 logger = logging.getLogger("beatkeeper.beat")
 
 FINGERPRINT_KEY = "beatkeeper:schedule:fingerprint"
-MISSED_SCAN_LIMIT = 100_000  # fires walked at most when looking for the latest missed instant
+LOCK_LOST_EXIT_CODE = 3
+ON_TIME_SLACK_S = 5.0  # seconds past the loop interval a due instant still counts as on time
+PUBLISH_RETRY_S = 1.0  # seconds before a refused publish is tried again
+REDIS_RETRY_S = 1.0  # seconds between ticks while Redis is unreachable
+MISSED_LISTED = 50  # missed instants listed in one event (all are counted)
 
 
 class BeatkeeperEntry(RedBeatSchedulerEntry):
@@ -47,6 +55,12 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
     def due_at(self) -> datetime | None:
         return self.schedule.next_fire_after(self.last_run_at or self.default_now())
 
+    @property
+    def score(self) -> float:
+        """The UTC unix time of the next fire (exact, sub-second); -1 when it fires no more."""
+        due = self.due_at
+        return -1 if due is None else due.timestamp()
+
     def save(self) -> "BeatkeeperEntry":
         definition = {"name": self.name, "task": self.task, "args": self.args, "kwargs": self.kwargs,
                       "options": self.options, "schedule": self.schedule, "enabled": self.enabled}
@@ -58,10 +72,20 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
             pipe.execute()
         return self
 
-    def record_fire(self, fire_at: datetime) -> "BeatkeeperEntry":
-        """Record that ``fire_at`` was handed to the broker; rescore by the next fire."""
+    @classmethod
+    def from_stored(cls, app, definition: str, meta: str | None) -> "BeatkeeperEntry":
+        """An entry from its stored hash fields (no round trip)."""
+        meta_dict = json.loads(meta, cls=RedBeatJSONDecoder) if meta else {"last_run_at": None}
+        entry = cls(app=app, **cls.decode_definition(definition))
+        entry.last_run_at = meta_dict.get("last_run_at")
+        entry.total_run_count = meta_dict.get("total_run_count", 0)
+        return entry
+
+    def record_fire(self, fire_at: datetime, *, dispatched: bool = True) -> "BeatkeeperEntry":
+        """Record that ``fire_at`` was handed to the broker (or, not dispatched, only considered);
+        rescore by the next fire."""
         self.last_run_at = fire_at
-        self.total_run_count += 1
+        self.total_run_count += int(dispatched)
         meta = {"last_run_at": fire_at, "total_run_count": self.total_run_count}
         with get_redis(self.app).pipeline() as pipe:
             pipe.hset(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
@@ -72,9 +96,19 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
 
 class BeatkeeperScheduler(RedBeatScheduler):
     Entry = BeatkeeperEntry
+    specs: dict[str, EntrySpec] = {}
+
+    def __init__(self, app, *args, lazy: bool = False, **kwargs):
+        # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
+        # so the start-up checks see the real values.
+        super().__init__(app, *args, lazy=True, **kwargs)
+        if not lazy:
+            self.setup_schedule()
 
     def setup_schedule(self) -> None:
         kept = self._registered_entries()
+        self._self_check(kept)
+        self.specs = kept
         self.app.redbeat_conf.schedule = {name: self._celery_entry(spec) for name, spec in kept.items()}
         super().setup_schedule()
         self._remove_ghosts(set(kept))
@@ -95,6 +129,17 @@ class BeatkeeperScheduler(RedBeatScheduler):
             logger.warning("beat: entry '%s' left out: %s", name, reason)
         logger.info("beat: registering %d entries: %s", len(kept), ", ".join(sorted(kept)) or "none")
         return kept
+
+    def _self_check(self, kept: dict[str, EntrySpec]) -> None:
+        conf = self.app.conf
+        findings = selfchecks.check_eviction_policy(get_redis(self.app))
+        findings += selfchecks.check_beat_timing(lock_timeout_s=self.lock_timeout, loop_interval_s=self.max_interval)
+        findings += selfchecks.check_visibility_timeout(
+            visibility_timeout_s=conf.broker_transport_options.get("visibility_timeout", 3600),
+            lock_ttls_s=[conf.max_lock_ttl_s, *(s.lock_ttl_s or 0 for s in kept.values())],
+            expires_s=[s.expires_s or 0 for s in kept.values()])
+        if not selfchecks.report(findings, logger):
+            _exit_with([f"self-check {f.check}: {f.message}" for f in findings if f.fatal])
 
     def _celery_entry(self, spec: EntrySpec) -> dict:
         options = {"headers": {}}
@@ -127,40 +172,104 @@ class BeatkeeperScheduler(RedBeatScheduler):
                          entries=sorted(kept))
 
     # -- ticking ---------------------------------------------------------------
-    def maybe_due(self, entry: BeatkeeperEntry, producer=None, **kwargs) -> float | None:
-        """Dispatch ``entry`` if its next instant has come; return seconds until it is due again."""
-        now = self.app.now()
-        fire_at = entry.due_at
-        if fire_at is None:
-            return None
-        if fire_at > now:
-            return (fire_at - now).total_seconds()
-        fire_at = self._latest_due(entry, fire_at, now)
+    def tick(self, min=min, **kwargs) -> float:
+        """One pass: renew the beat lock, dispatch what is due, return seconds to sleep.
+
+        Redis being away is survived: the tick is retried shortly, with nothing recorded
+        as sent that was not (publish-then-record)."""
         try:
-            self._publish(entry, fire_at, producer)
-        except Exception as exc:  # the broker refused it: the entry stays due and is retried next tick
-            logger.error("beat: could not send %s for %s: %r; will retry", entry.name, fire_at.isoformat(), exc)
-            return 1.0
-        logger.info("beat: sent %s (%s) for %s", entry.name, entry.task, fire_at.isoformat())
-        entry.record_fire(fire_at)
+            return self._tick()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            logger.warning("beat: Redis unavailable (%s); retrying in %.0fs", exc, REDIS_RETRY_S)
+            return REDIS_RETRY_S
+
+    def _tick(self) -> float:
+        client = get_redis(self.app)
+        self._renew_lock()
+        now = self.app.now()
+        now_ts = now.timestamp()
+        schedule_key = self.app.redbeat_conf.schedule_key
+        with client.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(schedule_key, 0, now_ts)
+            pipe.zrangebyscore(schedule_key, f"({now_ts}", "+inf", start=0, num=1, withscores=True)
+            due_keys, upcoming = pipe.execute()
+        waits = [self.max_interval]
+        if upcoming:
+            waits.append(upcoming[0][1] - now_ts)
+        for entry in self._load_entries(client, due_keys):
+            wait = self.maybe_due(entry, producer=self.producer, now=now)
+            if wait is not None:
+                waits.append(wait)
+        return max(0.0, min(waits))
+
+    def _renew_lock(self) -> None:
+        if not self.lock_key or self.lock is None:
+            return
+        try:
+            self.lock.extend(int(self.lock_timeout))
+        except LockError as exc:
+            self.on_lock_lost(exc)
+
+    def on_lock_lost(self, exc: Exception) -> None:
+        """Another beat owns the lock now: stop dispatching at once, exit non-zero (a standby restarts us)."""
+        logger.critical("beat: lost the beat lock (%s); exiting so that only one beat dispatches", exc)
+        logging.shutdown()
+        os._exit(LOCK_LOST_EXIT_CODE)
+
+    def _load_entries(self, client, keys: list[str]) -> list[BeatkeeperEntry]:
+        """Load many entries in one round trip."""
+        if not keys:
+            return []
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, "definition", "meta")
+            rows = pipe.execute()
+        entries = []
+        for key, (definition, meta) in zip(keys, rows):
+            if not definition:
+                logger.warning("beat: %s has no definition; removing it from the schedule", key)
+                client.zrem(self.app.redbeat_conf.schedule_key, key)
+                continue
+            entries.append(self.Entry.from_stored(self.app, definition, meta))
+        return entries
+
+    def maybe_due(self, entry: BeatkeeperEntry, producer=None, now: datetime | None = None,
+                  **kwargs) -> float | None:
+        """Dispatch what is due of ``entry`` (catch-up policy applied); seconds until it is due again."""
+        now = now or self.app.now()
+        first_due = entry.due_at
+        if first_due is None:
+            return None
+        if first_due > now:
+            return (first_due - now).total_seconds()
+        spec = self.specs.get(entry.name)
+        decision = decide_catchup(
+            entry.schedule.trigger, last=entry.last_run_at or now, now=now,
+            policy=spec.catchup if spec else None, window_s=spec.catchup_window_s if spec else None,
+            max_runs=spec.catchup_max if spec else None, on_time_s=self.max_interval + ON_TIME_SLACK_S)
+        for fire_at in decision.run:
+            try:
+                self._publish(entry, fire_at, producer)
+            except Exception as exc:  # the broker refused it: stays due, retried on the next tick
+                logger.error("beat: could not send %s for %s: %r; will retry", entry.name, fire_at.isoformat(), exc)
+                return PUBLISH_RETRY_S
+            logger.info("beat: sent %s (%s) for %s", entry.name, entry.task, fire_at.isoformat())
+            entry.record_fire(fire_at)
+        self._record_missed(entry, decision)
+        if decision.advance_to is not None and decision.advance_to != entry.last_run_at:
+            entry.record_fire(decision.advance_to, dispatched=False)
         nxt = entry.due_at
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
 
-    def _latest_due(self, entry: BeatkeeperEntry, first_due: datetime, now: datetime) -> datetime:
-        """The most recent instant at or before ``now``; older missed ones are recorded, not run."""
-        latest, missed = first_due, []
-        for _ in range(MISSED_SCAN_LIMIT):
-            nxt = entry.schedule.next_fire_after(latest)
-            if nxt is None or nxt > now:
-                break
-            missed.append(latest)
-            latest = nxt
-        if missed:
-            logger.warning("beat: %s missed %d instant(s) from %s; running only %s", entry.name, len(missed),
-                           missed[0].isoformat(), latest.isoformat())
-            record_event(get_redis(self.app), "missed_runs", entry.name, count=len(missed),
-                         first=missed[0].isoformat(), last=missed[-1].isoformat())
-        return latest
+    def _record_missed(self, entry: BeatkeeperEntry, decision: CatchupDecision) -> None:
+        if not decision.missed:
+            return
+        logger.warning("beat: %s missed %d instant(s) from %s to %s (catch-up policy ran %d)", entry.name,
+                       len(decision.missed), decision.missed[0].isoformat(), decision.missed[-1].isoformat(),
+                       len(decision.run))
+        record_event(get_redis(self.app), "missed_runs", entry.name, count=len(decision.missed),
+                     first=decision.missed[0].isoformat(), last=decision.missed[-1].isoformat(),
+                     instants=[t.isoformat() for t in decision.missed[-MISSED_LISTED:]], capped=decision.capped)
 
     def _publish(self, entry: BeatkeeperEntry, fire_at: datetime, producer) -> None:
         options = dict(entry.options)

@@ -4,16 +4,29 @@ They ride in the Celery message headers, so ``task.request`` exposes them as att
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 ENTRY = "beatkeeper_entry"  # the schedule entry's name
 FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
+POLICY = "beatkeeper_policy"  # JSON: the entry's overlap, lock_ttl_s, lock_key, max_runtime_s, time_limit_s
+
+#: Headers a retry's message must carry again: Celery does not copy custom headers on retry.
+CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY)
 
 
-def dispatch_headers(entry: str, fire_at: datetime) -> dict[str, str]:
-    """Headers for one scheduled dispatch of ``entry`` at ``fire_at``."""
-    return {ENTRY: entry, FIRE_AT: fire_at.astimezone(timezone.utc).isoformat()}
+def dispatch_headers(entry: str, fire_at: datetime, *,
+                     policy: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Headers for one scheduled dispatch of ``entry`` at ``fire_at``.
+
+    ``policy``: the entry's policy fields (``RunPolicy.as_fields()``); fields left None fall
+    through to the task's declaration.
+    """
+    sent = {ENTRY: entry, FIRE_AT: fire_at.astimezone(timezone.utc).isoformat()}
+    if policy:
+        sent[POLICY] = json.dumps({k: v for k, v in policy.items() if v is not None}, sort_keys=True)
+    return sent
 
 
 def entry_of(request: Any) -> str:
@@ -25,3 +38,9 @@ def fire_at_of(request: Any) -> datetime | None:
     """The scheduled fire instant of a request; None for a hand-triggered run."""
     raw = getattr(request, FIRE_AT, None)
     return datetime.fromisoformat(raw) if raw else None
+
+
+def policy_of(request: Any) -> dict[str, Any]:
+    """The entry's policy fields beat sent with a request; {} for a hand-triggered run."""
+    raw = getattr(request, POLICY, None)
+    return json.loads(raw) if raw else {}

@@ -1,0 +1,121 @@
+"""How long do ``validate_schedule`` and ``build_plan`` take on a 10,000-entry schedule, and how much memory?
+
+The schedule mixes every kind: intervals (1 min to 1 day), cron in eight zones (fixed-time
+and wildcard, several with DST), windows, and one-offs. Timings come from a run without
+tracing; peak Python memory from a second run under tracemalloc; ru_maxrss is the whole
+process at the end. Prints a Markdown table.
+
+    .venv/bin/python bench/bench_validate_plan.py [--entries 10000] [--days 7] [--seed 1]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import resource
+import sys
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from schedules.plan import build_plan  # noqa: E402
+from schedules.settings import ScheduleSettings  # noqa: E402
+from schedules.validate import validate_schedule  # noqa: E402
+
+NOW = datetime(2026, 9, 28, tzinfo=timezone.utc)  # the plan week holds Sydney's and Santiago's changes
+ZONES = ["UTC", "Europe/London", "America/New_York", "Australia/Sydney", "Asia/Tokyo", "America/Santiago",
+         "Australia/Lord_Howe", "Asia/Kolkata"]
+EVERY_S = [60, 300, 600, 900, 1800, 3600, 6 * 3600, 86400]
+CRONS = ["30 2 * * *", "0 9-17 * * mon-fri", "*/5 * * * *", "15 1,13 * * *", "0 0 1 * *", "*/15 8-18 * * *",
+         "45 23 * * sun", "0 3 * * 1-5"]
+WINDOWS = [
+    [{"hours": "7-9,17-19", "days": "mon-fri", "every": "2m"}, {"every": "15m"}],
+    [{"days": "sat,sun", "every": "1h"}, {"every": "10m"}],
+    [{"hours": "0-5", "every": "30m"}, {"every": "5m"}],
+]
+
+
+def build_schedule(entries: int, seed: int) -> dict:
+    """``entries`` entries: 40% every, 30% cron, 20% windows, 10% at; 1000 tasks share them."""
+    rng = random.Random(seed)
+    schedule = {}
+    for i in range(entries):
+        entry = {"task": f"bench.task_{i % 1000}"}
+        roll = rng.random()
+        if roll < 0.4:
+            entry["every"] = rng.choice(EVERY_S)
+            entry["phase"] = rng.randrange(60)
+        elif roll < 0.7:
+            entry["cron"] = rng.choice(CRONS)
+            entry["timezone"] = rng.choice(ZONES)
+        elif roll < 0.9:
+            entry["windows"] = rng.choice(WINDOWS)
+            entry["timezone"] = rng.choice(ZONES)
+        else:
+            entry["at"] = (NOW + timedelta(minutes=rng.randrange(60 * 24 * 30))).replace(tzinfo=None).isoformat()
+            entry["timezone"] = rng.choice(ZONES)
+        if rng.random() < 0.3:
+            entry["expected_runtime"] = rng.choice(["2s", "30s", "5m"])
+        schedule[f"entry-{i:05d}"] = entry
+    return schedule
+
+
+def run_once(raw: dict, days: float) -> dict:
+    settings = ScheduleSettings()
+    timings = {}
+    began = time.perf_counter()
+    schedule = validate_schedule(raw, settings=settings, registered_tasks=None, now=NOW)
+    timings["validate_schedule"] = time.perf_counter() - began
+    began = time.perf_counter()
+    plan = build_plan(schedule, start=NOW, end=NOW + timedelta(days=days), cost_per_worker_hour=0.05)
+    timings["build_plan"] = time.perf_counter() - began
+    began = time.perf_counter()
+    text = json.dumps(plan.to_json())
+    timings["plan.to_json + dumps"] = time.perf_counter() - began
+    timings["fires"] = sum(p.fire_count for p in plan.entries.values())
+    timings["json_mb"] = len(text) / 1e6
+    timings["warnings"] = len(schedule.warnings)
+    return timings
+
+
+def peak_traced_mb(raw: dict, days: float) -> tuple[float, float]:
+    """Peak traced memory (MB) of validate alone, then of validate + build_plan (no JSON)."""
+    gc.collect()
+    tracemalloc.start()
+    schedule = validate_schedule(raw, settings=ScheduleSettings(), registered_tasks=None, now=NOW)
+    validate_peak = tracemalloc.get_traced_memory()[1]
+    build_plan(schedule, start=NOW, end=NOW + timedelta(days=days), cost_per_worker_hour=0.05)
+    plan_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return validate_peak / 1e6, plan_peak / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    raw = build_schedule(args.entries, args.seed)
+    result = run_once(raw, args.days)
+    validate_mb, plan_mb = peak_traced_mb(raw, args.days)
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(f"{args.entries} entries, plan over {args.days:g} days, Python {sys.version.split()[0]}\n")
+    print("| measure | value |")
+    print("|---|---|")
+    for stage in ("validate_schedule", "build_plan", "plan.to_json + dumps"):
+        print(f"| {stage} | {result[stage]:.2f} s |")
+    print(f"| fires in the plan | {result['fires']:,} |")
+    print(f"| plan JSON size | {result['json_mb']:.1f} MB |")
+    print(f"| warnings | {result['warnings']:,} |")
+    print(f"| peak traced memory, validate | {validate_mb:.0f} MB |")
+    print(f"| peak traced memory, validate + build_plan | {plan_mb:.0f} MB |")
+    print(f"| ru_maxrss (whole process) | {maxrss_mb:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()

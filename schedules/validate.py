@@ -1,0 +1,167 @@
+"""Schedule validation: raw mapping -> validated entries, or every problem at once.
+
+One pass over all entries collects every problem (one line each, see
+``schedules.errors.Problem``) before anything is refused; warnings (an ``at`` in the past,
+a fixed-time cron moved by DST) are returned with the valid schedule, never raised.
+``now`` is always a parameter: nothing here reads a clock.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from schedules import guards
+from schedules.cron import CronTrigger
+from schedules.dst import dst_effects
+from schedules.entry import KEYS, KIND_KEYS, DstPolicy, EntrySpec, ScheduleKind, convert_keys, show
+from schedules.errors import Problem, ScheduleConfigError
+from schedules.fingerprint import canonical_config
+from schedules.interval import IntervalTrigger
+from schedules.oneoff import AtTrigger
+from schedules.settings import ScheduleSettings
+from schedules.trigger import Trigger, require_aware
+from schedules.windows import WindowsTrigger
+
+#: An entry that cannot fire within this long after ``now`` is refused as a mistake.
+NEVER_FIRES_HORIZON = timedelta(days=8 * 365 + 2)  # 8 years, leap days included
+#: How far ahead DST changes that move a fixed-time run are reported as warnings.
+DST_WARNING_HORIZON = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class ValidatedSchedule:
+    """Every entry of a valid schedule (disabled ones included) and the warnings found."""
+
+    entries: dict[str, EntrySpec]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def validate_schedule(
+    raw: Mapping[Any, Any],
+    *,
+    settings: ScheduleSettings,
+    registered_tasks: Collection[str] | None,
+    now: datetime,
+) -> ValidatedSchedule:
+    """Validate ``raw`` (entry name -> entry dict); raises ScheduleConfigError listing every problem.
+
+    ``registered_tasks`` None skips the check that each task exists (no app at hand).
+    """
+    require_aware(now, "now")
+    if not isinstance(raw, Mapping):
+        raise ScheduleConfigError([Problem(None, None, f"must be a mapping of entry name to entry, got {show(raw)}")])
+    registered = None if registered_tasks is None else frozenset(registered_tasks)
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    entries: dict[str, EntrySpec] = {}
+    for name, body in raw.items():
+        label = name if isinstance(name, str) else show(name)
+        name_ok = isinstance(name, str) and bool(name.strip())
+        if not isinstance(name, str):
+            problems.append(Problem(label, "name", f"an entry name must be a string, got {type(name).__name__}"))
+        elif not name_ok:
+            problems.append(Problem(label, "name", "an entry name must not be empty or blank"))
+        if not isinstance(body, Mapping):
+            problems.append(Problem(label, None, f"expected a mapping of keys (task, every, ...), got {show(body)}"))
+            continue
+        spec, entry_problems, entry_warnings = _validate_entry(label, body, settings, registered, now)
+        problems.extend(entry_problems)
+        warnings.extend(entry_warnings)
+        if spec is not None and name_ok:
+            entries[name] = spec
+    if not problems:  # a budget over half-valid entries would be a guess
+        problems.extend(guards.budget_problems(entries, settings=settings))
+    if problems:
+        raise ScheduleConfigError(problems)
+    return ValidatedSchedule(entries=entries, warnings=warnings)
+
+
+def _validate_entry(
+    label: str, body: Mapping[Any, Any], settings: ScheduleSettings,
+    registered: frozenset[str] | None, now: datetime,
+) -> tuple[EntrySpec | None, list[Problem], list[Problem]]:
+    values, pairs = convert_keys(body)
+    problems = [Problem(label, where, message) for where, message in pairs]
+    task = values.get("task")
+    if registered is not None and task is not None and task not in registered:
+        problems.append(Problem(label, "task", _unknown_task(task, registered)))
+    kinds = [key for key in KIND_KEYS if key in body]
+    if problems or len(kinds) != 1:
+        return None, problems, []
+    kind = KIND_KEYS[kinds[0]]
+    timezone = values.get("timezone", settings.timezone)
+    trigger = _build_trigger(kind, values, timezone)
+    problems.extend(_timing_problems(label, kind, trigger, values, settings, now))
+    if problems:
+        return None, problems, []
+    spec = EntrySpec(
+        name=label, trigger=trigger, kind=kind, timezone=timezone,
+        config=canonical_config(values, timezone=timezone, kind=kind),
+        **{KEYS[key].attribute: _fresh(values.get(key, KEYS[key].default))
+           for key in KEYS if KEYS[key].attribute is not None},
+    )
+    return spec, [], _warnings(label, kind, trigger, now)
+
+
+def _fresh(value: Any) -> Any:
+    # Defaults are shared objects: each spec gets its own list/dict.
+    return type(value)(value) if isinstance(value, (list, dict)) else value
+
+
+def _build_trigger(kind: ScheduleKind, values: Mapping[str, Any], timezone: str) -> Trigger:
+    dst = values.get("dst") or DstPolicy()
+    if kind is ScheduleKind.EVERY:
+        return IntervalTrigger(values["every"], phase_s=values.get("phase", 0.0))
+    if kind is ScheduleKind.CRON:
+        return CronTrigger(values["cron"], timezone=timezone, gap=dst.gap, repeat=dst.repeat)
+    if kind is ScheduleKind.AT:
+        return AtTrigger.from_local(values["at"], timezone=timezone)
+    return WindowsTrigger(values["windows"], timezone=timezone)
+
+
+def _timing_problems(
+    label: str, kind: ScheduleKind, trigger: Trigger, values: Mapping[str, Any],
+    settings: ScheduleSettings, now: datetime,
+) -> list[Problem]:
+    """What the fire times themselves rule out: never firing, an unsupported DST choice, firing too often."""
+    if kind is ScheduleKind.AT:
+        if trigger.at - now > NEVER_FIRES_HORIZON:
+            return [Problem(label, "at", f"{trigger.at.isoformat()} is more than 8 years ahead")]
+        dst = values.get("dst") or DstPolicy()
+        # A one-off always resolves a local time by the fixed-time rule; other choices would be ignored.
+        return [Problem(label, f"dst.{key}", f"an at entry always uses {allowed}, got {chosen.value}")
+                for key, chosen, allowed in (("gap", dst.gap, "shift"), ("repeat", dst.repeat, "first"))
+                if chosen is not None and chosen.value != allowed]
+    if kind is ScheduleKind.CRON:
+        following = trigger.next_fire_after(now)
+        if following is None or following - now > NEVER_FIRES_HORIZON:
+            return [Problem(label, "cron", f"'{trigger.expr.source}' never fires in the 8 years after "
+                                           f"{now.date().isoformat()}")]
+    problem = guards.min_interval_problem(label, kind, trigger, min_interval_s=settings.min_interval_s, now=now)
+    return [] if problem is None else [problem]
+
+
+def _warnings(label: str, kind: ScheduleKind, trigger: Trigger, now: datetime) -> list[Problem]:
+    """An ``at`` that will never fire, and fixed-time runs DST moves or drops in the coming year."""
+    if kind is ScheduleKind.AT:
+        if trigger.at <= now:
+            return [Problem(label, "at", f"{trigger.at.isoformat()} is in the past; it will never fire")]
+        if trigger.resolution == "repeated":
+            return [Problem(label, "at", f"{trigger.local_time.isoformat(sep=' ')} happens twice in "
+                                         f"{trigger.timezone}; it fires at the first occurrence")]
+    # A wildcard cron (*/15) follows real time through DST by design: only fixed times surprise.
+    if (kind is ScheduleKind.CRON and not trigger.expr.is_wildcard) or kind is ScheduleKind.AT:
+        return [Problem(label, kind.value, f"{effect.detail}; see `beatkeeper plan`")
+                for effect in dst_effects(trigger, now, now + DST_WARNING_HORIZON)
+                if effect.effect != "unaffected"]
+    return []
+
+
+def _unknown_task(task: str, registered: frozenset[str]) -> str:
+    close = difflib.get_close_matches(task, sorted(registered), n=1, cutoff=0.6)
+    if close:
+        return f"unknown task {task!r}; did you mean {close[0]!r}?"
+    return f"unknown task {task!r} (not registered by any task module)"

@@ -1,0 +1,65 @@
+"""The ``beatkeeper`` command line (console script ``beatkeeper = tasks.cli:main``).
+
+Each command is one module of this package defining ``command`` (a click command);
+adding a command is adding its module and one line to :data:`COMMAND_MODULES`.
+
+Exit codes: 0 success; 1 the schedule has problems (one line each, on stderr); 2 a usage
+error, an unreadable or unparseable file, a bad setting, or an unexpected failure. No
+traceback is ever printed (set ``BEATKEEPER_DEBUG=1`` to get one for an unexpected failure).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+import click
+
+from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
+
+COMMAND_MODULES = (
+    "tasks.cli.check",
+    "tasks.cli.plan",
+    "tasks.cli.history",
+    "tasks.cli.pause",  # pause and resume
+    "tasks.cli.db",
+    "tasks.cli.metrics",
+)
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+class BeatkeeperGroup(click.Group):
+    """A click group that turns every failure into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click prints these itself, with its own exit codes (usage errors: 2)
+        except ScheduleConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+            ctx.exit(EXIT_PROBLEMS)
+        except BeatkeeperScheduleError as exc:  # a file, a setting: fix the input, not the schedule
+            click.echo(f"beatkeeper: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except Exception as exc:  # the promise is one line, never a traceback
+            if os.environ.get("BEATKEEPER_DEBUG"):
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"beatkeeper: internal error: {type(exc).__name__}: {message} "
+                       f"(BEATKEEPER_DEBUG=1 shows the traceback)", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+@click.group(cls=BeatkeeperGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """beatkeeper: validated, DST-correct Celery beat schedules."""
+
+
+for _module in COMMAND_MODULES:
+    _loaded = importlib.import_module(_module)
+    for _command in getattr(_loaded, "commands", (_loaded.command,)):  # a module may define several
+        main.add_command(_command)

@@ -1,0 +1,217 @@
+"""The guarded task base: the app's default ``task_cls``, so every task gets it.
+
+Task bodies stay plain functions. Where a task executes (a worker, or ``apply()``), the
+guard builds a ``Run``, passes it through the app's middlewares (``tasks.middleware``) and
+runs the body only if none skipped it. Scheduled, hand-triggered (``celery -A tasks call``,
+``send_task``) and retried runs all go through the same path; calling the task object as a
+plain function (``my_task(1)``) is not a task run and is not guarded.
+
+A skipped run ends with Celery's ``Ignore`` after storing its status (``SKIPPED_OVERLAP``,
+``EXPIRED``...) as the task state, so Flower and ``AsyncResult(id).state`` show it.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from datetime import datetime
+from typing import Any, Sequence
+
+from celery import Task, signals
+from celery.app.task import Context
+from celery.exceptions import Ignore, Retry
+
+from tasks import headers
+from tasks.middleware import Middleware, middlewares_of
+from tasks.overlap import HANDOFF_HEADER
+from tasks.policy import OverlapPolicy, PublishedPolicies, declared_fields, lock_key_for, resolve_policy
+from tasks.redis_client import app_redis
+from tasks.run import LostRun, Outcome, Run, RunStatus, Skip
+
+log = logging.getLogger(__name__)
+
+_RUN_ATTRIBUTE = "beatkeeper_run"  # the current Run, on task.request
+_PUBLISHED_ATTRIBUTE = "beatkeeper_published_policies"  # the PublishedPolicies cache, on the app
+
+
+def standard_middlewares(app: Any) -> list[Middleware]:
+    """The one place the middleware order is set, outermost first.
+
+    Later layers slot in ahead of overlap: run identity, history, metrics, pause, budget.
+    Long-run detection is innermost so it times only the body.
+    """
+    from tasks.budget import BudgetLimits, BudgetMiddleware
+    from tasks.history_mw import history_middleware_for
+    from tasks.longrun import LongRunMiddleware
+    from tasks.metrics_mw import MetricsMiddleware
+    from tasks.overlap import OverlapMiddleware
+    from tasks.pause import PauseMiddleware
+
+    client = app_redis(app)
+    return [history_middleware_for(app), MetricsMiddleware(client), PauseMiddleware(client),
+            BudgetMiddleware(client, limits=lambda: BudgetLimits.from_app(app)),
+            OverlapMiddleware(client), LongRunMiddleware(client)]
+
+
+class GuardedTask(Task):
+    """Celery Task whose runs pass through the app's middlewares.
+
+    Policy declaration (all optional, see ``tasks.policy``)::
+
+        @app.task(overlap="skip", lock_ttl_s=60, lock_key=["feed_id"], max_runtime_s=600, time_limit=900)
+    """
+
+    overlap: str | None = None
+    lock_ttl_s: float | None = None
+    lock_key: Sequence[str] | None = None
+    max_runtime_s: float | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request_stack.top
+        if request is None or request.called_directly:
+            return super().__call__(*args, **kwargs)
+        return _guarded_call(self, request, args, kwargs)
+
+    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None,
+              max_retries=None, **options):
+        """Celery's retry, with beatkeeper's headers carried over and the lock handed to the retry."""
+        request = self.request
+        carried = {h: getattr(request, h) for h in headers.CARRIED_ON_RETRY if getattr(request, h, None)}
+        run: Run | None = getattr(request, _RUN_ATTRIBUTE, None)
+        if run is not None:
+            for middleware in middlewares_of(self.app, default=standard_middlewares):
+                carried.update(middleware.retry_headers(run))
+        options["headers"] = {**carried, **(options.get("headers") or {})}
+        return super().retry(args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown,
+                             max_retries=max_retries, **options)
+
+
+def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any], *,
+              received_at: float) -> Run:
+    """The Run for ``request``: its policy resolved (entry header > published entry > declaration > defaults)."""
+    policy = resolve_policy(task.name, headers.policy_of(request),
+                            _published_policies(task.app).fields_for(task.name), declared_fields(task),
+                            max_lock_ttl_s=float(task.app.conf.max_lock_ttl_s))
+    lock_key = None
+    if policy.overlap is not OverlapPolicy.ALLOW:
+        lock_key = lock_key_for(task.name, policy, signature=_signature(task), args=args, kwargs=kwargs)
+    delivery = getattr(request, "delivery_info", None) or {}
+    return Run(task_name=task.name, task_id=request.id or "", args=tuple(args), kwargs=dict(kwargs),
+               policy=policy, lock_key=lock_key, received_at=received_at,
+               entry=headers.entry_of(request), fire_at=headers.fire_at_of(request),
+               retries=request.retries or 0, redelivered=bool(delivery.get("redelivered")),
+               hostname=request.hostname or "", expires_at=_timestamp(getattr(request, "expires", None)),
+               handoff_token=getattr(request, HANDOFF_HEADER, None))
+
+
+def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    chain = middlewares_of(task.app, default=standard_middlewares)
+    run = build_run(task, request, args, kwargs, received_at=time.time())
+    setattr(request, _RUN_ATTRIBUTE, run)
+    entered: list[Middleware] = []
+    outcome: Outcome | None = None
+    try:
+        skip: Skip | None = None
+        for middleware in chain:
+            skip = middleware.before_run(run)
+            if skip is not None:
+                break
+            entered.append(middleware)
+        _dispatch_lost(chain, run.lost)
+        if skip is not None:
+            outcome = Outcome(status=skip.status, finished_at=time.time(), reason=skip.reason)
+            _store_not_run(task, request, outcome)
+            raise Ignore(skip.reason)
+        request.fencing_token = run.fencing_token
+        run.started_at = time.time()
+        try:
+            result = task.run(*args, **kwargs)
+        except Retry as exc:
+            outcome = Outcome.of_error(RunStatus.RETRY, exc, finished_at=time.time())
+            raise
+        except Ignore:
+            outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time(), reason="ignored by the task")
+            raise
+        except BaseException as exc:
+            outcome = Outcome.of_error(RunStatus.FAILURE, exc, finished_at=time.time())
+            raise
+        outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time())
+        return result
+    except BaseException as exc:
+        if outcome is None:  # a middleware's before_run raised: the run failed before its body
+            outcome = Outcome.of_error(RunStatus.FAILURE, exc, finished_at=time.time())
+        raise
+    finally:
+        for middleware in reversed(entered):
+            try:
+                middleware.after_run(run, outcome)
+            except Exception:  # one failing release must not keep the others from releasing
+                log.exception("%s.after_run failed for %s[%s]", type(middleware).__name__, run.task_name, run.task_id)
+
+
+def _dispatch_lost(chain: Sequence[Middleware], lost_runs: Sequence[LostRun]) -> None:
+    for lost in lost_runs:
+        for middleware in chain:
+            try:
+                middleware.on_run_lost(lost)
+            except Exception:
+                log.exception("%s.on_run_lost failed for %s", type(middleware).__name__, lost.task_id)
+
+
+def _store_not_run(task: Task, request: Any, outcome: Outcome) -> None:
+    """Make a run that never executed visible in the result backend (not as success)."""
+    if request.is_eager or request.ignore_result or task.ignore_result:
+        return
+    task.backend.store_result(request.id, {"status": outcome.status.value, "reason": outcome.reason},
+                              outcome.status.celery_state, request=request)
+
+
+@signals.task_revoked.connect
+def _on_task_revoked(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
+    """A message that arrived after its ``expires`` is dropped by Celery before the guard runs."""
+    if not expired or not isinstance(sender, GuardedTask) or request is None:
+        return
+    try:
+        # The worker passes its request Context; older paths passed the Request itself.
+        context = Context(request.request_dict) if hasattr(request, "request_dict") else request
+        run = build_run(sender, context, context.args or (), context.kwargs or {}, received_at=time.time())
+    except Exception:
+        log.exception("could not describe expired run %s", getattr(request, "id", "?"))
+        return
+    for middleware in middlewares_of(sender.app, default=standard_middlewares):
+        try:
+            middleware.on_expired(run)
+        except Exception:
+            log.exception("%s.on_expired failed for %s", type(middleware).__name__, run.task_id)
+
+
+def _published_policies(app: Any) -> PublishedPolicies:
+    published = getattr(app, _PUBLISHED_ATTRIBUTE, None)
+    if published is None:
+        published = PublishedPolicies(app_redis(app))
+        setattr(app, _PUBLISHED_ATTRIBUTE, published)
+    return published
+
+
+def set_published_policies(app: Any, published: PublishedPolicies) -> None:
+    """Replace the app's cached view of published entry policies (e.g. with ``refresh_s=0``)."""
+    setattr(app, _PUBLISHED_ATTRIBUTE, published)
+
+
+def _signature(task: Task) -> inspect.Signature | None:
+    cached = task.__dict__.get("_beatkeeper_signature", False)
+    if cached is False:
+        try:
+            cached = inspect.signature(task.run)
+        except (TypeError, ValueError):
+            cached = None
+        task.__dict__["_beatkeeper_signature"] = cached
+    return cached
+
+
+def _timestamp(value: Any) -> float | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value)).timestamp()

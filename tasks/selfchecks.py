@@ -1,0 +1,57 @@
+"""Start-up self-checks: each returns findings that say what is wrong and what to set.
+
+Beat runs them at start (a fatal finding stops it, non-zero); workers log them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import redis
+
+SAFE_EVICTION_POLICIES = ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
+MIN_LOCK_TO_LOOP_RATIO = 5  # a live beat renews its lock at least this many times per lock timeout
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    message: str
+    fatal: bool
+
+
+def check_eviction_policy(client: redis.Redis) -> list[Finding]:
+    """beatkeeper's keys (schedule, locks, claims) carry no TTL; an evicting policy would drop them."""
+    policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+    if policy in SAFE_EVICTION_POLICIES:
+        return []
+    return [Finding("redis-eviction", f"Redis maxmemory-policy is '{policy}': it can silently evict the "
+                    "schedule and locks; set `maxmemory-policy noeviction` (redis.conf or CONFIG SET)", True)]
+
+
+def check_beat_timing(*, lock_timeout_s: float, loop_interval_s: float) -> list[Finding]:
+    if lock_timeout_s >= MIN_LOCK_TO_LOOP_RATIO * loop_interval_s:
+        return []
+    return [Finding("beat-lock-timeout", f"redbeat_lock_timeout {lock_timeout_s:g}s is below "
+                    f"{MIN_LOCK_TO_LOOP_RATIO} x beat_max_loop_interval ({loop_interval_s:g}s): a busy beat would lose "
+                    "its lock; raise BEATKEEPER_BEAT_LOCK_TIMEOUT or lower BEATKEEPER_LOOP_INTERVAL", True)]
+
+
+def check_visibility_timeout(*, visibility_timeout_s: float, lock_ttls_s: Iterable[float],
+                             expires_s: Iterable[float]) -> list[Finding]:
+    """The Redis broker redelivers unacked messages after visibility_timeout, even to a second worker."""
+    findings = []
+    for what, values in (("lock TTL", lock_ttls_s), ("expires", expires_s)):
+        longest = max((v for v in values if v), default=0.0)
+        if longest >= visibility_timeout_s:
+            findings.append(Finding("visibility-timeout", f"the longest {what} ({longest:g}s) is not below the broker "
+                                    f"visibility_timeout ({visibility_timeout_s:g}s): a message would be redelivered "
+                                    "while its run may still be going; raise BEATKEEPER_MAX_LOCK_TTL", True))
+    return findings
+
+
+def report(findings: list[Finding], log) -> bool:
+    """Log each finding; True when none is fatal."""
+    for finding in findings:
+        (log.critical if finding.fatal else log.warning)("self-check %s: %s", finding.check, finding.message)
+    return not any(f.fatal for f in findings)
