@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from celery import Celery  # noqa: E402
-from celery.schedules import crontab  # noqa: E402
-from croniter import croniter  # noqa: E402
+from celery import Celery
+from celery.schedules import crontab
+from croniter import croniter
 
-from schedules.cron import CronTrigger  # noqa: E402
+from schedules.cron import CronTrigger
 
 EXPRESSIONS = ["*/5 * * * *", "30 2 * * *", "0 9 * * mon-fri", "0 0 1 1 *"]
 ZONES = ["UTC", "Australia/Sydney"]

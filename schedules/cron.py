@@ -145,8 +145,8 @@ class CronTrigger(Trigger):
         """Smallest gap between consecutive fires in ``[start, end)``; None if < 2 fires.
 
         The offset-free gap comes analytically from the field sets (a lower bound: it may
-        be realised on days outside the window); near each transition the real fires are
-        enumerated, since DST can shrink a gap (``30,59 1,2 * * *`` in Sydney gives 01:59
+        be realised on days outside the window); around each transition the real fires are
+        looked at, since DST can shrink a gap (``30,59 1,2 * * *`` in Sydney gives 01:59
         -> 03:00 AEDT, one real minute).
         """
         require_aware(start, "start")
@@ -163,23 +163,24 @@ class CronTrigger(Trigger):
         naive = self.expr.naive_min_gap_s(first_day, last_day)
         if naive is not None:
             best = min(best, naive)
-        for at_s, before_s, after_s in transitions_s(name, start_s, end_s):
-            # Only fires in [at, at + repeated span] differ from the offset-free pattern;
-            # the gaps into and out of that stretch are the ones DST can shrink.
-            affected_end = at_s + max(0, before_s - after_s) + 1
-            previous = self._last_fire_before_s(at_s, start_s)
-            fire = self.next_fire_at_or_after_s(at_s, end_s)
-            while fire is not None:
-                if previous is not None:
-                    best = min(best, fire - previous)
-                if fire >= affected_end:
-                    break
-                previous, fire = fire, self.next_fire_at_or_after_s(fire + 1, end_s)
+        for at_s, _, _ in transitions_s(name, start_s, end_s):
+            # Past a transition the offset is constant again, so fires after the second one
+            # are spaced as on any day (a skipped repeat only widens a gap). The gaps DST can
+            # shrink are: last fire before -> first fire after, and first -> second after.
+            previous = self._last_fire_before_s(at_s, start_s, first_step_s=naive or 60)
+            first_after = self.next_fire_at_or_after_s(at_s, end_s)
+            if first_after is None:
+                continue
+            if previous is not None:
+                best = min(best, first_after - previous)
+            second_after = self.next_fire_at_or_after_s(first_after + 1, end_s)
+            if second_after is not None:
+                best = min(best, second_after - first_after)
         return float(best)
 
-    def _last_fire_before_s(self, before_s: int, floor_s: int) -> int | None:
+    def _last_fire_before_s(self, before_s: int, floor_s: int, *, first_step_s: int) -> int | None:
         """The largest fire in ``[floor_s, before_s)``, searching back in doubling steps."""
-        step_s = 60
+        step_s = max(60, first_step_s)
         while True:
             low_s = max(before_s - step_s, floor_s)
             fire = self.next_fire_at_or_after_s(low_s, before_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from schedules.trigger import UTC, US_PER_S, Trigger, from_epoch_us, require_aware, to_epoch_us
+from schedules.trigger import US_PER_S, UTC, Trigger, from_epoch_us, require_aware, to_epoch_us
 from schedules.zones import resolve_wall_time_s, zone
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)

@@ -14,18 +14,20 @@ neither fire nor cost.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from schedules.cron import CronTrigger
+from schedules.cron import REPEAT_LOOKBACK_S, CronTrigger
+from schedules.cronexpr import EPOCH_ORDINAL, CronExpr
 from schedules.dst import DstEffect, dst_effects
 from schedules.entry import ZONED_KINDS, EntrySpec
 from schedules.interval import IntervalTrigger
 from schedules.trigger import US_PER_S, Trigger, require_aware, to_epoch_us
 from schedules.validate import ValidatedSchedule
 from schedules.windows import WindowsTrigger
-from schedules.zones import Transition, transitions, zone
+from schedules.zones import Transition, offset_at_s, transitions, transitions_s, zone
 
 #: USD per worker-hour: roughly one small cloud vCPU-hour (on-demand, 2025 prices).
 DEFAULT_COST_PER_WORKER_HOUR = 0.05
@@ -158,6 +160,11 @@ def count_fires(trigger: Trigger, start: datetime, end: datetime) -> int:
     if isinstance(trigger, CronTrigger):
         # Cron fires are whole seconds: fire >= start <=> fire >= ceil(start); likewise for end.
         first_s, limit_s = -(-start_us // US_PER_S), -(-end_us // US_PER_S)
+        if not transitions_s(trigger.timezone, first_s - REPEAT_LOOKBACK_S, limit_s):
+            # One offset throughout (and no repeat to look back on): fires are exactly the
+            # wall-clock matches, counted a day at a time instead of found one by one.
+            offset_s = offset_at_s(trigger.timezone, first_s)
+            return _count_wall_matches(trigger.expr, first_s + offset_s, limit_s + offset_s)
         count = 0
         fire_s = trigger.next_fire_at_or_after_s(first_s, limit_s)
         while fire_s is not None:
@@ -165,6 +172,19 @@ def count_fires(trigger: Trigger, start: datetime, end: datetime) -> int:
             fire_s = trigger.next_fire_at_or_after_s(fire_s + 1, limit_s)
         return count
     return sum(1 for _ in trigger.fires_between(start, end))
+
+
+def _count_wall_matches(expr: CronExpr, low_s: int, high_s: int) -> int:
+    """How many wall minutes in ``[low_s, high_s)`` (naive epoch seconds) match ``expr``."""
+    seconds_of_day = sorted(h * 3600 + m * 60 for h in expr.hours for m in expr.minutes)
+    count = 0
+    for day in range(low_s // 86400, (high_s - 1) // 86400 + 1):
+        if not expr.matches_day(date.fromordinal(day + EPOCH_ORDINAL)):
+            continue
+        day_start = day * 86400
+        low, high = max(low_s - day_start, 0), min(high_s - day_start, 86400)
+        count += bisect_left(seconds_of_day, high) - bisect_left(seconds_of_day, low)
+    return count
 
 
 def _cost(fires: int, expected_runtime_s: float | None, window_h: float, price: float) -> Cost:

@@ -12,17 +12,15 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from datetime import datetime
 
-from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+from redbeat.schedulers import RedBeatScheduler, get_redis
 
 from monitoring.events import record_event
 from schedules.catchup import CatchupDecision, decide_catchup
@@ -31,7 +29,8 @@ from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
 from tasks import headers, selfchecks
-from tasks.beat_schedule import ScheduleJSONDecoder, ScheduleJSONEncoder, TriggerSchedule
+from tasks.beat_entry import BeatkeeperEntry
+from tasks.beat_schedule import TriggerSchedule
 from tasks.schedule_source import load_validated_schedule
 
 logger = logging.getLogger("beatkeeper.beat")
@@ -39,59 +38,10 @@ logger = logging.getLogger("beatkeeper.beat")
 FINGERPRINT_KEY = "beatkeeper:schedule:fingerprint"
 LOCK_LOST_EXIT_CODE = 3
 ON_TIME_SLACK_S = 5.0  # seconds past the loop interval a due instant still counts as on time
-PUBLISH_RETRY_S = 1.0  # seconds before a refused publish is tried again
+PUBLISH_RETRY_S = 0.5  # seconds before a refused publish is first tried again (then doubling)
+PUBLISH_RETRY_MAX_S = 5.0  # seconds: the longest wait between publish attempts
 REDIS_RETRY_S = 1.0  # seconds between ticks while Redis is unreachable
 MISSED_LISTED = 50  # missed instants listed in one event (all are counted)
-
-
-class BeatkeeperEntry(RedBeatSchedulerEntry):
-    """A redbeat entry whose due instant comes from its trigger, in UTC."""
-
-    @staticmethod
-    def decode_definition(definition: str) -> dict:
-        return json.loads(definition, cls=ScheduleJSONDecoder)
-
-    @property
-    def due_at(self) -> datetime | None:
-        return self.schedule.next_fire_after(self.last_run_at or self.default_now())
-
-    @property
-    def score(self) -> float:
-        """The UTC unix time of the next fire (exact, sub-second); -1 when it fires no more."""
-        due = self.due_at
-        return -1 if due is None else due.timestamp()
-
-    def save(self) -> "BeatkeeperEntry":
-        definition = {"name": self.name, "task": self.task, "args": self.args, "kwargs": self.kwargs,
-                      "options": self.options, "schedule": self.schedule, "enabled": self.enabled}
-        meta = {"last_run_at": self.last_run_at}
-        with get_redis(self.app).pipeline() as pipe:
-            pipe.hset(self.key, "definition", json.dumps(definition, cls=ScheduleJSONEncoder))
-            pipe.hsetnx(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
-            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
-            pipe.execute()
-        return self
-
-    @classmethod
-    def from_stored(cls, app, definition: str, meta: str | None) -> "BeatkeeperEntry":
-        """An entry from its stored hash fields (no round trip)."""
-        meta_dict = json.loads(meta, cls=RedBeatJSONDecoder) if meta else {"last_run_at": None}
-        entry = cls(app=app, **cls.decode_definition(definition))
-        entry.last_run_at = meta_dict.get("last_run_at")
-        entry.total_run_count = meta_dict.get("total_run_count", 0)
-        return entry
-
-    def record_fire(self, fire_at: datetime, *, dispatched: bool = True) -> "BeatkeeperEntry":
-        """Record that ``fire_at`` was handed to the broker (or, not dispatched, only considered);
-        rescore by the next fire."""
-        self.last_run_at = fire_at
-        self.total_run_count += int(dispatched)
-        meta = {"last_run_at": fire_at, "total_run_count": self.total_run_count}
-        with get_redis(self.app).pipeline() as pipe:
-            pipe.hset(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
-            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
-            pipe.execute()
-        return self
 
 
 class BeatkeeperScheduler(RedBeatScheduler):
@@ -99,6 +49,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
     specs: dict[str, EntrySpec] = {}
 
     def __init__(self, app, *args, lazy: bool = False, **kwargs):
+        self._publish_failures: dict[str, int] = {}
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -150,6 +101,21 @@ class BeatkeeperScheduler(RedBeatScheduler):
         return {"task": spec.task, "schedule": TriggerSchedule(spec.trigger, app=self.app),
                 "args": list(spec.args), "kwargs": dict(spec.kwargs), "options": options}
 
+    def update_from_dict(self, dict_: dict) -> None:
+        """Store every entry (definition refreshed, beat's meta kept) in two round trips in all."""
+        client = get_redis(self.app)
+        entries = [self._maybe_entry(name, entry) for name, entry in dict_.items()]
+        with client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.hget(entry.key, "meta")
+            metas = pipe.execute()
+        with client.pipeline(transaction=False) as pipe:
+            for entry, meta in zip(entries, metas):
+                if meta:  # keep the last instant dispatched: never re-fire it after a restart
+                    entry.apply_meta(meta)
+                entry.save(pipe)
+            pipe.execute()
+
     def _remove_ghosts(self, names: set[str]) -> None:
         """Delete every redbeat entry that is not in the registered schedule."""
         client = get_redis(self.app)
@@ -192,7 +158,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
         with client.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(schedule_key, 0, now_ts)
             pipe.zrangebyscore(schedule_key, f"({now_ts}", "+inf", start=0, num=1, withscores=True)
-            due_keys, upcoming = pipe.execute()
+            pipe.zcard(schedule_key)
+            due_keys, upcoming, stored = pipe.execute()
+        if stored != len(self.specs):
+            self._reconcile(client)
         waits = [self.max_interval]
         if upcoming:
             waits.append(upcoming[0][1] - now_ts)
@@ -201,6 +170,18 @@ class BeatkeeperScheduler(RedBeatScheduler):
             if wait is not None:
                 waits.append(wait)
         return max(0.0, min(waits))
+
+    def _reconcile(self, client) -> None:
+        """Someone changed redbeat's schedule behind beat's back: restore and report missing entries."""
+        stored = set(client.zrange(self.app.redbeat_conf.schedule_key, 0, -1))
+        missing = {name: self.app.redbeat_conf.schedule[name] for name in self.specs
+                   if self.Entry.generate_key(self.app, name) not in stored}
+        if missing:
+            logger.error("beat: entries %s vanished from redbeat; restoring them", sorted(missing))
+            self.update_from_dict(missing)
+            for name in missing:
+                record_event(client, "schedule_entry_restored", name)
+        self._remove_ghosts(set(self.specs))
 
     def _renew_lock(self) -> None:
         if not self.lock_key or self.lock is None:
@@ -250,9 +231,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
         for fire_at in decision.run:
             try:
                 self._publish(entry, fire_at, producer)
-            except Exception as exc:  # the broker refused it: stays due, retried on the next tick
-                logger.error("beat: could not send %s for %s: %r; will retry", entry.name, fire_at.isoformat(), exc)
-                return PUBLISH_RETRY_S
+            except Exception as exc:  # the broker refused it: the entry stays due, retried with backoff
+                return self._publish_failed(entry.name, fire_at, exc)
+            self._publish_failures.pop(entry.name, None)
             logger.info("beat: sent %s (%s) for %s", entry.name, entry.task, fire_at.isoformat())
             entry.record_fire(fire_at)
         self._record_missed(entry, decision)
@@ -260,6 +241,13 @@ class BeatkeeperScheduler(RedBeatScheduler):
             entry.record_fire(decision.advance_to, dispatched=False)
         nxt = entry.due_at
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
+
+    def _publish_failed(self, name: str, fire_at: datetime, exc: Exception) -> float:
+        failures = self._publish_failures[name] = self._publish_failures.get(name, 0) + 1
+        retry_in_s = min(PUBLISH_RETRY_MAX_S, PUBLISH_RETRY_S * 2 ** (failures - 1))
+        logger.error("beat: could not send %s for %s (attempt %d): %r; retrying in %.1fs", name,
+                     fire_at.isoformat(), failures, exc, retry_in_s)
+        return retry_in_s
 
     def _record_missed(self, entry: BeatkeeperEntry, decision: CatchupDecision) -> None:
         if not decision.missed:

@@ -60,6 +60,19 @@ class DatabaseReader:
             relation = schema.derived_metadata.tables[table]
         return sorted(tuple(r) for r in self._query(url, sa.select(relation)))
 
+    def table_identity(self, url: str, table: str):
+        """What changes when a table is replaced: its root page (SQLite) or its oid (Postgres)."""
+        sql = ("SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = :name" if url.startswith("sqlite")
+               else "SELECT CAST(:name AS regclass)::oid")
+        return self._query(url, sa.text(sql).bindparams(name=table))[0][0]
+
+    def table_names(self, url: str) -> set[str]:
+        engine = sa.create_engine(url)
+        try:
+            return set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
     def sync_state(self, url: str) -> dict:
         return dict(self._query(url, sa.select(schema.sync_state), mappings=True)[0])
 

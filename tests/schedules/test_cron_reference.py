@@ -90,7 +90,10 @@ def cron_cases(draw, *, focused: bool = False):
     window_days = [low + timedelta(days=d) for d in range(-2, 3)]
     near_days = sorted({w.day for w in window_days + stretch})
     near_dows = sorted({w.isoweekday() % 7 for w in window_days + stretch})
-    star_or = (lambda field: "*" if draw(st.booleans()) else field)
+
+    def star_or(field: str) -> str:
+        return "*" if draw(st.booleans()) else field
+
     fields = [
         _values_field(draw, 0, 59, near_minutes, focused=False),
         _values_field(draw, 0, 23, near_hours, focused=focused),

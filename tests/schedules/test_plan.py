@@ -140,3 +140,15 @@ def test_fire_count_equals_the_fires_listed(raw):
     assert fires
     assert entry.fire_count == len(fires)
     assert entry.fires == fires
+
+
+@pytest.mark.parametrize(("cron", "zone"), [
+    ("*/7 1-3 * * *", "UTC"), ("0 9-17 * * mon-fri", "Asia/Tokyo"), ("15 1,13 1,15 * sun", "Asia/Kolkata"),
+    ("30 2 * * *", "America/Phoenix"),  # a zone without DST
+], ids=["utc_wildcard_count", "tokyo_weekdays_count", "kolkata_dom_or_dow_count", "phoenix_fixed_time_count"])
+def test_cron_count_without_transitions_equals_the_fires_listed(cron, zone):
+    schedule = validate_schedule({"a": {"task": "t", "cron": cron, "timezone": zone}},
+                                 settings=ScheduleSettings(), registered_tasks=None, now=NOW)
+    start, end = START + timedelta(seconds=0.5), START + timedelta(days=40, seconds=7.25)
+    entry = build_plan(schedule, start=start, end=end).entries["a"]
+    assert entry.fire_count == len(list(schedule.entries["a"].trigger.fires_between(start, end))) > 0

@@ -1,0 +1,105 @@
+"""Beat down for a simulated 5 hours: each catch-up policy runs exactly what it says.
+
+Expected instants are computed here with plain datetime arithmetic, independently of the
+triggers and of ``schedules.catchup``."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.beat.harness import BeatDriver, utc
+
+STOP_AT = utc(2026, 11, 2, 1, 0, 30)  # beat dies
+BACK_AT = STOP_AT + timedelta(hours=5)  # 06:00:30 UTC: beat is back
+DOWN_FROM = utc(2026, 11, 2, 0, 0, 30)
+
+
+def _instants(first: datetime, step: timedelta, after: datetime, until: datetime) -> list[datetime]:
+    out, t = [], first
+    while t <= until:
+        if t > after:
+            out.append(t)
+        t += step
+    return out
+
+
+MISSED = {  # what fell due while beat was down, by plain arithmetic
+    "hourly": _instants(utc(2026, 11, 2, 0, 0), timedelta(hours=1), STOP_AT, BACK_AT),
+    "minutely": _instants(utc(2026, 11, 2, 0, 0), timedelta(minutes=1), STOP_AT, BACK_AT),
+    "daily": _instants(utc(2026, 11, 2, 3, 0), timedelta(days=1), STOP_AT, BACK_AT),
+}
+SCHEDULES = {"hourly": {"cron": "0 * * * *"}, "minutely": {"every": 60}, "daily": {"cron": "0 3 * * *"}}
+
+
+def _expected(policy: str, name: str, *, window: timedelta | None, cap: int) -> list[datetime]:
+    missed = MISSED[name]
+    if window is not None:
+        missed = [t for t in missed if t >= BACK_AT - window]
+    if policy == "skip" or not missed:
+        return []
+    if policy == "latest":
+        return missed[-1:]
+    return missed[-cap:]
+
+
+@pytest.mark.parametrize("policy,window_h,cap", [
+    pytest.param("skip", None, 10, id="skip_runs_nothing_missed"),
+    pytest.param("latest", None, 10, id="latest_runs_the_most_recent_missed_instant"),
+    pytest.param("latest", 0.25, 10, id="latest_ignores_instants_missed_before_its_window"),
+    pytest.param("all", None, 10, id="all_runs_each_missed_instant_up_to_the_cap"),
+    pytest.param("all", 3, 100, id="all_runs_only_instants_within_the_window"),
+])
+def test_beat_down_five_hours_runs_what_the_catchup_policy_says(app, redis_client, monkeypatch, tmp_path,
+                                                                policy, window_h, cap):
+    entry_extra = {"catchup": policy, "catchup_max": cap}
+    if window_h is not None:
+        entry_extra["catchup_window"] = int(window_h * 3600)
+    schedule = {name: {"task": "beatkeeper.heartbeat", **kind, **entry_extra} for name, kind in SCHEDULES.items()}
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=DOWN_FROM, max_interval_s=5,
+                        env={"BEATKEEPER_MAX_RUNS_PER_HOUR": "10000"})
+    driver.run_until(STOP_AT)
+    before = {name: list(driver.fires_of(name)) for name in SCHEDULES}
+    assert before["minutely"] == _instants(utc(2026, 11, 2, 0, 1), timedelta(minutes=1), DOWN_FROM, STOP_AT)
+
+    driver.clock.now = BACK_AT
+    driver.restart()
+    driver.scheduler.tick()
+    window = None if window_h is None else timedelta(hours=window_h)
+    for name in SCHEDULES:
+        caught_up = driver.fires_of(name)[len(before[name]):]
+        assert caught_up == _expected(policy, name, window=window, cap=cap), name
+    missed_events = {f["subject"]: f for _, f in redis_client.xrange("beatkeeper:events") if f["kind"] == "missed_runs"}
+    for name in SCHEDULES:
+        not_run = len(MISSED[name]) - len(_expected(policy, name, window=window, cap=cap))
+        assert (name in missed_events) == (not_run > 0)
+
+    # nothing runs twice afterwards, and the next regular instants follow on time
+    driver.run_until(BACK_AT + timedelta(minutes=3))
+    assert driver.fires_of("minutely")[-3:] == [utc(2026, 11, 2, 6, 1), utc(2026, 11, 2, 6, 2), utc(2026, 11, 2, 6, 3)]
+    assert len(set(driver.sent)) == len(driver.sent)
+
+
+def test_a_clock_stepping_backward_never_refires_an_instant(app, redis_client, monkeypatch, tmp_path):
+    schedule = {"minutely": {"task": "beatkeeper.heartbeat", "every": 60}}
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=DOWN_FROM, max_interval_s=5)
+    driver.run_until(DOWN_FROM + timedelta(minutes=10))
+    sent = list(driver.sent)
+    driver.clock.now = DOWN_FROM + timedelta(minutes=2)  # NTP steps the clock back 8 minutes
+    driver.run_until(DOWN_FROM + timedelta(minutes=12))
+    assert driver.sent[:len(sent)] == sent
+    assert driver.fires_of("minutely")[len(sent):] == [utc(2026, 11, 2, 0, 11), utc(2026, 11, 2, 0, 12)]
+
+
+def test_an_entry_deleted_behind_beats_back_is_restored_and_reported(app, redis_client, monkeypatch, tmp_path):
+    schedule = {"minutely": {"task": "beatkeeper.heartbeat", "every": 60},
+                "hourly": {"task": "beatkeeper.heartbeat", "cron": "0 * * * *"}}
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=DOWN_FROM, max_interval_s=5)
+    driver.run_until(DOWN_FROM + timedelta(minutes=2))
+    redis_client.delete("redbeat:hourly")
+    redis_client.zrem("redbeat::schedule", "redbeat:hourly")
+    driver.run_until(DOWN_FROM + timedelta(minutes=65))
+    assert redis_client.exists("redbeat:hourly")
+    assert driver.fires_of("hourly") == [utc(2026, 11, 2, 1, 0)]
+    restored = [f for _, f in redis_client.xrange("beatkeeper:events") if f["kind"] == "schedule_entry_restored"]
+    assert [f["subject"] for f in restored] == ["hourly"]

@@ -1,0 +1,95 @@
+"""A real, private Postgres for tests: ``initdb`` + ``pg_ctl start`` on a free loopback port in a
+temporary directory, stopped (and its directory removed) at the end of the session.
+
+Use the session fixture from a test module (or a conftest)::
+
+    from tests.postgres import postgres_url  # noqa: F401  (pytest fixture)
+
+    def test_something(postgres_url): ...
+
+Tests skip, with the reason, only when the Postgres server binaries are not installed
+(``apt-get install postgresql``). Postgres refuses to run as root: as root, the server runs
+as the ``postgres`` user (or ``nobody``) through ``runuser``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.servers import free_port
+
+_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed Postgres server bin directory, or None."""
+    found = [Path(d) for d in glob.glob(_BIN_GLOB) if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists()]
+    return max(found, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0) if found else None
+
+
+class PostgresServer:
+    """One throwaway cluster: trust auth, no fsync, loopback only, socket in its own directory."""
+
+    def __init__(self, bin_dir: Path, *, port: int | None = None):
+        self.bin_dir = bin_dir
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="beatkeeper-pg-"))
+        self.data_dir = self.root / "data"
+        self.run_as = _unprivileged_user() if os.geteuid() == 0 else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> "PostgresServer":
+        if self.run_as:
+            os.chmod(self.root, 0o700)
+            shutil.chown(self.root, user=self.run_as)
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync", "--no-instructions")
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off")
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
+                  "-l", str(self.root / "postgres.log"), "-w", "-t", "30", "start")
+        return self
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _run(self, *args: str) -> None:
+        prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
+        done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:1])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _unprivileged_user() -> str:
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and no 'postgres' or 'nobody' user to run Postgres as")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The SQLAlchemy URL of a private Postgres, started once per test session."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip(f"Postgres server binaries not found under {_BIN_GLOB} (apt-get install postgresql)")
+    server = PostgresServer(bin_dir).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
