@@ -56,7 +56,10 @@ worker_prefetch_multiplier = 1
 # Processes of the default worker; the singleton worker always runs one (-c 1).
 worker_concurrency = int(_env("BEATKEEPER_WORKER_CONCURRENCY", "0")) or None  # None: one per core
 task_track_started = True
-task_send_sent_event = True
+# No task-sent events: they double every publish (one more broker round trip per dispatch,
+# which a beat sending 1,000 entries at one instant cannot afford); Flower still sees
+# received/started/succeeded from the workers.
+task_send_sent_event = False
 worker_send_task_events = True
 
 #: The longest lock TTL a task may hold (seconds); locks are renewed while

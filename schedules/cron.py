@@ -132,6 +132,8 @@ class CronTrigger(Trigger):
         """If wall time ``wall_s`` already happened in the 48 h before ``instant_s``, the end
         (exclusive, as wall time) of the earlier stretch it happened in; else None."""
         lookback_s = instant_s - REPEAT_LOOKBACK_S
+        if next_transition_s(self.timezone, lookback_s - 1, instant_s + 1) is None:
+            return None  # the usual case: no offset change in the last 48 h
         earlier = transitions_s(self.timezone, lookback_s, instant_s + 1)
         for i in range(len(earlier) - 1, -1, -1):
             at_s, before_s, _ = earlier[i]

@@ -4,7 +4,7 @@ Each key of an entry dict is one line of :data:`KEYS`: the converter that checks
 converts its value, the :class:`EntrySpec` attribute it fills, its default and, for
 schedule kinds, which kind it is. Adding a key is one line there (plus the attribute).
 
-A converter raises :class:`Invalid` with one or more ``(sub-field, message)`` pairs;
+A converter raises :class:`~schedules.errors.InvalidValue` with one or more ``(sub-field, message)`` pairs;
 :func:`convert_keys` collects every message of every key, so one pass reports all that
 is wrong with an entry. Building the trigger from the converted values is
 ``schedules.validate``'s job: it needs the zone and DST policy together.
@@ -22,7 +22,7 @@ from typing import Any
 from schedules.cron import GapPolicy, RepeatPolicy
 from schedules.cronexpr import CronExpr, CronSyntaxError, parse_field
 from schedules.durations import parse_duration_s
-from schedules.errors import DurationError
+from schedules.errors import DurationError, InvalidValue
 from schedules.trigger import Trigger
 from schedules.windows import Window
 from schedules.zones import is_valid_timezone
@@ -95,20 +95,6 @@ class EntrySpec:
     config: dict[str, Any]
 
 
-class Invalid(Exception):
-    """A value a converter refuses; ``problems`` are (sub-field or "", message) pairs."""
-
-    def __init__(self, message: str, *, at: str = ""):
-        self.problems = [(at, message)]
-        super().__init__(message)
-
-    @classmethod
-    def many(cls, problems: list[tuple[str, str]]) -> Invalid:
-        error = cls(problems[0][1], at=problems[0][0])
-        error.problems = list(problems)
-        return error
-
-
 def show(value: object, limit: int = 60) -> str:
     """``value`` as it appears after "got" in a message (repr, shortened)."""
     text = repr(value)
@@ -121,30 +107,30 @@ def _type_name(value: object) -> str:
     )
 
 
-# -- converters: value -> converted value, or Invalid ---------------------------------------
+# -- converters: value -> converted value, or InvalidValue --------------------------------------
 def _string(value: object) -> str:
     if not isinstance(value, str):
-        raise Invalid(f"expected a string, got {_type_name(value)} {show(value)}")
+        raise InvalidValue(f"expected a string, got {_type_name(value)} {show(value)}")
     return value
 
 
 def _non_empty_string(value: object) -> str:
     if not _string(value).strip():
-        raise Invalid("must not be empty")
+        raise InvalidValue("must not be empty")
     return value
 
 
 def _boolean(value: object) -> bool:
     if not isinstance(value, bool):
-        raise Invalid(f"expected true or false, got {show(value)}")
+        raise InvalidValue(f"expected true or false, got {show(value)}")
     return value
 
 
 def _positive_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"expected a whole number, got {show(value)}")
+        raise InvalidValue(f"expected a whole number, got {show(value)}")
     if value <= 0:
-        raise Invalid(f"must be greater than 0, got {value}")
+        raise InvalidValue(f"must be greater than 0, got {value}")
     return value
 
 
@@ -152,20 +138,20 @@ def _duration(value: object) -> float:
     try:
         return parse_duration_s(value)
     except DurationError as exc:
-        raise Invalid(exc.reason) from None
+        raise InvalidValue(exc.reason) from None
 
 
 def _positive_duration(value: object) -> float:
     seconds = _duration(value)
     if seconds <= 0:
-        raise Invalid(f"must be greater than 0 seconds, got {show(value)}")
+        raise InvalidValue(f"must be greater than 0 seconds, got {show(value)}")
     return seconds
 
 
 def _non_negative_duration(value: object) -> float:
     seconds = _duration(value)
     if seconds < 0:
-        raise Invalid(f"must not be negative, got {show(value)}")
+        raise InvalidValue(f"must not be negative, got {show(value)}")
     return seconds
 
 
@@ -174,14 +160,14 @@ def _choice(enum: type[StrEnum]) -> Callable[[object], StrEnum]:
 
     def convert(value: object) -> StrEnum:
         if not isinstance(value, str) or value not in options:
-            raise Invalid(f"expected one of {', '.join(options)}, got {show(value)}")
+            raise InvalidValue(f"expected one of {', '.join(options)}, got {show(value)}")
         return enum(value)
     return convert
 
 
 def _string_list(value: object) -> list[str]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
-        raise Invalid(f"expected a list of non-empty strings, got {show(value)}")
+        raise InvalidValue(f"expected a list of non-empty strings, got {show(value)}")
     return list(value)
 
 
@@ -205,23 +191,23 @@ def _json_problem(value: object, path: str) -> str | None:
 
 def _json_list(value: object) -> list[Any]:
     if not isinstance(value, (list, tuple)):
-        raise Invalid(f"expected a list, got {_type_name(value)} {show(value)}")
+        raise InvalidValue(f"expected a list, got {_type_name(value)} {show(value)}")
     if problem := _json_problem(value, "args"):
-        raise Invalid(problem)
+        raise InvalidValue(problem)
     return list(value)
 
 
 def _json_mapping(value: object) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise Invalid(f"expected a mapping, got {_type_name(value)} {show(value)}")
+        raise InvalidValue(f"expected a mapping, got {_type_name(value)} {show(value)}")
     if problem := _json_problem(value, "kwargs"):
-        raise Invalid(problem)
+        raise InvalidValue(problem)
     return dict(value)
 
 
 def _timezone(value: object) -> str:
     if not is_valid_timezone(_string(value)):
-        raise Invalid(f"unknown time zone {show(value)} (expected an IANA name such as 'Europe/London')")
+        raise InvalidValue(f"unknown time zone {show(value)} (expected an IANA name such as 'Europe/London')")
     return value
 
 
@@ -229,23 +215,23 @@ def _cron(value: object) -> CronExpr:
     try:
         return CronExpr.parse(_string(value))
     except CronSyntaxError as exc:
-        raise Invalid(exc.reason if exc.field == "cron" else f"{exc.field}: {exc.reason}") from None
+        raise InvalidValue(exc.reason if exc.field == "cron" else f"{exc.field}: {exc.reason}") from None
 
 
 def _at(value: object) -> datetime:
     if isinstance(value, datetime):  # YAML and TOML parse date-times themselves
         return value
     if isinstance(value, date):
-        raise Invalid(f"expected an ISO-8601 date-time, got the date {value.isoformat()}")
+        raise InvalidValue(f"expected an ISO-8601 date-time, got the date {value.isoformat()}")
     try:
         return datetime.fromisoformat(_string(value).strip())
     except ValueError:
-        raise Invalid(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', got {show(value)}") from None
+        raise InvalidValue(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', got {show(value)}") from None
 
 
 def _dst(value: object) -> DstPolicy:
     if not isinstance(value, Mapping):
-        raise Invalid(f"expected a mapping such as {{gap: shift, repeat: first}}, got {show(value)}")
+        raise InvalidValue(f"expected a mapping such as {{gap: shift, repeat: first}}, got {show(value)}")
     problems: list[tuple[str, str]] = []
     converted: dict[str, Any] = {}
     for key, item in value.items():
@@ -255,10 +241,10 @@ def _dst(value: object) -> DstPolicy:
             continue
         try:
             converted[key] = _choice(policy)(item)
-        except Invalid as exc:
+        except InvalidValue as exc:
             problems.extend((key, message) for _, message in exc.problems)
     if problems:
-        raise Invalid.many(problems)
+        raise InvalidValue.many(problems)
     return DstPolicy(**converted)
 
 
@@ -267,7 +253,7 @@ _WINDOW_KEYS = ("hours", "days", "every", "phase")
 
 def _windows(value: object) -> list[Window]:
     if not isinstance(value, (list, tuple)) or not value:
-        raise Invalid(f"expected a non-empty list of windows, got {show(value)}")
+        raise InvalidValue(f"expected a non-empty list of windows, got {show(value)}")
     problems: list[tuple[str, str]] = []
     windows: list[Window] = []
     for i, item in enumerate(value):
@@ -289,7 +275,7 @@ def _windows(value: object) -> list[Window]:
                     field_name = "hour" if key == "hours" else "day_of_week"
                     text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else _string(raw)
                     found["hours" if key == "hours" else "days_of_week"] = _cron_list(text, field_name)
-            except Invalid as exc:
+            except InvalidValue as exc:
                 problems.extend((f"{at}.{key}", message) for _, message in exc.problems)
         if "every" not in item:
             problems.append((f"{at}.every", "is required"))
@@ -301,7 +287,7 @@ def _windows(value: object) -> list[Window]:
         if "every_s" in found:
             windows.append(Window(**found))
     if problems:
-        raise Invalid.many(problems)
+        raise InvalidValue.many(problems)
     return windows
 
 
@@ -309,7 +295,7 @@ def _cron_list(text: str, field_name: str) -> frozenset[int]:
     try:
         return parse_field(text.strip(), field_name)
     except CronSyntaxError as exc:
-        raise Invalid(exc.reason) from None
+        raise InvalidValue(exc.reason) from None
 
 
 def _hint(key: object, known: Any) -> str:
@@ -373,7 +359,7 @@ def convert_keys(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[tuple[str
             continue
         try:
             values[key] = spec.convert(value)
-        except Invalid as exc:
+        except InvalidValue as exc:
             problems.extend((key + (sub if sub.startswith("[") or not sub else f".{sub}"), message)
                             for sub, message in exc.problems)
     for key, spec in KEYS.items():

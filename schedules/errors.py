@@ -40,6 +40,24 @@ class ScheduleConfigError(BeatkeeperScheduleError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class InvalidValue(BeatkeeperScheduleError, ValueError):
+    """A value an entry key refuses; ``problems`` are (sub-field or "", message) pairs.
+
+    Raised by the per-key converters of ``schedules.entry`` and turned into
+    :class:`Problem` lines by validation; never escapes ``validate_schedule``.
+    """
+
+    def __init__(self, message: str, *, at: str = ""):
+        self.problems: list[tuple[str, str]] = [(at, message)]
+        super().__init__(message)
+
+    @classmethod
+    def many(cls, problems: list[tuple[str, str]]) -> InvalidValue:
+        error = cls(problems[0][1], at=problems[0][0])
+        error.problems = list(problems)
+        return error
+
+
 class ConfigFileError(BeatkeeperScheduleError):
     """A schedule file that cannot be read or parsed (the CLI exits 2)."""
 

@@ -7,6 +7,7 @@ for ever, with no accumulating float error.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from schedules.trigger import (
@@ -64,7 +65,7 @@ class IntervalTrigger(Trigger):
     def next_fire_after(self, after: datetime) -> datetime:
         return from_epoch_us(self.first_at_or_after_us(to_epoch_us(after) + 1))
 
-    def fires_between(self, start: datetime, end: datetime):
+    def fires_between(self, start: datetime, end: datetime) -> Iterator[datetime]:
         require_aware(start, "start")
         fire_us = self.first_at_or_after_us(to_epoch_us(start))
         end_us = to_epoch_us(end)

@@ -14,6 +14,7 @@ neither fire nor cost.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+import itertools
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -102,11 +103,12 @@ class Plan:
     def window_hours(self) -> float:
         return (self.end - self.start).total_seconds() / 3600
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, max_fires: int | None = None) -> dict[str, Any]:
+        """JSON-able plan; ``max_fires`` lists at most that many fires per entry (``fire_count`` is always all)."""
         return {
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
-            "entries": {name: _entry_json(plan) for name, plan in self.entries.items()},
+            "entries": {name: _entry_json(plan, max_fires) for name, plan in self.entries.items()},
             "dst": [_dst_json(row) for row in self.dst],
             "cost": {
                 "currency": CURRENCY,
@@ -137,10 +139,12 @@ def build_plan(
     specs = schedule if isinstance(schedule, Mapping) else schedule.entries
     reasons = dict(left_out or {})
     entries: dict[str, EntryPlan] = {}
+    counts: dict[Trigger, int] = {}  # many entries share a schedule ("0 3 * * *" in one zone): count it once
     for name, spec in specs.items():
         reason = reasons.get(name) or (None if spec.enabled else "enabled: false in the schedule")
-        count = 0 if reason else count_fires(spec.trigger, start, end)
-        entries[name] = EntryPlan(name, spec, start, end, count, reason)
+        if reason is None and spec.trigger not in counts:
+            counts[spec.trigger] = count_fires(spec.trigger, start, end)
+        entries[name] = EntryPlan(name, spec, start, end, 0 if reason else counts[spec.trigger], reason)
     registered = {name: plan for name, plan in entries.items() if plan.left_out is None}
     window_h = (end - start).total_seconds() / 3600
     costs = {name: _cost(plan.fire_count, plan.spec.expected_runtime_s, window_h, cost_per_worker_hour)
@@ -210,16 +214,20 @@ def _dst_rows(registered: Mapping[str, EntryPlan], start: datetime, end: datetim
         changes = transitions(name, start, end)
         if not changes:
             continue
-        effects_by_entry = {plan.name: dst_effects(plan.spec.trigger, start, end) for plan in by_zone[name]}
+        effects_of: dict[Trigger, list[DstEffect]] = {}  # equal triggers have equal effects
+        for plan in by_zone[name]:
+            if plan.spec.trigger not in effects_of:
+                effects_of[plan.spec.trigger] = dst_effects(plan.spec.trigger, start, end)
+        effects_by_entry = {plan.name: effects_of[plan.spec.trigger] for plan in by_zone[name]}
         for i, change in enumerate(changes):
             rows.append(DstRow(name, change, {entry: effects[i] for entry, effects in effects_by_entry.items()}))
     rows.sort(key=lambda row: (row.transition.at, row.timezone))
     return rows
 
 
-def _entry_json(plan: EntryPlan) -> dict[str, Any]:
+def _entry_json(plan: EntryPlan, max_fires: int | None) -> dict[str, Any]:
     tz = zone(plan.spec.timezone)
-    fires = plan.fires
+    fires = list(itertools.islice(plan.iter_fires(), max_fires))
     return {
         "task": plan.spec.task,
         "kind": plan.spec.kind.value,
@@ -227,6 +235,7 @@ def _entry_json(plan: EntryPlan) -> dict[str, Any]:
         "timezone": plan.spec.timezone,
         "left_out": plan.left_out,
         "fire_count": plan.fire_count,
+        "fires_truncated": len(fires) < plan.fire_count,
         "fires": [fire.astimezone(tz).isoformat() for fire in fires],
         "fires_utc": [fire.isoformat() for fire in fires],
     }

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schedules import guards
-from schedules.cron import CronTrigger
+from schedules.cron import CronTrigger, RepeatPolicy
 from schedules.dst import dst_effects
 from schedules.entry import KEYS, KIND_KEYS, DstPolicy, EntrySpec, ScheduleKind, convert_keys, show
 from schedules.errors import Problem, ScheduleConfigError
@@ -22,8 +22,9 @@ from schedules.fingerprint import canonical_config
 from schedules.interval import IntervalTrigger
 from schedules.oneoff import AtTrigger
 from schedules.settings import ScheduleSettings
-from schedules.trigger import Trigger, require_aware
+from schedules.trigger import US_PER_S, Trigger, require_aware, to_epoch_us
 from schedules.windows import WindowsTrigger
+from schedules.zones import transitions_s
 
 #: An entry that cannot fire within this long after ``now`` is refused as a mistake.
 NEVER_FIRES_HORIZON = timedelta(days=8 * 365 + 2)  # 8 years, leap days included
@@ -152,12 +153,30 @@ def _warnings(label: str, kind: ScheduleKind, trigger: Trigger, now: datetime) -
         if trigger.resolution == "repeated":
             return [Problem(label, "at", f"{trigger.local_time.isoformat(sep=' ')} happens twice in "
                                          f"{trigger.timezone}; it fires at the first occurrence")]
+        if trigger.resolution != "gap":
+            return []
     # A wildcard cron (*/15) follows real time through DST by design: only fixed times surprise.
-    if (kind is ScheduleKind.CRON and not trigger.expr.is_wildcard) or kind is ScheduleKind.AT:
-        return [Problem(label, kind.value, f"{effect.detail}; see `beatkeeper plan`")
-                for effect in dst_effects(trigger, now, now + DST_WARNING_HORIZON)
-                if effect.effect != "unaffected"]
-    return []
+    elif kind is not ScheduleKind.CRON or trigger.expr.is_wildcard or not _dst_touches_cron(trigger, now):
+        return []
+    return [Problem(label, kind.value, f"{effect.detail}; see `beatkeeper plan`")
+            for effect in dst_effects(trigger, now, now + DST_WARNING_HORIZON)
+            if effect.effect != "unaffected"]
+
+
+def _dst_touches_cron(trigger: CronTrigger, now: datetime) -> bool:
+    """Whether a run time falls in a skipped (or, with repeat=both, repeated) span within the horizon.
+
+    A cheap filter: most crons never meet a transition, and ``dst_effects`` enumerates fires.
+    """
+    now_s = to_epoch_us(now) // US_PER_S
+    end_s = now_s + int(DST_WARNING_HORIZON.total_seconds())
+    for at_s, before_s, after_s in transitions_s(trigger.timezone, now_s, end_s):
+        if after_s > before_s and trigger.expr.has_wall_match(at_s + before_s, at_s + after_s):
+            return True
+        if (after_s < before_s and trigger.repeat is RepeatPolicy.BOTH
+                and trigger.expr.has_wall_match(at_s + after_s, at_s + before_s)):
+            return True
+    return False
 
 
 def _unknown_task(task: str, registered: frozenset[str]) -> str:

@@ -106,13 +106,7 @@ class WindowsTrigger(Trigger):
         self._slot_window = tuple(
             next(i for i, w in enumerate(windows) if w.covers(slot // 24, slot % 24)) for slot in range(WEEK_HOURS)
         )
-        runs = []
-        for slot in range(WEEK_HOURS):
-            length = 1
-            while length < WEEK_HOURS and self._slot_window[(slot + length) % WEEK_HOURS] == self._slot_window[slot]:
-                length += 1
-            runs.append(_UNBOUNDED_RUN if length == WEEK_HOURS else length)
-        self._slot_run_hours = tuple(runs)
+        self._slot_run_hours = _run_lengths(self._slot_window)
 
     def window_index_at_wall_s(self, wall_s: int) -> int:
         """Index of the window in force at local wall time ``wall_s`` (naive epoch seconds)."""
@@ -212,3 +206,17 @@ class WindowsTrigger(Trigger):
 
     def __hash__(self) -> int:
         return hash((WindowsTrigger, self.windows, self.timezone))
+
+
+def _run_lengths(slot_window: tuple[int, ...]) -> tuple[int, ...]:
+    """For each hour slot, how many slots from it (wrapping round the week) keep its window."""
+    n = len(slot_window)
+    boundary = next((s for s in range(n) if slot_window[s] != slot_window[(s + 1) % n]), None)
+    if boundary is None:  # one window all week
+        return (_UNBOUNDED_RUN,) * n
+    runs = [1] * n
+    for k in range(1, n):  # walk backward from a boundary: a slot extends its successor's run
+        slot = (boundary - k) % n
+        if slot_window[slot] == slot_window[(slot + 1) % n]:
+            runs[slot] = runs[(slot + 1) % n] + 1
+    return tuple(runs)

@@ -165,10 +165,18 @@ class BeatkeeperScheduler(RedBeatScheduler):
         waits = [self.max_interval]
         if upcoming:
             waits.append(upcoming[0][1] - now_ts)
-        for entry in self._load_entries(client, due_keys):
-            wait = self.maybe_due(entry, producer=self.producer, now=now)
-            if wait is not None:
-                waits.append(wait)
+        entries = self._load_entries(client, due_keys)
+        if entries:
+            # Records go in one pipeline run after the publishes (publish-then-record), even
+            # when a later publish fails part-way.
+            with client.pipeline(transaction=False) as records:
+                try:
+                    for entry in entries:
+                        wait = self.maybe_due(entry, producer=self.producer, now=now, records=records)
+                        if wait is not None:
+                            waits.append(wait)
+                finally:
+                    records.execute()
         return max(0.0, min(waits))
 
     def _reconcile(self, client) -> None:
@@ -215,8 +223,16 @@ class BeatkeeperScheduler(RedBeatScheduler):
         return entries
 
     def maybe_due(self, entry: BeatkeeperEntry, producer=None, now: datetime | None = None,
-                  **kwargs) -> float | None:
-        """Dispatch what is due of ``entry`` (catch-up policy applied); seconds until it is due again."""
+                  records=None, **kwargs) -> float | None:
+        """Dispatch what is due of ``entry`` (catch-up policy applied); seconds until it is due again.
+
+        What was sent is recorded in the ``records`` pipeline, which the caller executes."""
+        if records is None:
+            with get_redis(self.app).pipeline(transaction=False) as own:
+                try:
+                    return self.maybe_due(entry, producer, now, records=own)
+                finally:
+                    own.execute()
         now = now or self.app.now()
         first_due = entry.due_at
         if first_due is None:
@@ -235,10 +251,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
                 return self._publish_failed(entry.name, fire_at, exc)
             self._publish_failures.pop(entry.name, None)
             logger.info("beat: sent %s (%s) for %s", entry.name, entry.task, fire_at.isoformat())
-            entry.record_fire(fire_at)
+            entry.record_fire(fire_at, records)
         self._record_missed(entry, decision)
         if decision.advance_to is not None and decision.advance_to != entry.last_run_at:
-            entry.record_fire(decision.advance_to, dispatched=False)
+            entry.record_fire(decision.advance_to, records, dispatched=False)
         nxt = entry.due_at
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import lru_cache
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatSchedulerEntry, get_redis
@@ -16,10 +15,24 @@ from redbeat.schedulers import RedBeatSchedulerEntry, get_redis
 from tasks.beat_schedule import ScheduleJSONDecoder, ScheduleJSONEncoder
 
 
-@lru_cache(maxsize=65536)
+#: Stored definition text -> decoded definition. A tick loads the same definitions again and
+#: again, and a freshly saved one is known already; triggers are immutable values.
+_DECODED: dict[str, dict] = {}
+_DECODED_MAX = 100_000  # definitions kept
+
+
 def _decoded(definition: str) -> dict:
-    # A tick decodes the same definitions again and again; triggers are immutable values.
-    return json.loads(definition, cls=ScheduleJSONDecoder)
+    found = _DECODED.get(definition)
+    if found is None:
+        found = _remember(definition, json.loads(definition, cls=ScheduleJSONDecoder))
+    return found
+
+
+def _remember(definition: str, decoded: dict) -> dict:
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[definition] = decoded
+    return decoded
 
 
 class BeatkeeperEntry(RedBeatSchedulerEntry):
@@ -60,19 +73,19 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
         definition = {"name": self.name, "task": self.task, "args": self.args, "kwargs": self.kwargs,
                       "options": self.options, "schedule": self.schedule, "enabled": self.enabled}
         meta = {"last_run_at": self.last_run_at, "total_run_count": self.total_run_count}
-        pipe.hset(self.key, "definition", json.dumps(definition, cls=ScheduleJSONEncoder))
+        encoded = json.dumps(definition, cls=ScheduleJSONEncoder)
+        _remember(encoded, definition)
+        pipe.hset(self.key, "definition", encoded)
         pipe.hsetnx(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
         pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
         return self
 
-    def record_fire(self, fire_at: datetime, *, dispatched: bool = True) -> "BeatkeeperEntry":
-        """Record that ``fire_at`` was handed to the broker (or, not dispatched, only considered);
-        rescore by the next fire."""
+    def record_fire(self, fire_at: datetime, pipe, *, dispatched: bool = True) -> "BeatkeeperEntry":
+        """Record in ``pipe`` that ``fire_at`` was handed to the broker (or, not dispatched, only
+        considered) and rescore by the next fire. The caller executes ``pipe`` — after the publish."""
         self.last_run_at = fire_at
         self.total_run_count += int(dispatched)
         meta = {"last_run_at": fire_at, "total_run_count": self.total_run_count}
-        with get_redis(self.app).pipeline() as pipe:
-            pipe.hset(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
-            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
-            pipe.execute()
+        pipe.hset(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
+        pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
         return self

@@ -44,21 +44,23 @@ def _stamp_received(sender: Any = None, request: Any = None, **_: Any) -> None:
 class Drainer:
     """A daemon thread per process that drains the spool every ``interval_s`` while there is work.
 
-    ``wake`` is cheap (called after each record); the thread starts lazily in each process, so a
-    prefork child gets its own. While the database is down it backs off up to ``retry_max_s``.
+    One per process (:data:`DRAINER`): there is one spool, so one drainer, draining into the
+    store it was last woken with. ``wake`` is cheap (called after each record); the thread
+    starts lazily in each process, so a prefork child gets its own. While the database is
+    down it backs off up to ``retry_max_s``.
     """
 
-    def __init__(self, store: HistoryStore, *, interval_s: float = DRAIN_INTERVAL_S,
-                 retry_max_s: float = DRAIN_RETRY_MAX_S):
-        self.store = store
+    def __init__(self, *, interval_s: float = DRAIN_INTERVAL_S, retry_max_s: float = DRAIN_RETRY_MAX_S):
         self.interval_s = interval_s
         self.retry_max_s = retry_max_s
+        self.store: HistoryStore | None = None
         self._pending = threading.Event()
         self._lock = threading.Lock()
         self._pid: int | None = None
 
-    def wake(self) -> None:
-        """There is something to drain (soon, not now: a batch a second beats a write per run)."""
+    def wake(self, store: HistoryStore) -> None:
+        """There is something to drain into ``store`` (soon, not now: a batch a second beats a write per run)."""
+        self.store = store
         self._pending.set()
         if self._pid != os.getpid():
             with self._lock:
@@ -86,6 +88,10 @@ class Drainer:
                     self._pending.set()  # another process held the lock, or more arrived
 
 
+#: The process's drainer.
+DRAINER = Drainer()
+
+
 def history_store_for(app: Any) -> HistoryStore:
     """The app's history store: ``DATABASE_URL`` (or the SQLite default) and the app's Redis."""
     store = getattr(app, _STORE_ATTRIBUTE, None)
@@ -105,8 +111,7 @@ def set_history_store(app: Any, store: HistoryStore) -> None:
 
 def history_middleware_for(app: Any) -> HistoryMiddleware:
     """The history middleware of the app's standard list, with its process's drainer."""
-    store = history_store_for(app)
-    return HistoryMiddleware(store, drainer=Drainer(store))
+    return HistoryMiddleware(history_store_for(app), drainer=DRAINER)
 
 
 class HistoryMiddleware(Middleware):
@@ -135,7 +140,7 @@ class HistoryMiddleware(Middleware):
     def _record(self, record: RunRecord) -> None:
         self.store.record(record)
         if self.drainer is not None:
-            self.drainer.wake()
+            self.drainer.wake(self.store)
 
 
 def record_of(run: Run, outcome: Outcome, *, received_at: float | None = None,

@@ -68,7 +68,7 @@ class OverlapMiddleware(Middleware):
         holder = lock.current_holder or {}
         if holder.get("task_id") == run.task_id and holder.get("retries") == run.retries:
             deadline = self.monotonic() + (lock.remaining_ttl_s or 0.0) + REDELIVERY_GRACE_S
-            return self._wait_then_hold(run, lock, deadline=deadline, holder=holder,
+            return self._wait_then_hold(run, lock, deadline=deadline, holder=holder, own_delivery_only=True,
                                         reason="an earlier delivery of this message still holds the lock")
         if run.policy.overlap is OverlapPolicy.BUFFER_ONE:
             return self._buffer(run, lock, holder)
@@ -132,17 +132,22 @@ class OverlapMiddleware(Middleware):
             except LockError:
                 pass
 
-    def _wait_then_hold(self, run: Run, lock: FencedLock, *, deadline: float | None,
-                        holder: dict[str, Any], reason: str) -> Skip | None:
+    def _wait_then_hold(self, run: Run, lock: FencedLock, *, deadline: float | None, holder: dict[str, Any],
+                        reason: str, own_delivery_only: bool = False) -> Skip | None:
+        """Poll until the lock is ours; give up at ``deadline``, at the run's ``expires``, or (for a
+        redelivery) as soon as someone other than its own earlier delivery holds the lock."""
         while True:
             if run.expires_at is not None and self.clock() >= run.expires_at:
                 return Skip(RunStatus.EXPIRED, reason=f"expired while waiting for lock {lock.name}")
             if deadline is not None and self.monotonic() >= deadline:
-                return self._skipped(run, lock.current_holder or holder, reason=reason)
+                return self._skipped(run, holder, reason=reason)
             self.sleep(self.poll_s)
             if lock.try_acquire():
                 self._hold(run, lock)
                 return None
+            holder = lock.current_holder or holder
+            if own_delivery_only and holder.get("task_id") != run.task_id:
+                return self._skipped(run, holder, reason="a newer run took the lock first")
 
     def _skipped(self, run: Run, holder: Mapping[str, Any], *, reason: str) -> Skip:
         with self.client.pipeline(transaction=False) as pipe:

@@ -1,11 +1,14 @@
 """A real, private Postgres for tests: ``initdb`` + ``pg_ctl start`` on a free loopback port in a
 temporary directory, stopped (and its directory removed) at the end of the session.
 
+One server per test session, started on first use and stopped when the session ends.
 Use the session fixture from a test module (or a conftest)::
 
     from tests.postgres import postgres_url  # noqa: F401  (pytest fixture)
 
     def test_something(postgres_url): ...
+
+or, for a new empty database per test on that same server, ``fresh_database_url(request)``.
 
 Tests skip, with the reason, only when the Postgres server binaries are not installed
 (``apt-get install postgresql``). Postgres refuses to run as root: as root, the server runs
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import uuid
 import pwd
 import shutil
 import subprocess
@@ -82,14 +86,45 @@ def _unprivileged_user() -> str:
     raise RuntimeError("running as root and no 'postgres' or 'nobody' user to run Postgres as")
 
 
+_shared: PostgresServer | None = None
+
+
+def shared_server(config: pytest.Config) -> PostgresServer:
+    """The session's server, started on first use (stopped when the session ends); skips the
+    calling test when the Postgres binaries are missing."""
+    global _shared
+    if _shared is None:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            pytest.skip(f"Postgres server binaries not found under {_BIN_GLOB} (apt-get install postgresql)")
+        _shared = PostgresServer(bin_dir).start()
+        config.add_cleanup(_stop_shared)
+    return _shared
+
+
+def _stop_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The SQLAlchemy URL of a private Postgres, started once per test session."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip(f"Postgres server binaries not found under {_BIN_GLOB} (apt-get install postgresql)")
-    server = PostgresServer(bin_dir).start()
+def postgres_url(request) -> str:
+    """The SQLAlchemy URL of the session's private Postgres (its ``postgres`` database)."""
+    return shared_server(request.config).url
+
+
+def fresh_database_url(request) -> str:
+    """The URL of a new, empty database on the session's Postgres (call it from a fixture)."""
+    from sqlalchemy import create_engine, text
+
+    server = shared_server(request.config)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
     try:
-        yield server.url
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
-        server.stop()
+        admin.dispose()
+    return server.url.rsplit("/", 1)[0] + "/" + name

@@ -1,7 +1,7 @@
 """``beatkeeper plan``: fires, DST changes and projected cost of the schedule over a window.
 
-``--json`` prints :meth:`schedules.plan.Plan.to_json` (every fire); the text form lists
-at most ``--fires`` fires per entry.
+``--json`` prints :meth:`schedules.plan.Plan.to_json` (every fire unless ``--fires N``);
+the text form lists at most ``--fires`` (default 20) fires per entry.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from schedules.plan import CURRENCY, DEFAULT_COST_PER_WORKER_HOUR, DEFAULT_EXPEC
 from tasks.cli.common import config_option, load_schedule, local_and_utc, parse_instant, utc_now
 
 DEFAULT_DAYS = 7.0
+DEFAULT_FIRES_SHOWN = 20  # text form: a long list helps nobody; the count says the rest
 
 
 @click.command("plan")
@@ -27,10 +28,10 @@ DEFAULT_DAYS = 7.0
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--cost-per-worker-hour", type=click.FloatRange(min=0), default=DEFAULT_COST_PER_WORKER_HOUR,
               show_default=True, help=f"Price of one worker-hour in {CURRENCY}.")
-@click.option("--fires", "fires_shown", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Fires listed per entry in the text form.")
+@click.option("--fires", "fires_shown", type=click.IntRange(min=0), default=None,
+              help=f"Fires listed per entry (default: {DEFAULT_FIRES_SHOWN} in text, all with --json).")
 def command(config_path: Path | None, start: str | None, end: str | None, days: float | None,
-            as_json: bool, cost_per_worker_hour: float, fires_shown: int) -> None:
+            as_json: bool, cost_per_worker_hour: float, fires_shown: int | None) -> None:
     """Show when each entry fires, what DST does to it, and what it costs."""
     now = utc_now()
     start_at = now if start is None else parse_instant(start, option="--start")
@@ -43,9 +44,9 @@ def command(config_path: Path | None, start: str | None, end: str | None, days: 
     plan = build_plan(loaded.schedule, start=start_at, end=end_at,
                       cost_per_worker_hour=cost_per_worker_hour, left_out=loaded.left_out)
     if as_json:
-        click.echo(json.dumps(plan.to_json(), indent=2))
+        click.echo(json.dumps(plan.to_json(max_fires=fires_shown), indent=2))
     else:
-        click.echo(render_text(plan, fires_shown=fires_shown))
+        click.echo(render_text(plan, fires_shown=DEFAULT_FIRES_SHOWN if fires_shown is None else fires_shown))
 
 
 def render_text(plan: Plan, *, fires_shown: int) -> str:

@@ -14,6 +14,7 @@ resumed pipeline produces exactly what a clean run would.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 
 from tasks.gtfs import schema
 from tasks.gtfs.errors import GtfsStateError
-from tasks.gtfs.refresh import derived_exist
+from tasks.gtfs.refresh import derived_exist, ordered_derived_queries
 
 EXPORT_SCHEMA_VERSION = 1  # bump when the app must change how it reads the file
 _FETCH_ROWS = 50_000  # source rows per fetch, and target rows per executemany
@@ -49,8 +50,10 @@ _EXPORT_INDEXES = "CREATE INDEX ix_trips_route_key ON trips (route_key);"
 
 @dataclass(frozen=True)
 class ExportResult:
-    """``checksum`` is the sha256 of the file at ``path``."""
+    """``checksum`` is the sha256 of the file at ``path``; ``status`` is always ``"exported"``
+    (the file is rewritten every time; identical input gives identical bytes)."""
 
+    status: str
     path: str
     checksum: str
     size_bytes: int
@@ -93,7 +96,7 @@ def export_app_database(*, database: str | sa.Engine, output_path: str | Path) -
     checksum, size = _fsync_and_hash(tmp_path)
     os.replace(tmp_path, output_path)
     _fsync_dir(output_path.parent)
-    return ExportResult(path=str(output_path), checksum=checksum, size_bytes=size,
+    return ExportResult(status="exported", path=str(output_path), checksum=checksum, size_bytes=size,
                         schema_version=EXPORT_SCHEMA_VERSION, feed_sha256=meta["feed_sha256"], row_counts=counts)
 
 
@@ -104,7 +107,9 @@ def _create_schema(target: sqlite3.Connection) -> None:
 
 
 def _current_meta(source: sa.Connection) -> dict[str, str]:
-    sync = source.execute(sa.select(schema.sync_state)).mappings().first()
+    sync = None
+    if schema.table_exists(source, schema.sync_state.name):
+        sync = source.execute(sa.select(schema.sync_state)).mappings().first()
     if sync is None or not sync["feed_sha256"] or not schema.table_exists(source, "gtfs_stop_times"):
         raise GtfsStateError("no GTFS feed is loaded in this database", hint="run the sync step first")
     refresh = source.execute(sa.select(schema.refresh_state)).mappings().first()
@@ -121,44 +126,40 @@ def _current_meta(source: sa.Connection) -> dict[str, str]:
             "departure_time_unit": "seconds after the start of the service day; may exceed 86400"}
 
 
-def _stream(source: sa.Connection, query: sa.Select):
-    result = source.execution_options(stream_results=True, yield_per=_FETCH_ROWS).execute(query)
-    yield from result.partitions()
-
-
 def _copy_rows(source: sa.Connection, target: sqlite3.Connection) -> dict[str, int]:
-    """Copy in a total order, assigning integer keys in the same order (deterministic)."""
+    """Copy in one total order (code points), assigning integer keys in that same order, so the
+    target's B-trees are built identically every time."""
     stops, routes = schema.feed_tables["gtfs_stops"], schema.feed_tables["gtfs_routes"]
-    trips, summaries, departures = schema.feed_tables["gtfs_trips"], schema.route_summaries, schema.departures
+    trips, summaries = schema.feed_tables["gtfs_trips"], schema.route_summaries
+
+    def batches(query: sa.Select):
+        return schema.stream_batches(source, query, batch_rows=_FETCH_ROWS)
+
+    key = functools.partial(schema.sort_key, source)
     stop_keys: dict[str, int] = {}
-    for rows in _stream(source, sa.select(stops.c.stop_id, stops.c.stop_name, stops.c.stop_lat, stops.c.stop_lon)
-                        .order_by(stops.c.stop_id)):
+    for rows in batches(sa.select(stops.c.stop_id, stops.c.stop_name, stops.c.stop_lat, stops.c.stop_lon)
+                        .order_by(key(stops.c.stop_id))):
         target.executemany("INSERT INTO stops VALUES (?, ?, ?, ?, ?)",
                            [(stop_keys.setdefault(r[0], len(stop_keys) + 1), *r) for r in rows])
     route_keys: dict[str, int] = {}
-    route_query = (sa.select(routes.c.route_id, routes.c.route_short_name, routes.c.route_long_name,
-                             routes.c.route_type, summaries.c.trip_count, summaries.c.stop_count,
-                             summaries.c.first_departure_s, summaries.c.last_departure_s)
-                   .join_from(routes, summaries, summaries.c.route_id == routes.c.route_id)
-                   .order_by(routes.c.route_id))
-    for rows in _stream(source, route_query):
+    for rows in batches(sa.select(routes.c.route_id, routes.c.route_short_name, routes.c.route_long_name,
+                                  routes.c.route_type, summaries.c.trip_count, summaries.c.stop_count,
+                                  summaries.c.first_departure_s, summaries.c.last_departure_s)
+                        .join_from(routes, summaries, summaries.c.route_id == routes.c.route_id)
+                        .order_by(key(routes.c.route_id))):
         target.executemany("INSERT INTO routes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [(route_keys.setdefault(r[0], len(route_keys) + 1), *r) for r in rows])
     trip_keys: dict[str, int] = {}
-    for rows in _stream(source, sa.select(trips.c.trip_id, trips.c.route_id, trips.c.trip_headsign)
-                        .order_by(trips.c.trip_id)):
+    for rows in batches(sa.select(trips.c.trip_id, trips.c.route_id, trips.c.trip_headsign)
+                        .order_by(key(trips.c.trip_id))):
         target.executemany("INSERT INTO trips VALUES (?, ?, ?, ?)",
                            [(trip_keys.setdefault(r[0], len(trip_keys) + 1), r[0], route_keys[r[1]], r[2])
                             for r in rows])
     count = 0
-    order = [departures.c.stop_id, departures.c.service_date, departures.c.departure_s, departures.c.trip_id,
-             departures.c.stop_sequence]
-    query = sa.select(departures.c.stop_id, departures.c.service_date, departures.c.departure_s,
-                      departures.c.trip_id, departures.c.stop_sequence).order_by(*order)
-    for rows in _stream(source, query):
+    for rows in batches(ordered_derived_queries(source)["gtfs_departures"]):
         target.executemany("INSERT INTO departures VALUES (?, ?, ?, ?, ?)",
-                           [(stop_keys[s], d.year * 10000 + d.month * 100 + d.day, t, trip_keys[trip], q)
-                            for s, d, t, trip, q in rows])
+                           [(stop_keys[stop], day, departure, trip_keys[trip], sequence)
+                            for stop, day, departure, trip, sequence in rows])
         count += len(rows)
     return {"stops": len(stop_keys), "routes": len(route_keys), "trips": len(trip_keys), "departures": count}
 

@@ -123,7 +123,9 @@ departures = sa.Table(
     sa.Column("stop_sequence", sa.Integer, nullable=False),  # a loop trip visits a stop twice
     sa.Column("route_id", sa.Text, nullable=False),
     sa.Column("headsign", sa.Text),
-    sa.Index("ix_gtfs_departures_stop_date", "stop_id", "service_date", "departure_s"),
+    # The lookup "departures at a stop on a date from a time", and the export's ordered read.
+    sa.Index("ux_gtfs_departures_stop_date", "stop_id", "service_date", "departure_s", "trip_id", "stop_sequence",
+             unique=True),
 )
 
 route_summaries = sa.Table(
@@ -181,6 +183,38 @@ def read_snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
             yield conn
         finally:
             conn.rollback()
+
+
+def stream_batches(conn: sa.Connection, query: sa.Select, *, batch_rows: int) -> Iterator[list[tuple]]:
+    """The rows of ``query`` as lists of plain tuples, straight from the driver.
+
+    Skipping Core's row objects and type processing matters when millions of rows are read
+    (dates then come back as ISO text on SQLite); Postgres reads through a server-side cursor.
+    """
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    dbapi = conn.connection.dbapi_connection
+    cursor = dbapi.cursor() if is_sqlite(conn.engine) else dbapi.cursor(name="gtfs_stream")
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch_rows):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def sort_key(conn: sa.Connection, column: sa.ColumnElement) -> sa.ColumnElement:
+    """``column`` for ORDER BY in code-point order, the same on every database (Postgres would
+    otherwise sort text by its locale, and checksums and exports would differ between them)."""
+    if not is_sqlite(conn.engine) and isinstance(column.type, sa.Text):
+        return column.collate("C")
+    return column
+
+
+def yyyymmdd(conn: sa.Connection, column: sa.ColumnElement) -> sa.ColumnElement:
+    """A date column as the integer YYYYMMDD, computed by the database."""
+    if is_sqlite(conn.engine):  # Core keeps SQLite dates as 'YYYY-MM-DD'; replace() beats strftime()
+        return sa.cast(sa.func.replace(column, "-", ""), sa.Integer)
+    return sa.cast(sa.func.to_char(column, "YYYYMMDD"), sa.Integer)
 
 
 def table_exists(conn: sa.Connection, name: str) -> bool:

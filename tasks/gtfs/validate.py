@@ -1,14 +1,15 @@
 """Reading a GTFS static zip as a stream of checked, typed rows, one file at a time.
 
 :func:`feed_rows` yields ``(table, rows)`` in load order; each ``rows`` is a lazy iterator of
-dicts ready for a bulk insert. Nothing is held in memory but the ids later files refer to
+tuples ready for a bulk insert. Nothing is held in memory but the ids later files refer to
 (stop, route, service and trip ids), so a million stop_times stream through. The first
 problem raises :class:`GtfsFeedError` naming the file, the line and the column.
 
 Checked: required files and columns, ids present and unique, references to earlier files,
 GTFS times (hours may pass 24, minutes and seconds must be below 60), dates, enums and
-coordinates. Uniqueness of (trip_id, stop_sequence) is left to the unique index built at the
-swap (a set of a million pairs would cost more memory than the whole load).
+coordinates, (trip_id, stop_sequence) unique within each run of a trip's rows. A duplicate
+pair split across runs is left to the unique index built at the swap (a set of a million
+pairs would cost more memory than the whole load).
 """
 from __future__ import annotations
 
@@ -145,11 +146,12 @@ class _Ids:
         self.trips: dict[str, int] = {}
 
 
-def feed_rows(archive: FeedArchive) -> Iterator[tuple[str, Iterator[dict]]]:
-    """``(table name, rows)`` for each feed table, in load order; consume each ``rows`` fully
-    before asking for the next table (later files are checked against earlier ones)."""
+def feed_rows(archive: FeedArchive) -> Iterator[tuple[str, Iterator[tuple]]]:
+    """``(table name, rows)`` for each feed table, in load order; each row is a tuple in the
+    order of the table's columns (:data:`tasks.gtfs.schema.feed_tables`). Consume each ``rows``
+    fully before asking for the next table (later files are checked against earlier ones)."""
     ids = _Ids()
-    plan: list[tuple[str, str, Callable[[FileRows, _Ids], Iterator[dict]]]] = [
+    plan: list[tuple[str, str, Callable[[FileRows, _Ids], Iterator[tuple]]]] = [
         ("gtfs_agency", "agency.txt", _agency_rows),
         ("gtfs_stops", "stops.txt", _stop_rows),
         ("gtfs_routes", "routes.txt", _route_rows),
@@ -226,7 +228,7 @@ def _time(rows: FileRows, line: int, column: str, value: str) -> int | None:
         raise rows.fail(line, column, value, f"{column} '{value}' is not a valid GTFS time") from None
 
 
-def _agency_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
+def _agency_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
     agency_id, name, url, zone = (_getter(rows, c) for c in
                                   ("agency_id", "agency_name", "agency_url", "agency_timezone"))
     for line, row in rows:
@@ -238,24 +240,24 @@ def _agency_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
                             f"agency_timezone '{timezone}' is not an IANA time zone") from None
         if agency_id(row):
             ids.agencies.add(agency_id(row))
-        yield {"agency_id": agency_id(row) or None, "agency_name": _required(rows, line, "agency_name", name(row)),
-               "agency_url": _required(rows, line, "agency_url", url(row)), "agency_timezone": timezone}
+        yield (agency_id(row) or None, _required(rows, line, "agency_name", name(row)),
+               _required(rows, line, "agency_url", url(row)), timezone)
 
 
-def _stop_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
+def _stop_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
     stop_id, name, lat, lon, kind, parent = (_getter(rows, c) for c in (
         "stop_id", "stop_name", "stop_lat", "stop_lon", "location_type", "parent_station"))
     for line, row in rows:
         location_type = _int(rows, line, "location_type", kind(row), allowed=range(5)) if kind(row) else 0
         located = location_type <= 2  # stops, stations, entrances need a name and a position
-        yield {"stop_id": _unique(rows, line, "stop_id", stop_id(row), ids.stops),
-               "stop_name": _required(rows, line, "stop_name", name(row)) if located else name(row) or None,
-               "stop_lat": _coordinate(rows, line, "stop_lat", lat(row), 90) if located or lat(row) else None,
-               "stop_lon": _coordinate(rows, line, "stop_lon", lon(row), 180) if located or lon(row) else None,
-               "location_type": location_type, "parent_station": parent(row) or None}
+        yield (_unique(rows, line, "stop_id", stop_id(row), ids.stops),
+               _required(rows, line, "stop_name", name(row)) if located else name(row) or None,
+               _coordinate(rows, line, "stop_lat", lat(row), 90) if located or lat(row) else None,
+               _coordinate(rows, line, "stop_lon", lon(row), 180) if located or lon(row) else None,
+               location_type, parent(row) or None)
 
 
-def _route_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
+def _route_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
     if rows.index("route_short_name") is None and rows.index("route_long_name") is None:
         raise GtfsFeedError("is missing both route_short_name and route_long_name", file=rows.name)
     route_id, agency, short, long_, kind = (_getter(rows, c) for c in (
@@ -265,74 +267,72 @@ def _route_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
             raise rows.fail(line, "route_short_name", "", "route_short_name and route_long_name are both empty")
         if agency(row) and ids.agencies:
             _exists(rows, line, "agency_id", agency(row), ids.agencies, "agency.txt")
-        yield {"route_id": _unique(rows, line, "route_id", route_id(row), ids.routes),
-               "agency_id": agency(row) or None, "route_short_name": short(row) or None,
-               "route_long_name": long_(row) or None, "route_type": _int(rows, line, "route_type", kind(row))}
+        yield (_unique(rows, line, "route_id", route_id(row), ids.routes), agency(row) or None,
+               short(row) or None, long_(row) or None, _int(rows, line, "route_type", kind(row)))
 
 
-def _calendar_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
+def _calendar_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
     service_id, start, end = (_getter(rows, c) for c in ("service_id", "start_date", "end_date"))
     day_columns = [(day, _getter(rows, day)) for day in WEEKDAYS]
     seen: dict[str, int] = {}
     for line, row in rows:
-        record = {"service_id": _unique(rows, line, "service_id", service_id(row), seen),
-                  "start_date": _date(rows, line, "start_date", start(row)),
-                  "end_date": _date(rows, line, "end_date", end(row))}
-        if record["end_date"] < record["start_date"]:
+        service = _unique(rows, line, "service_id", service_id(row), seen)
+        first, last = _date(rows, line, "start_date", start(row)), _date(rows, line, "end_date", end(row))
+        if last < first:
             raise rows.fail(line, "end_date", end(row), f"end_date '{end(row)}' is before start_date '{start(row)}'")
-        for day, get in day_columns:
-            record[day] = _int(rows, line, day, get(row), allowed=(0, 1))
-        ids.services.add(record["service_id"])
-        yield record
+        ids.services.add(service)
+        yield (service, *(_int(rows, line, day, get(row), allowed=(0, 1)) for day, get in day_columns), first, last)
 
 
-def _calendar_date_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
+def _calendar_date_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
     service_id, day, kind = (_getter(rows, c) for c in ("service_id", "date", "exception_type"))
     for line, row in rows:
         service = _required(rows, line, "service_id", service_id(row))
         ids.services.add(service)
-        yield {"service_id": service, "date": _date(rows, line, "date", day(row)),
-               "exception_type": _int(rows, line, "exception_type", kind(row), allowed=(1, 2))}
+        yield (service, _date(rows, line, "date", day(row)),
+               _int(rows, line, "exception_type", kind(row), allowed=(1, 2)))
 
 
-def _trip_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
+def _trip_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
     trip_id, route_id, service_id, headsign, direction = (_getter(rows, c) for c in (
         "trip_id", "route_id", "service_id", "trip_headsign", "direction_id"))
     for line, row in rows:
-        trip = _unique(rows, line, "trip_id", trip_id(row), ids.trips)
-        yield {"trip_id": trip, "route_id": _exists(rows, line, "route_id", route_id(row), ids.routes, "routes.txt"),
-               "service_id": _exists(rows, line, "service_id", service_id(row), ids.services,
-                                     "calendar.txt or calendar_dates.txt"),
-               "trip_headsign": headsign(row) or None,
-               "direction_id": _int(rows, line, "direction_id", direction(row), allowed=(0, 1))
-               if direction(row) else None}
+        yield (_unique(rows, line, "trip_id", trip_id(row), ids.trips),
+               _exists(rows, line, "route_id", route_id(row), ids.routes, "routes.txt"),
+               _exists(rows, line, "service_id", service_id(row), ids.services, "calendar.txt or calendar_dates.txt"),
+               headsign(row) or None,
+               _int(rows, line, "direction_id", direction(row), allowed=(0, 1)) if direction(row) else None)
 
 
-def _stop_time_rows(rows: FileRows, ids: _Ids) -> Iterator[dict]:
-    # The hot loop (a million rows): positional reads, checks inlined where cheap.
+def _stop_time_rows(rows: FileRows, ids: _Ids) -> Iterator[tuple]:
+    # The hot loop (a million rows): positional reads, cheap checks inline, and each distinct
+    # time string parsed once per load (a timetable repeats the same few thousand times).
     i_trip, i_stop, i_seq, i_arr, i_dep = (rows.index(c) for c in (
         "trip_id", "stop_id", "stop_sequence", "arrival_time", "departure_time"))
-    trips, stops, time_ = ids.trips, ids.stops, _time
+    trips, stops = ids.trips, ids.stops
+    seconds: dict[str, int | None] = {"": None}  # empty: allowed between timepoints, no departure
     # Files are grouped by trip in practice: a repeated stop_sequence within the current run of
     # a trip is reported with its line; one split across runs is caught by the unique index.
     current_trip, sequences = None, set()
     for line, row in rows:
-        trip, stop, sequence = row[i_trip], row[i_stop], row[i_seq]
+        trip, stop, sequence, arrival_text, departure_text = (
+            row[i_trip], row[i_stop], row[i_seq], row[i_arr], row[i_dep])
         if trip != current_trip:
             if trip not in trips:
                 _exists(rows, line, "trip_id", trip, trips, "trips.txt")
             current_trip, sequences = trip, set()
         if stop not in stops:
             _exists(rows, line, "stop_id", stop, stops, "stops.txt")
-        arrival = time_(rows, line, "arrival_time", row[i_arr])
-        departure = time_(rows, line, "departure_time", row[i_dep])
+        arrival = seconds[arrival_text] if arrival_text in seconds else seconds.setdefault(
+            arrival_text, _time(rows, line, "arrival_time", arrival_text))
+        departure = seconds[departure_text] if departure_text in seconds else seconds.setdefault(
+            departure_text, _time(rows, line, "departure_time", departure_text))
         if arrival is not None and departure is not None and departure < arrival:
-            raise rows.fail(line, "departure_time", row[i_dep],
-                            f"departure_time '{row[i_dep]}' is before arrival_time '{row[i_arr]}'")
-        number = _int(rows, line, "stop_sequence", sequence)
+            raise rows.fail(line, "departure_time", departure_text,
+                            f"departure_time '{departure_text}' is before arrival_time '{arrival_text}'")
+        number = int(sequence) if sequence.isdecimal() else _int(rows, line, "stop_sequence", sequence)
         if number in sequences:
             raise rows.fail(line, "stop_sequence", sequence,
                             f"stop_sequence {number} appears twice for trip_id '{trip}'")
         sequences.add(number)
-        yield {"trip_id": trip, "stop_sequence": number, "stop_id": stop, "arrival_s": arrival,
-               "departure_s": departure}
+        yield trip, number, stop, arrival, departure

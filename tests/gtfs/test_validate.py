@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from tasks.gtfs.errors import GtfsFeedError
+from tasks.gtfs.schema import feed_tables
 from tasks.gtfs.validate import FeedArchive, feed_rows, parse_gtfs_date, parse_gtfs_time
 from tests.gtfs.feedgen import small_feed, zip_files
 
@@ -44,7 +45,8 @@ def read_all(tmp_path, files: dict | bytes) -> dict[str, list[dict]]:
     path.write_bytes(files if isinstance(files, bytes) else zip_files(files))
     archive = FeedArchive(path)
     try:
-        return {table: list(rows) for table, rows in feed_rows(archive)}
+        return {table: [dict(zip(feed_tables[table].columns.keys(), row)) for row in rows]
+                for table, rows in feed_rows(archive)}
     finally:
         archive.close()
 

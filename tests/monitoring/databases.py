@@ -1,29 +1,46 @@
 """History databases for the tests: a fresh SQLite file, or a fresh database on the real
-Postgres of ``tests/postgres.py``, each migrated to head. Import the fixtures you use."""
+Postgres of ``tests/postgres.py``, each migrated to head. Import the fixtures you use
+(and ``postgres_url``, ``postgres_db_url`` with ``history_url``)."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from monitoring.db import engine_for
 from monitoring.history import HistoryStore
 from monitoring.migrations import upgrade_database
+from tests.postgres import postgres_url  # noqa: F401  (the session's server, a pytest fixture)
 
 BACKENDS = ["sqlite", "postgres"]
+TEST_SPOOL_KEY = "test:history:spool"
+FIXTURE_OF = {"sqlite": "sqlite_url", "postgres": "postgres_db_url"}
 
 
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'history.db'}"
-    upgrade_database(url)
-    return url
+    return upgraded(f"sqlite:///{tmp_path / 'history.db'}")
 
 
 @pytest.fixture
-def postgres_url(request) -> str:
+def postgres_db_url(postgres_url) -> str:
     """A new, migrated database on the session's Postgres (skipped only when Postgres cannot start)."""
-    from tests.postgres import fresh_database_url
+    return upgraded(fresh_postgres_database(postgres_url))
 
-    url = fresh_database_url(request)
+
+def fresh_postgres_database(server_url: str) -> str:
+    """The URL of a new, empty database on the server at ``server_url``."""
+    name = f"history_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def upgraded(url: str) -> str:
     upgrade_database(url)
     return url
 
@@ -31,12 +48,14 @@ def postgres_url(request) -> str:
 @pytest.fixture(params=BACKENDS)
 def history_url(request) -> str:
     """Each test using it runs once on SQLite and once on Postgres."""
-    return request.getfixturevalue(f"{request.param}_url")
+    return request.getfixturevalue(FIXTURE_OF[request.param])
 
 
 @pytest.fixture
 def history_store(history_url, redis_client) -> HistoryStore:
-    return HistoryStore(engine_for(history_url), redis_client=redis_client, batch_size=50)
+    # Its own spool: a worker test's drainer thread, still alive in this process, drains the standard one.
+    return HistoryStore(engine_for(history_url), redis_client=redis_client, batch_size=50,
+                        spool_key=TEST_SPOOL_KEY)
 
 
 @pytest.fixture

@@ -11,10 +11,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from monitoring.db import engine_for, make_engine
-from monitoring.history import (DRAIN_LOCK_KEY, SPOOL_KEY, HistoryStore, InvalidRunRecord, RunRecord,
+from monitoring.history import (HistoryStore, InvalidRunRecord, RunRecord,
                                 unix_to_utc)
-from tests.monitoring.databases import history_store, history_url, postgres_url, sqlite_url  # noqa: F401
+from tests.monitoring.databases import TEST_SPOOL_KEY
 from tests.servers import free_port
+
+SPOOL_KEY = TEST_SPOOL_KEY
+DRAIN_LOCK_KEY = TEST_SPOOL_KEY + ":drain-lock"
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -172,7 +175,7 @@ def test_database_down_keeps_records_spooled_then_writes_each_once(history_url, 
     up = engine_for(history_url)
     down = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none")  # connection refused
     engine = {"now": down}
-    store = HistoryStore(lambda: engine["now"], redis_client=redis_client, batch_size=7)
+    store = HistoryStore(lambda: engine["now"], redis_client=redis_client, batch_size=7, spool_key=SPOOL_KEY)
     records = [a_record(n) for n in range(20)]
     for record in records:
         store.record(record)
@@ -188,7 +191,7 @@ def test_database_down_keeps_records_spooled_then_writes_each_once(history_url, 
 
 def test_redis_down_keeps_records_in_memory_until_it_is_back(sqlite_url, redis_client, caplog):
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    store = HistoryStore(engine_for(sqlite_url), redis_client=dead)
+    store = HistoryStore(engine_for(sqlite_url), redis_client=dead, spool_key=SPOOL_KEY)
     with caplog.at_level(logging.WARNING, logger="monitoring.history"):
         store.record(a_record(0))
         store.record(a_record(1))

@@ -14,7 +14,6 @@ from sqlalchemy import inspect, text
 from monitoring.db import HistorySettingError, database_url, engine_for, history_days
 from monitoring.migrations import VERSION_TABLE, alembic_config, current_revision, head_revision, upgrade_database
 from monitoring.models import metadata
-from tests.monitoring.databases import history_url, postgres_url, sqlite_url  # noqa: F401
 
 
 def test_upgrade_creates_the_table_at_head_and_a_second_run_changes_nothing(tmp_path):

@@ -152,3 +152,10 @@ def test_cron_count_without_transitions_equals_the_fires_listed(cron, zone):
     start, end = START + timedelta(seconds=0.5), START + timedelta(days=40, seconds=7.25)
     entry = build_plan(schedule, start=start, end=end).entries["a"]
     assert entry.fire_count == len(list(schedule.entries["a"].trigger.fires_between(start, end))) > 0
+
+
+def test_json_can_list_fewer_fires_but_always_counts_all(plan):
+    entry = plan.to_json(max_fires=2)["entries"]["nightly"]
+    assert entry["fires"] == ["2026-10-01T02:30:00+10:00", "2026-10-02T02:30:00+10:00"]
+    assert (entry["fire_count"], entry["fires_truncated"]) == (7, True)
+    assert plan.to_json()["entries"]["nightly"]["fires_truncated"] is False

@@ -272,16 +272,27 @@ def test_default_timezone_applies_to_wall_clock_entries_only():
     assert "timezone" not in result.entries["e"].config
 
 
-def test_warnings_for_past_at_and_dst_moved_cron():
+def test_warnings_for_past_at_and_dst_moved_fixed_times_only():
     raw = {
         "old": ok(every=None, at="2026-01-01T00:00:00+00:00"),
         "sydney": ok(every=None, cron="30 2 * * *", timezone="Australia/Sydney"),
         "quarterly": ok(every=None, cron="*/15 * * * *", timezone="Australia/Sydney"),  # wildcard: no warning
+        "morning": ok(every=None, cron="0 9 * * *", timezone="Australia/Sydney"),  # 09:00 is never skipped
+        # Lord Howe repeats 01:30-02:00 in April but skips 02:00-02:30 in October: 01:45 is only repeated.
+        "howe-first": ok(every=None, cron="45 1 * * *", timezone="Australia/Lord_Howe"),  # runs once: no warning
+        "howe-both": ok(every=None, cron="45 1 * * *", timezone="Australia/Lord_Howe", dst={"repeat": "both"}),
+        "gap-at": ok(every=None, at="2026-10-04T02:15", timezone="Australia/Sydney"),
+        "twice-at": ok(every=None, at="2026-10-25T01:30", timezone="Europe/London"),
     }
     result = validate_schedule(raw, settings=ScheduleSettings(), registered_tasks=TASKS, now=NOW)
     assert [str(w) for w in result.warnings] == [
         "entry 'old': at: 2026-01-01T00:00:00+00:00 is in the past; it will never fire",
         "entry 'sydney': cron: 02:30 does not exist on 2026-10-04; fires once at 03:00 AEDT "
         "(2026-10-03T16:00:00Z); see `beatkeeper plan`",
+        "entry 'howe-both': cron: fires at 01:45 in both repeated hours on 2027-04-04 (+11 and +1030); "
+        "see `beatkeeper plan`",
+        "entry 'gap-at': at: 02:15 does not exist on 2026-10-04; fires once at 03:00 AEDT "
+        "(2026-10-03T16:00:00Z); see `beatkeeper plan`",
+        "entry 'twice-at': at: 2026-10-25 01:30:00 happens twice in Europe/London; it fires at the first occurrence",
     ]
     assert set(result.entries) == set(raw)

@@ -41,7 +41,7 @@ def guard_middlewares(app) -> list:
     return [OverlapMiddleware(client), LongRunMiddleware(client)]
 
 
-def call_guarded(task, *args, task_id: str | None = None, **kwargs) -> str:
+def call_guarded(task, *args, task_id: str | None = None, request: dict | None = None, **kwargs) -> str:
     """Run ``task`` through the guarded path in this thread, as the worker's tracer does
     (a request pushed, then ``task(...)``); returns 'ran' or 'skipped'."""
     import uuid
@@ -50,7 +50,8 @@ def call_guarded(task, *args, task_id: str | None = None, **kwargs) -> str:
     from celery.exceptions import Ignore
 
     task.request_stack.push(Context(id=task_id or uuid.uuid4().hex, called_directly=False, is_eager=True,
-                                    retries=0, hostname="test", delivery_info={}, args=args, kwargs=kwargs))
+                                    retries=0, hostname="test", delivery_info={}, args=args, kwargs=kwargs,
+                                    **(request or {})))
     try:
         task(*args, **kwargs)
         return "ran"

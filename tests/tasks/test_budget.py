@@ -73,14 +73,14 @@ def test_each_task_has_its_own_budget(budget):
 def test_refusals_alert_once_per_hour_per_task(budget, clock, redis_client):
     for n in range(6):
         budget.before_run(a_run("a", n))
-    budget.before_run(a_run("b", 0)), [budget.before_run(a_run("b", n)) for n in range(1, 5)]
-    clock.now = T0 + 3599
-    budget.before_run(a_run("a", 99))  # refused? no: the window rolled for none yet, still an old alert
+    for n in range(5):
+        budget.before_run(a_run("b", n))
+    clock.now = T0 + 3599  # within the hour of a's alert: refused again, no second alert
+    assert budget.before_run(a_run("a", 99)).status is RunStatus.SKIPPED_BUDGET
     assert [(e.subject, e.data["budget"], e.data["runs"]) for e in read_events(redis_client, kind="budget_exceeded")] \
         == [("a", 3, 3), ("b", 3, 3)]
-    clock.now = T0 + 3600 + 1
-    for n in range(100, 105):
-        budget.before_run(a_run("a", n))
+    clock.now = T0 + 3601  # the next hour: three runs fit again, the fourth alerts again
+    assert admitted(budget, [a_run("a", n) for n in range(100, 105)]) == [True, True, True, False, False]
     assert [e.subject for e in read_events(redis_client, kind="budget_exceeded")] == ["a", "b", "a"]
 
 

@@ -207,3 +207,11 @@ def test_unexpected_failure_is_one_line_exit_2(monkeypatch):
     assert result.exit_code == 2
     assert result.output.strip() == ("beatkeeper: internal error: RuntimeError: boom "
                                      "(BEATKEEPER_DEBUG=1 shows the traceback)")
+
+
+def test_plan_json_fires_option_limits_the_listing(config):
+    result = beatkeeper("plan", "--config", str(config(GOOD_YAML)), "--json", "--fires", "3",
+                        "--start", "2026-10-01T00:00:00+10:00", "--days", "1")
+    assert result.returncode == 0, result.stderr
+    poll = json.loads(result.stdout)["entries"]["gtfs-rt-poll"]
+    assert (len(poll["fires"]), poll["fire_count"], poll["fires_truncated"]) == (3, 2880, True)

@@ -85,7 +85,7 @@ def test_a_redelivered_message_never_runs_alongside_a_newer_run(processes, redis
     assert len(first_deliveries) == 2 and first_deliveries[0]["pid"] != first_deliveries[1]["pid"]
     assert probe.violations() == 0
     spans = sorted(probe.intervals().values())
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
     assert [e.data["task_id"] for e in read_events(redis_client, kind="run_lost")] == [first.id]
 
 

@@ -15,7 +15,7 @@ from tasks.guard import set_published_policies
 from tasks.locks import FencedLock
 from tasks.longrun import LongRunMiddleware
 from tasks.middleware import Middleware, set_middlewares
-from tasks.overlap import skipped_counts
+from tasks.overlap import OverlapMiddleware, skipped_counts
 from tasks.policy import (OverlapPolicy, PolicyError, PublishedPolicies, RunPolicy, declared_fields,
                           lock_key_for, publish_entry_policies, resolve_policy)
 from tasks.run import Outcome, Run, RunStatus, Skip
@@ -325,6 +325,35 @@ def test_a_redelivery_never_runs_alongside_a_newer_run(app, redis_client, probe_
     assert time.monotonic() - started < 1  # skipped at once, no waiting on a live newer run
     assert probe_for("redeliver").ran() == 0
     newer.release()
+
+
+def test_a_waiting_redelivery_gives_way_to_a_newer_run_that_took_the_lock(app, redis_client, probe_for):
+    key = lock_key_of(gt.probe, "redeliver")
+    dead = FencedLock(redis_client, key, ttl_s=30, holder={"task_id": "msg-1", "retries": 0})
+    assert dead.try_acquire()
+    newer = FencedLock(redis_client, key, ttl_s=30, holder={"task_id": "msg-2", "retries": 0})
+
+    def meanwhile(_poll_s):
+        redis_client.delete(key)  # the dead delivery's TTL runs out...
+        assert newer.try_acquire()  # ...and a newer trigger takes the lock first
+
+    set_middlewares(app, [OverlapMiddleware(redis_client, sleep=meanwhile)])
+    assert call_guarded(gt.probe, "redeliver", task_id="msg-1") == "skipped"
+    assert probe_for("redeliver").ran() == 0
+    [event] = read_events(redis_client, kind="overlap_detected")
+    assert event.data["holder_task_id"] == "msg-2"
+
+
+def test_a_buffered_run_gives_up_as_expired_at_its_expires(app, redis_client, probe_for):
+    calls: list = []
+    set_middlewares(app, [Recorder("history", calls), OverlapMiddleware(redis_client, sleep=lambda s: None)])
+    holder = FencedLock(redis_client, lock_key_of(gt.buffered_probe, "late"), ttl_s=30)
+    assert holder.try_acquire()
+    expires = datetime.fromtimestamp(time.time() - 1, timezone.utc).isoformat()
+    assert call_guarded(gt.buffered_probe, "late", request={"expires": expires}) == "skipped"
+    assert calls[-1] == ("after", "history", RunStatus.EXPIRED)
+    assert probe_for("late").ran() == 0
+    assert not redis_client.exists(lock_key_of(gt.buffered_probe, "late") + ":buffer")  # slot given back
 
 
 def test_hand_triggered_run_takes_the_lock_the_entry_published(worker, app, redis_client, probe_for):

@@ -1,0 +1,206 @@
+"""Is beatkeeper's beat fast at scale? Start-up, idle tick, first tick after a restart, a burst of
+1,000 entries due at one instant, and lateness/CPU at 200 entries every 10 s — beside redbeat 2.4
+and Celery's stock PersistentScheduler, measured in the same run on one private redis-server.
+
+    .venv/bin/python bench/bench_beat.py [--entries 10000] [--lateness-s 30]
+
+Each scheduler publishes real messages to the real broker. Entries of the mixed schedule
+(every / cron / windows / at, from bench_validate_plan) are given to the anchors as the
+nearest stock schedule (interval or crontab; zones and windows cannot be expressed there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import logging  # noqa: E402
+
+from tests.servers import RedisServer  # noqa: E402
+
+logging.disable(logging.WARNING)  # DST warnings for thousands of entries would drown the table
+
+WORKDIR = Path(tempfile.mkdtemp(prefix="bench-beat-"))
+SERVER = RedisServer(WORKDIR / "redis").start()
+os.environ.update(REDIS_URL=SERVER.url, BEATKEEPER_MAX_RUNS_PER_HOUR="100000000", BEATKEEPER_DISABLE="",
+                  BEATKEEPER_DATA_DIR=str(WORKDIR))
+
+from celery import Celery  # noqa: E402
+from celery.beat import PersistentScheduler  # noqa: E402
+from celery.schedules import crontab, schedule  # noqa: E402
+from redbeat.schedulers import RedBeatScheduler  # noqa: E402
+
+from bench_validate_plan import build_schedule  # noqa: E402
+from tasks import app as bk_app  # noqa: E402
+from tasks.beat import BeatkeeperScheduler  # noqa: E402
+
+TASK = "beatkeeper.heartbeat"
+
+
+def mixed(entries: int) -> dict:
+    raw = build_schedule(entries, seed=1)
+    for entry in raw.values():
+        entry["task"] = TASK
+        if entry.pop("at", None):  # one-offs would fall in the past: make them daily intervals
+            entry.pop("timezone")
+            entry["every"] = 86400
+    return raw
+
+
+def stock_schedule(entry: dict):
+    if "every" in entry:
+        return schedule(timedelta(seconds=entry["every"]))
+    if "cron" in entry:
+        minute, hour, dom, month, dow = entry["cron"].split()
+        return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
+    every_min = int(str(entry["windows"][-1]["every"]).rstrip("m"))
+    return crontab(minute=f"*/{every_min}")
+
+
+def anchor_app(db: int) -> Celery:
+    app = Celery("anchor")
+    app.config_from_object("celeryconfig")
+    url = SERVER.url.rsplit("/", 1)[0] + f"/{db}"
+    app.conf.update(broker_url=url, redbeat_redis_url=url, redbeat_key_prefix="anchor:")
+    return app
+
+
+def bk_scheduler(raw: dict, **kwargs) -> BeatkeeperScheduler:
+    path = WORKDIR / "schedule.json"
+    path.write_text(json.dumps(raw))
+    os.environ["BEATKEEPER_SCHEDULE"] = str(path)
+    scheduler = BeatkeeperScheduler(app=bk_app, lazy=False, **kwargs)
+    scheduler.lock_key = None  # no second beat here; the lock is measured elsewhere
+    return scheduler
+
+
+def redbeat_scheduler(raw: dict, app: Celery) -> RedBeatScheduler:
+    app.conf.beat_schedule = {n: {"task": TASK, "schedule": stock_schedule(e)} for n, e in raw.items()}
+    scheduler = RedBeatScheduler(app=app, lazy=False)
+    scheduler.lock_key = None
+    return scheduler
+
+
+def stock_scheduler(raw: dict, app: Celery) -> PersistentScheduler:
+    app.conf.beat_schedule = {n: {"task": TASK, "schedule": stock_schedule(e)} for n, e in raw.items()}
+    return PersistentScheduler(app=app, schedule_filename=str(WORKDIR / f"stock-{time.time_ns()}"), lazy=False)
+
+
+def timed(fn):
+    began = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - began, result
+
+
+def idle_tick_ms(scheduler, ticks: int = 50) -> float:
+    samples = []
+    for _ in range(ticks):
+        began = time.perf_counter()
+        scheduler.tick()
+        samples.append(time.perf_counter() - began)
+    return statistics.median(samples) * 1000
+
+
+def burst_seconds(app_now, make) -> float:
+    """1,000 entries all due at the next hour: time for the tick that dispatches them."""
+    raw = {f"burst-{i}": {"task": TASK, "cron": "0 * * * *"} for i in range(1000)}
+    scheduler = make(raw)
+    top = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    app_now(lambda: top + timedelta(milliseconds=1))
+    seconds, _ = timed(scheduler.tick)
+    app_now(None)
+    return seconds
+
+
+def lateness(scheduler, duration_s: float, due_of) -> tuple[float, float, float]:
+    """p50/p99 lateness (ms: publish minus due instant) and CPU share while the loop runs."""
+    late: list[float] = []
+    original = scheduler.apply_async if due_of is not None else scheduler._publish
+
+    if due_of is None:  # beatkeeper: the scheduled instant is known exactly
+        def record(entry, fire_at, producer):
+            late.append(time.time() - fire_at.timestamp())
+            return original(entry, fire_at, producer)
+        scheduler._publish = record
+    else:
+        def record(entry, *args, **kwargs):
+            late.append(time.time() - due_of(entry))
+            return original(entry, *args, **kwargs)
+        scheduler.apply_async = record
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    while time.monotonic() - wall0 < duration_s:
+        time.sleep(max(0.0, min(scheduler.tick(), scheduler.max_interval)))
+    cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    late.sort()
+    return late[len(late) // 2] * 1000, late[int(len(late) * 0.99)] * 1000, cpu * 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--lateness-s", type=float, default=30.0)
+    args = parser.parse_args()
+    raw = mixed(args.entries)
+    rows: dict[str, dict[str, float]] = {"beatkeeper": {}, "redbeat": {}, "stock": {}}
+
+    rows["beatkeeper"]["start-up (s)"], bk = timed(lambda: bk_scheduler(raw))
+    rows["beatkeeper"]["idle tick (ms)"] = idle_tick_ms(bk)
+    rows["beatkeeper"]["restart start-up (s)"], bk = timed(lambda: bk_scheduler(raw))
+    rows["beatkeeper"]["first tick after restart (ms)"] = timed(bk.tick)[0] * 1000
+
+    rb_app = anchor_app(1)
+    rows["redbeat"]["start-up (s)"], rb = timed(lambda: redbeat_scheduler(raw, rb_app))
+    rows["redbeat"]["first tick after restart (ms)"] = timed(rb.tick)[0] * 1000  # never-run entries are due
+    rows["redbeat"]["idle tick (ms)"] = idle_tick_ms(rb, ticks=5)
+    rows["redbeat"]["restart start-up (s)"], rb = timed(lambda: redbeat_scheduler(raw, rb_app))
+
+    st_app = anchor_app(2)
+    rows["stock"]["start-up (s)"], st = timed(lambda: stock_scheduler(raw, st_app))
+    st.tick()  # the first tick sends everything never run; measure the idle ones after it
+    rows["stock"]["idle tick (ms)"] = idle_tick_ms(st)
+
+    def set_now(app, fn):
+        if fn is None:
+            app.__dict__.pop("now", None)
+        else:
+            app.now = fn
+    rows["beatkeeper"]["1,000 due at one instant (s)"] = burst_seconds(lambda f: set_now(bk_app, f),
+                                                                       lambda r: bk_scheduler(r))
+    rows["redbeat"]["1,000 due at one instant (s)"] = burst_seconds(
+        lambda f: set_now(rb_app, f), lambda r: redbeat_scheduler(r, rb_app))
+
+    every10 = {f"e{i}": {"task": TASK, "every": 10} for i in range(200)}
+    interval_due = lambda entry: entry.last_run_at.timestamp() + 10  # noqa: E731
+    for name, make, due_of in (("beatkeeper", lambda: bk_scheduler(every10), None),
+                               ("redbeat", lambda: redbeat_scheduler(every10, anchor_app(3)), interval_due),
+                               ("stock", lambda: stock_scheduler(every10, anchor_app(4)), interval_due)):
+        scheduler = make()
+        scheduler.tick()
+        p50, p99, cpu = lateness(scheduler, args.lateness_s, due_of)
+        rows[name].update({"lateness p50 (ms)": p50, "lateness p99 (ms)": p99, "CPU while ticking (%)": cpu})
+
+    measures = list(dict.fromkeys(m for r in rows.values() for m in r))
+    print(f"{args.entries} mixed entries; lateness at 200 entries every 10 s over {args.lateness_s:g} s; "
+          f"Python {sys.version.split()[0]}\n")
+    print("| measure | beatkeeper | redbeat | stock | bk/redbeat | bk/stock |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for m in measures:
+        bkv, rbv, stv = (rows[n].get(m) for n in ("beatkeeper", "redbeat", "stock"))
+        fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
+        ratio = lambda a, b: "n/a" if a is None or not b else f"{a / b:.2f}"  # noqa: E731
+        print(f"| {m} | {fmt(bkv)} | {fmt(rbv)} | {fmt(stv)} | {ratio(bkv, rbv)} | {ratio(bkv, stv)} |")
+    SERVER.kill()
+
+
+if __name__ == "__main__":
+    main()

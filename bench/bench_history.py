@@ -1,0 +1,198 @@
+"""What does recording every run cost?
+
+No-op task throughput through one real prefork worker (``-c 2``), four tasks alternating on
+the same worker in the same run, against a private loopback redis-server:
+
+- ``plain``: a plain Celery task (``base=celery.Task``: no guard, no middleware);
+- ``off``: the guarded task with the standard middlewares except history;
+- ``sqlite``: the same plus history into SQLite (WAL) through the Redis spool;
+- ``postgres``: the same plus history into a private Postgres (skipped if not installed).
+
+Target: history costs no more than 10 % throughput (``sqlite`` and ``postgres`` >= 90 % of
+``off``). Each round pre-loads N messages into a queue the worker does not consume yet, then
+tells it to consume (``add_consumer``). Two clocks per round: until every message is
+acknowledged ("executed"), and until, in addition, every history row is in SQL ("recorded",
+the strict figure: the drainer must keep up, not just defer).
+
+    .venv/bin/python bench/bench_history.py [--tasks 1000] [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from celery import Task  # noqa: E402
+
+KINDS = ("plain", "off", "sqlite", "postgres")
+SPOOL_OF = {"sqlite": "bench:history:spool:sqlite", "postgres": "bench:history:spool:postgres"}
+SQLITE_ENV, POSTGRES_ENV = "BENCH_HISTORY_SQLITE_URL", "BENCH_HISTORY_POSTGRES_URL"
+
+
+def _define_tasks() -> dict:
+    from tasks.application import app
+
+    @app.task(name="bench.history.plain", base=Task, ignore_result=True)
+    def plain(i: int) -> None:
+        return None
+
+    tasks = {"plain": plain}
+    for kind in ("off", "sqlite", "postgres"):
+        @app.task(name=f"bench.history.{kind}", overlap="allow", ignore_result=True)
+        def guarded(i: int) -> None:
+            return None
+        tasks[kind] = guarded
+    return tasks
+
+
+def _install_middlewares() -> None:
+    """The worker's list: history only for the ``sqlite``/``postgres`` tasks, each with its own store."""
+    from monitoring.db import engine_for
+    from monitoring.history import HistoryStore
+    from tasks.application import app
+    from tasks.guard import standard_middlewares
+    from tasks.history_mw import Drainer, HistoryMiddleware
+    from tasks.middleware import Middleware, set_middlewares
+    from tasks.redis_client import app_redis
+
+    class HistoryForTask(Middleware):
+        def __init__(self, by_task: dict):
+            self.by_task = by_task
+
+        def after_run(self, run, outcome) -> None:
+            middleware = self.by_task.get(run.task_name)
+            if middleware is not None:
+                middleware.after_run(run, outcome)
+
+    by_task = {}
+    for kind, env in (("sqlite", SQLITE_ENV), ("postgres", POSTGRES_ENV)):
+        url = os.environ.get(env)
+        if url:
+            store = HistoryStore(lambda url=url: engine_for(url), redis_client=app_redis(app), spool_key=SPOOL_OF[kind])
+            by_task[f"bench.history.{kind}"] = HistoryMiddleware(store, drainer=Drainer())
+    rest = [m for m in standard_middlewares(app) if not isinstance(m, HistoryMiddleware)]
+    set_middlewares(app, [HistoryForTask(by_task), *rest])
+
+
+if __name__ != "__main__":  # imported by the bench's worker through BEATKEEPER_TASK_MODULES
+    TASKS = _define_tasks()
+    _install_middlewares()
+
+
+def start_worker(name: str, env: dict, logdir: Path) -> subprocess.Popen:
+    log = open(logdir / f"{name}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-n", f"{name}@%h",
+                             "-P", "prefork", "-c", "2", "-Q", "default", "--without-gossip",
+                             "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"],
+                            cwd=ROOT, env={**os.environ, **env, "BEATKEEPER_TASK_MODULES": "bench.bench_history"},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(app, hostname: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if app.control.ping(destination=[hostname], timeout=0.5):
+            return
+    raise RuntimeError(f"worker {hostname} did not answer within {timeout_s}s")
+
+
+def one_round(app, client, task, kind: str, hostname: str, n: int, stores: dict) -> tuple[float, float]:
+    """(executed/s, recorded/s) for ``n`` pre-loaded messages of ``task``."""
+    queue = f"bench-{kind}"
+    rows_before = stores[kind].count() if kind in stores else 0
+    for i in range(n):
+        task.apply_async((i,), queue=queue)
+    start = time.perf_counter()
+    app.control.add_consumer(queue, destination=[hostname], reply=True, timeout=5)
+    while client.llen(queue) or client.hlen("unacked"):
+        time.sleep(0.002)
+    executed = time.perf_counter() - start
+    if kind in stores:
+        while client.llen(SPOOL_OF[kind]) or stores[kind].count() < rows_before + n:
+            time.sleep(0.005)
+    recorded = time.perf_counter() - start
+    app.control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=5)
+    return n / executed, n / recorded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000, help="messages per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+
+    from tests.postgres import PostgresServer, postgres_bin_dir
+    from tests.servers import RedisServer
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-history-"))
+    server = RedisServer(workdir / "redis").start()
+    postgres = PostgresServer(postgres_bin_dir()).start() if postgres_bin_dir() else None
+    urls = {"sqlite": f"sqlite:///{workdir / 'history.db'}"}
+    if postgres:
+        urls["postgres"] = postgres.url
+    os.environ.update(REDIS_URL=server.url, BEATKEEPER_DATA_DIR=str(workdir / "data"),
+                      DATABASE_URL=urls["sqlite"], BEATKEEPER_MAX_RUNS_PER_HOUR=str(10**9))
+    proc = None
+    try:
+        from monitoring.db import engine_for
+        from monitoring.history import HistoryStore
+        from monitoring.migrations import upgrade_database
+
+        tasks = _define_tasks()
+        from tasks.application import app
+        from tasks.redis_client import app_redis
+
+        client = app_redis(app)
+        stores = {}
+        for kind, url in urls.items():
+            upgrade_database(url)
+            stores[kind] = HistoryStore(engine_for(url), spool_key=SPOOL_OF[kind])
+        kinds = [k for k in KINDS if k in ("plain", "off") or k in urls]
+        hostname = f"bench-history@{socket.gethostname()}"
+        proc = start_worker("bench-history", {SQLITE_ENV: urls["sqlite"], POSTGRES_ENV: urls.get("postgres", "")},
+                            workdir)
+        wait_ready(app, hostname)
+        for kind in kinds:  # fork, connect, import, first inserts
+            one_round(app, client, tasks[kind], kind, hostname, min(options.tasks, 200), stores)
+        rates: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+        for r in range(options.rounds):
+            order = kinds if r % 2 == 0 else list(reversed(kinds))
+            for kind in order:
+                rates[kind].append(one_round(app, client, tasks[kind], kind, hostname, options.tasks, stores))
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
+        if postgres:
+            postgres.stop()
+        server.kill()
+    report(rates, options, postgres_missing=postgres is None)
+
+
+def report(rates: dict[str, list[tuple[float, float]]], options, *, postgres_missing: bool) -> None:
+    executed = {k: statistics.median(r[0] for r in v) for k, v in rates.items()}
+    recorded = {k: statistics.median(r[1] for r in v) for k, v in rates.items()}
+    print(f"\n### No-op task throughput, one prefork worker -c 2 "
+          f"({options.rounds} alternating rounds x {options.tasks} tasks, median)\n")
+    print("| task | executed/s | / off | recorded in SQL/s | / off | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for kind in rates:
+        target = ">= 90 % of off" if kind in ("sqlite", "postgres") else ""
+        print(f"| {kind} | {executed[kind]:.0f} | {executed[kind] / executed['off']:.1%} | "
+              f"{recorded[kind]:.0f} | {recorded[kind] / executed['off']:.1%} | {target} |")
+    if postgres_missing:
+        print("\npostgres: skipped (Postgres server binaries not installed)")
+    print("\nper-round executed/s:", {k: [round(r[0]) for r in v] for k, v in rates.items()})
+
+
+if __name__ == "__main__":
+    main()
