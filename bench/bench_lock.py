@@ -228,7 +228,8 @@ def report(redis_figures: dict[str, float], throughput: dict[str, dict[str, list
     print("| measure | µs | round trips | in PINGs |")
     print("|---|---:|---:|---:|")
     print(f"| PING | {f['ping_us']:.1f} | 1 | 1.00 |")
-    print(f"| FencedLock acquire+release | {f['fenced_us']:.1f} | {f['fenced_trips']} | {f['fenced_us'] / f['ping_us']:.2f} |")
+    print(f"| FencedLock acquire+release | {f['fenced_us']:.1f} | {f['fenced_trips']} | "
+          f"{f['fenced_us'] / f['ping_us']:.2f} |")
     print(f"| redis-py Lock acquire+release | {f['plain_lock_us']:.1f} | {f['plain_lock_trips']} | "
           f"{f['plain_lock_us'] / f['ping_us']:.2f} |")
     overhead = f["guarded_us"] - f["body_us"]

@@ -72,19 +72,33 @@ class RunMetrics:
         self.client = client
 
     def record_run(self, *, entry: str, task: str, status: str, finished_at: float,
-                   duration_s: float | None = None, lateness_s: float | None = None) -> None:
-        """Count one run that ended with ``status``; observe its duration and lateness when known."""
+                   duration_s: float | None = None, lateness_s: float | None = None,
+                   pipeline: redis.client.Pipeline | None = None) -> None:
+        """Count one run that ended with ``status``; observe its duration and lateness when known.
+
+        With ``pipeline`` the commands are only queued there (its owner sends them).
+        """
+        if pipeline is not None:
+            self._queue_run(pipeline, entry=entry, task=task, status=status, finished_at=finished_at,
+                            duration_s=duration_s, lateness_s=lateness_s)
+            return
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hincrby(RUNS_KEY, _labels(entry, task, status), 1)
-            if status == "skipped_overlap":
-                pipe.hincrby(OVERLAPS_KEY, _labels(entry, task), 1)
-            if duration_s is not None:
-                _observe(pipe, DURATION_KEY, _labels(task), duration_s, DURATION_BUCKETS_S)
-            if lateness_s is not None and entry:
-                _observe(pipe, LATENESS_KEY, _labels(entry), lateness_s, LATENESS_BUCKETS_S)
-            if status == "success" and entry:
-                pipe.zadd(LAST_SUCCESS_KEY, {entry: finished_at}, gt=True)
+            self._queue_run(pipe, entry=entry, task=task, status=status, finished_at=finished_at,
+                            duration_s=duration_s, lateness_s=lateness_s)
             pipe.execute()
+
+    @staticmethod
+    def _queue_run(pipe, *, entry: str, task: str, status: str, finished_at: float, duration_s: float | None,
+                   lateness_s: float | None) -> None:
+        pipe.hincrby(RUNS_KEY, _labels(entry, task, status), 1)
+        if status == "skipped_overlap":
+            pipe.hincrby(OVERLAPS_KEY, _labels(entry, task), 1)
+        if duration_s is not None:
+            _observe(pipe, DURATION_KEY, _labels(task), duration_s, DURATION_BUCKETS_S)
+        if lateness_s is not None and entry:
+            _observe(pipe, LATENESS_KEY, _labels(entry), lateness_s, LATENESS_BUCKETS_S)
+        if status == "success" and entry:
+            pipe.zadd(LAST_SUCCESS_KEY, {entry: finished_at}, gt=True)
 
     def record_miss(self, *, entry: str, count: int = 1) -> None:
         """Count ``count`` fires of ``entry`` that never ran (the monitor calls this)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from schedules.entry import KEYS, KIND_KEYS, DstPolicy, EntrySpec, ScheduleKind,
 from schedules.errors import Problem, ScheduleConfigError
 from schedules.fingerprint import canonical_config
 from schedules.interval import IntervalTrigger
+from schedules.killswitch import DISABLE_LIST_VARIABLE, switch_variable
 from schedules.oneoff import AtTrigger
 from schedules.settings import ScheduleSettings
 from schedules.trigger import US_PER_S, Trigger, require_aware, to_epoch_us
@@ -58,31 +59,75 @@ def validate_schedule(
     problems: list[Problem] = []
     warnings: list[Problem] = []
     entries: dict[str, EntrySpec] = {}
+    unsure_tasks: set[str] = set()
+    timings = _TimingMemo()
     for name, body in raw.items():
         label = name if isinstance(name, str) else show(name)
         name_ok = isinstance(name, str) and bool(name.strip())
         if not isinstance(name, str):
-            problems.append(Problem(label, "name", f"an entry name must be a string, got {type(name).__name__}"))
+            hint = "; YAML reads yes/no/on/off as booleans: quote the name" if isinstance(name, bool) else ""
+            problems.append(Problem(label, "name", f"an entry name must be a string, got {type(name).__name__}{hint}"))
         elif not name_ok:
             problems.append(Problem(label, "name", "an entry name must not be empty or blank"))
         if not isinstance(body, Mapping):
             problems.append(Problem(label, None, f"expected a mapping of keys (task, every, ...), got {show(body)}"))
             continue
-        spec, entry_problems, entry_warnings = _validate_entry(label, body, settings, registered, now)
+        spec, entry_problems, entry_warnings = _validate_entry(label, body, settings, registered, now, timings)
         problems.extend(entry_problems)
         warnings.extend(entry_warnings)
         if spec is not None and name_ok:
             entries[name] = spec
-    if not problems:  # a budget over half-valid entries would be a guess
-        problems.extend(guards.budget_problems(entries, settings=settings))
+        elif isinstance(body.get("task"), str):
+            unsure_tasks.add(body["task"])
+    # A task called by an invalid entry has unknown runs and budget: judge it once that entry is fixed.
+    budgeted = {name: spec for name, spec in entries.items() if spec.task not in unsure_tasks}
+    problems.extend(guards.budget_problems(budgeted, settings=settings))
     if problems:
         raise ScheduleConfigError(problems)
-    return ValidatedSchedule(entries=entries, warnings=warnings)
+    return ValidatedSchedule(entries=entries, warnings=warnings + _idle_switch_warnings(raw, settings))
+
+
+def _idle_switch_warnings(raw: Mapping[Any, Any], settings: ScheduleSettings) -> list[Problem]:
+    """Kill switches that match no entry: a typo there would otherwise fail silently."""
+    names = {name for name in raw if isinstance(name, str)}
+    variables = {switch_variable(name) for name in names}
+    found = [Problem(None, DISABLE_LIST_VARIABLE, f"'{name}' is not an entry of this schedule; it disables nothing")
+             for name in sorted(settings.disabled_names - names)]
+    found += [Problem(None, variable, "matches no entry of this schedule; it disables nothing")
+              for variable in sorted(settings.switched_off_variables - variables)]
+    return found
+
+
+class _TimingMemo:
+    """Equal schedules share one trigger and one verdict: a 10,000-entry schedule usually holds
+    a few hundred distinct timings, and the guards walk a year of each."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple, tuple[Trigger, list[Problem], list[Problem]]] = {}
+
+    def judge(self, label: str, kind: ScheduleKind, values: Mapping[str, Any], timezone: str,
+              settings: ScheduleSettings, now: datetime) -> tuple[Trigger, list[Problem], list[Problem]]:
+        key = _timing_key(kind, values, timezone)
+        if key not in self._seen:
+            trigger = _build_trigger(kind, values, timezone)
+            problems = _timing_problems("", kind, trigger, values, settings, now)
+            self._seen[key] = (trigger, problems, [] if problems else _warnings("", kind, trigger, now))
+        trigger, problems, warnings = self._seen[key]
+        return trigger, [replace(p, entry=label) for p in problems], [replace(p, entry=label) for p in warnings]
+
+
+def _timing_key(kind: ScheduleKind, values: Mapping[str, Any], timezone: str) -> tuple:
+    dst = values.get("dst")
+    if kind is ScheduleKind.EVERY:
+        return kind, values["every"], values.get("phase", 0.0)
+    if kind is ScheduleKind.WINDOWS:
+        return kind, tuple(values["windows"]), timezone
+    return kind, values[kind.value], timezone, dst
 
 
 def _validate_entry(
     label: str, body: Mapping[Any, Any], settings: ScheduleSettings,
-    registered: frozenset[str] | None, now: datetime,
+    registered: frozenset[str] | None, now: datetime, timings: _TimingMemo,
 ) -> tuple[EntrySpec | None, list[Problem], list[Problem]]:
     values, pairs = convert_keys(body)
     problems = [Problem(label, where, message) for where, message in pairs]
@@ -94,17 +139,16 @@ def _validate_entry(
         return None, problems, []
     kind = KIND_KEYS[kinds[0]]
     timezone = values.get("timezone", settings.timezone)
-    trigger = _build_trigger(kind, values, timezone)
-    problems.extend(_timing_problems(label, kind, trigger, values, settings, now))
-    if problems:
-        return None, problems, []
+    trigger, timing_problems, warnings = timings.judge(label, kind, values, timezone, settings, now)
+    if timing_problems:
+        return None, timing_problems, []
     spec = EntrySpec(
         name=label, trigger=trigger, kind=kind, timezone=timezone,
         config=canonical_config(values, timezone=timezone, kind=kind),
         **{KEYS[key].attribute: _fresh(values.get(key, KEYS[key].default))
            for key in KEYS if KEYS[key].attribute is not None},
     )
-    return spec, [], _warnings(label, kind, trigger, now)
+    return spec, [], warnings
 
 
 def _fresh(value: Any) -> Any:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 RECEIVED_AT = "beatkeeper_received_at"  # request field: unix seconds the worker received the message
 PIPELINE_RUN_ID = "beatkeeper_pipeline_run_id"  # request header a pipeline step carries
 _STORE_ATTRIBUTE = "beatkeeper_history_store"  # on the app
+#: ``run.state`` key of the Redis pipeline sent once at the end of the run (by history, outermost).
+AFTER_RUN_PIPELINE = "history.after_run_pipeline"
 DRAIN_INTERVAL_S = 1.0
 DRAIN_RETRY_MAX_S = 30.0  # the longest wait between tries while the database is down
 
@@ -121,9 +123,16 @@ class HistoryMiddleware(Middleware):
         self.store = store
         self.drainer = drainer
 
+    def before_run(self, run: Run) -> None:
+        # Later middlewares (metrics) queue their end-of-run writes here: one round trip for all.
+        run.state[AFTER_RUN_PIPELINE] = self.store.redis.pipeline(transaction=False)
+        return None
+
     def after_run(self, run: Run, outcome: Outcome) -> None:
-        self._record(record_of(run, outcome, received_at=_received_at(run),
-                               pipeline_run_id=_request_value(PIPELINE_RUN_ID)))
+        record = record_of(run, outcome, received_at=_received_at(run), pipeline_run_id=_request_value(PIPELINE_RUN_ID))
+        self.store.record(record, pipeline=run.state.pop(AFTER_RUN_PIPELINE, None))
+        if self.drainer is not None:
+            self.drainer.wake(self.store)
 
     def on_expired(self, run: Run) -> None:
         outcome = Outcome(status=RunStatus.EXPIRED, finished_at=time.time(),

@@ -151,19 +151,23 @@ class Renewer:
     at most one TTL. A failed renewal (the lock expired or was taken) calls ``on_lost``.
     """
 
+    IDLE_WAKE_S = 1.0  # the thread looks at least this often, so most watches need not wake it
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._due: dict[Lock, tuple[float, Callable[[Lock], None] | None]] = {}
         self._cond = threading.Condition()
         self._pid: int | None = None
+        self._wakes_at = float("inf")  # when the thread will next look at the due times
 
     def watch(self, lock: Lock, *, on_lost: Callable[[Lock], None] | None = None) -> None:
         due_at = self.clock() + lock.timeout / 3
         with self._cond:
             self._ensure_thread()
-            wake = not self._due or due_at < min(d for d, _ in self._due.values())
             self._due[lock] = (due_at, on_lost)
-            if wake:
+            # Waking the thread costs a context switch per run; only a lock due before the
+            # thread's next look needs it (a TTL under 3 x IDLE_WAKE_S).
+            if due_at < self._wakes_at:
                 self._cond.notify()
 
     def unwatch(self, lock: Lock) -> None:
@@ -179,6 +183,7 @@ class Renewer:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._due = {}
+            self._wakes_at = float("inf")
             threading.Thread(target=self._loop, name="beatkeeper-lock-renewer", daemon=True).start()
 
     def _loop(self) -> None:
@@ -187,8 +192,9 @@ class Renewer:
                 now = self.clock()
                 due = [lock for lock, (at, _) in self._due.items() if at <= now]
                 if not due:
-                    wait_s = min((at for at, _ in self._due.values()), default=now + 60) - now
-                    self._cond.wait(timeout=max(wait_s, 0.001))
+                    self._wakes_at = min([at for at, _ in self._due.values()] + [now + self.IDLE_WAKE_S])
+                    self._cond.wait(timeout=max(self._wakes_at - now, 0.001))
+                    self._wakes_at = float("-inf")  # looking now: a watch meanwhile needs no notify
                     continue
             for lock in due:
                 self._renew(lock)

@@ -1,7 +1,8 @@
 """Counts every run in Redis for Prometheus (``monitoring.metrics`` explains why Redis).
 
-Outer middleware: skips are counted too. One pipelined round trip per run; a Redis error
-is logged, never raised (a run must not fail on its metrics).
+Outer middleware: skips are counted too. Its writes join the end-of-run pipeline the history
+middleware sends (one round trip for both), or go as their own pipeline when history is not
+installed. A Redis error is logged, never raised (a run must not fail on its metrics).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import redis
 
 from monitoring.metrics import RunMetrics
-from tasks.history_mw import lateness_s
+from tasks.history_mw import AFTER_RUN_PIPELINE, lateness_s
 from tasks.middleware import Middleware
 from tasks.run import LostRun, Outcome, Run, RunStatus
 
@@ -29,7 +30,7 @@ class MetricsMiddleware(Middleware):
         if run.started_at is not None and outcome.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.RETRY):
             duration_s = outcome.finished_at - run.started_at
         self._record(run, outcome.status, finished_at=outcome.finished_at, duration_s=duration_s,
-                     lateness_s=lateness_s(run))
+                     lateness_s=lateness_s(run), pipeline=run.state.get(AFTER_RUN_PIPELINE))
 
     def on_expired(self, run: Run) -> None:
         self._record(run, RunStatus.EXPIRED, finished_at=time.time())
@@ -42,9 +43,10 @@ class MetricsMiddleware(Middleware):
             log.warning("metrics: could not count lost run %s: %r", lost.task_id, exc)
 
     def _record(self, run: Run, status: RunStatus, *, finished_at: float, duration_s: float | None = None,
-                lateness_s: float | None = None) -> None:
+                lateness_s: float | None = None, pipeline=None) -> None:
         try:
             self.metrics.record_run(entry=run.entry, task=run.task_name, status=status.value,
-                                    finished_at=finished_at, duration_s=duration_s, lateness_s=lateness_s)
+                                    finished_at=finished_at, duration_s=duration_s, lateness_s=lateness_s,
+                                    pipeline=pipeline)
         except redis.RedisError as exc:
             log.warning("metrics: could not count %s[%s]: %r", run.task_name, run.task_id, exc)

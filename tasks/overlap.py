@@ -61,7 +61,8 @@ class OverlapMiddleware(Middleware):
     def before_run(self, run: Run) -> Skip | None:
         if run.policy.overlap is OverlapPolicy.ALLOW or run.lock_key is None:
             return None
-        lock = FencedLock(self.client, run.lock_key, ttl_s=run.policy.lock_ttl_s, holder=_holder_record(run, locked_at=self.clock()))
+        lock = FencedLock(self.client, run.lock_key, ttl_s=run.policy.lock_ttl_s,
+                          holder=_holder_record(run, locked_at=self.clock()))
         if lock.try_acquire(handoff_token=run.handoff_token):
             self._hold(run, lock)
             return None

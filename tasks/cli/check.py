@@ -24,10 +24,14 @@ def command(config_path: Path | None) -> None:
     for name, spec in loaded.schedule.entries.items():
         click.echo(summary_line(name, spec, loaded))
     click.echo(
-        f"ok: {len(loaded.schedule.entries)} entries valid in {loaded.source} "
+        f"ok: {_count(len(loaded.schedule.entries), 'entry', 'entries')} valid in {loaded.source} "
         f"({len(loaded.kept)} registered, {len(loaded.left_out)} left out, "
-        f"{len(loaded.schedule.warnings)} warnings); fingerprint {loaded.fingerprint[:16]}"
+        f"{_count(len(loaded.schedule.warnings), 'warning', 'warnings')}); fingerprint {loaded.fingerprint[:16]}"
     )
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def summary_line(name: str, spec: EntrySpec, loaded: LoadedSchedule) -> str:

@@ -77,6 +77,7 @@ def export_app_database(*, database: str | sa.Engine, output_path: str | Path) -
     tmp_path = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
     tmp_path.unlink(missing_ok=True)
     with schema.read_snapshot(engine) as source:
+        schema.tune_for_bulk_work(source)
         meta = _current_meta(source)
         target = sqlite3.connect(tmp_path, isolation_level=None)
         try:

@@ -89,8 +89,7 @@ def sync_static_feed(*, feed_url: str, database: str | sa.Engine, timeout_s: flo
 def load_into_staging(conn: sa.Connection, archive: FeedArchive, *, batch_rows: int = DEFAULT_BATCH_ROWS
                       ) -> dict[str, int]:
     """Stream every feed file into a fresh ``staging_gtfs_*`` table; returns rows per table."""
-    if schema.is_sqlite(conn.engine):
-        conn.exec_driver_sql("PRAGMA cache_size = -65536")  # KiB: 64 MiB for the index builds
+    schema.tune_for_bulk_work(conn)
     counts: dict[str, int] = {}
     for name, rows in feed_rows(archive):
         staging = schema.staging_table(name)

@@ -81,6 +81,7 @@ def refresh_derived_tables(*, database: str | sa.Engine, first_service_date: dat
     now = now or datetime.now(timezone.utc)
     schema.ensure_state_tables(engine)
     with schema.transaction(engine) as conn:
+        schema.tune_for_bulk_work(conn)
         feed_sha256 = _loaded_feed(conn)
         calendar = [dict(r) for r in conn.execute(sa.select(schema.feed_tables["gtfs_calendar"])).mappings()]
         exceptions = [dict(r) for r in conn.execute(sa.select(schema.feed_tables["gtfs_calendar_dates"])).mappings()]

@@ -129,3 +129,15 @@ def test_budget_counts_cron_and_windows_peaks():
     [problem] = problems_of(raw, max_runs_per_hour=419)
     assert "projected at 420 runs/hour" in problem.message
     assert len(validate(raw, max_runs_per_hour=420).entries) == 2
+
+
+def test_budget_reported_alongside_other_problems():
+    raw = {**three_pollers(), "typo": {"task": "other", "every": 60, "expirse": 5}}
+    problems = problems_of(raw)
+    assert [(p.entry, p.field) for p in problems] == [("typo", "expirse"), (None, "budget")]
+
+
+def test_budget_of_a_task_with_an_invalid_entry_waits_for_the_fix():
+    # The invalid entry may be the one that raises the budget: no guess either way.
+    raw = {**three_pollers(), "p4": {"task": "gtfs.poll", "every": 10, "max_runs_per_hour": "lots"}}
+    assert [(p.entry, p.field) for p in problems_of(raw)] == [("p4", "max_runs_per_hour")]

@@ -74,3 +74,14 @@ def test_settings_read_the_same_switches():
                                           "Y_SCHEDULER_DISABLED": "0"})
     assert settings.disabled_names == frozenset({"a", "b"})
     assert settings.switched_off_variables == frozenset({"X_SCHEDULER_DISABLED"})
+
+
+def test_kill_switches_matching_no_entry_are_warned_about():
+    settings = ScheduleSettings.from_env({"BEATKEEPER_DISABLE": "gtfs-rt-pol,paused",
+                                          "NIGHTLY_REPORTS_SCHEDULER_DISABLED": "1",
+                                          "GTFS_RT_POLL_SCHEDULER_DISABLED": "1"})
+    result = validate_schedule(RAW, settings=settings, registered_tasks=None, now=NOW)
+    assert [str(w) for w in result.warnings] == [
+        "schedule: BEATKEEPER_DISABLE: 'gtfs-rt-pol' is not an entry of this schedule; it disables nothing",
+        "schedule: NIGHTLY_REPORTS_SCHEDULER_DISABLED: matches no entry of this schedule; it disables nothing",
+    ]

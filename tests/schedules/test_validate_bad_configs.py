@@ -152,6 +152,8 @@ CASES = [
     ("entry_must_be_a_mapping", {"a": "every 5s"}, {}, [("a", None, "expected a mapping of keys")]),
     ("entry_name_must_not_be_empty", {"": ok()}, {}, [("", "name", "must not be empty")]),
     ("entry_name_must_be_a_string", {5: ok()}, {}, [("5", "name", "must be a string, got int")]),
+    ("yaml_boolean_name_gets_a_quoting_hint", {False: ok()}, {},
+     [("False", "name", "got bool; YAML reads yes/no/on/off as booleans: quote the name")]),
     # -- several at once ---------------------------------------------------------------------
     ("every_problem_of_one_entry_reported", {"a": {"task": "", "every": 0, "expirse": 1}}, {},
      [("a", "task", "must not be empty"), ("a", "every", "greater than 0"), ("a", "expirse", "did you mean")]),

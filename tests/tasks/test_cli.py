@@ -174,17 +174,27 @@ def test_plan_text_lists_fires_dst_and_cost(config):
     assert "assumed 1 s per run: gtfs-rt-poll" in out
 
 
+def test_plan_bad_start_exits_2_with_one_message():
+    result = beatkeeper("plan", "--start", "yesterday")
+    assert result.returncode == 2
+    assert "Invalid value for --start: 'yesterday' is not an ISO-8601 date-time" in result.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["--start", "yesterday"], "--start"),
-    (["--end", "2026-13-01"], "--end"),
+    (["--end", "2026-13-01"], "Invalid value for --end"),
     (["--end", "2026-10-08", "--days", "3"], "give --end or --days, not both"),
     (["--start", "2026-10-08", "--end", "2026-10-01"], "the window is empty"),
     (["--days", "0"], "--days"),
-], ids=["bad_start_iso", "bad_end_iso", "end_and_days_together", "end_before_start", "zero_days"])
-def test_plan_bad_window_exits_2(args, message):
-    result = beatkeeper("plan", *args)
-    assert result.returncode == 2
+    (["--cost-per-worker-hour", "-1"], "--cost-per-worker-hour"),
+], ids=["bad_end_iso", "end_and_days_together", "end_before_start", "zero_days", "negative_price"])
+def test_plan_bad_window_is_a_usage_error(args, message):
+    # In-process (same click command, no interpreter start-up per case).
+    from tasks import cli
+
+    result = CliRunner().invoke(cli.main, ["plan", *args])
+    assert result.exit_code == 2
     assert message in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_plan_of_invalid_schedule_exits_1(config):
