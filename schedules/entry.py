@@ -44,9 +44,9 @@ ZONED_KINDS = frozenset({ScheduleKind.CRON, ScheduleKind.AT, ScheduleKind.WINDOW
 class OverlapPolicy(StrEnum):
     """What to do when a run is due while the previous one still runs."""
 
-    ALLOW = "allow"
-    SKIP = "skip"
-    BUFFER_ONE = "buffer_one"
+    ALLOW = "allow"  # no lock at all: runs may overlap
+    SKIP = "skip"  # the new run does not execute; it is recorded as skipped_overlap
+    BUFFER_ONE = "buffer_one"  # one run waits and starts when the lock frees; further ones skip
 
 
 class CatchupPolicy(StrEnum):

@@ -28,7 +28,8 @@ from schedules.entry import EntrySpec
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
-from tasks import headers, selfchecks
+from tasks import entry_policy, headers, selfchecks
+from tasks.policy import publish_entry_policies
 from tasks.beat_entry import BeatkeeperEntry
 from tasks.beat_schedule import TriggerSchedule
 from tasks.schedule_source import load_validated_schedule
@@ -64,6 +65,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         super().setup_schedule()
         self._remove_ghosts(set(kept))
         self._record_fingerprint(kept)
+        publish_entry_policies(get_redis(self.app), entry_policy.published_policies(kept))
 
     # -- start-up --------------------------------------------------------------
     def _registered_entries(self) -> dict[str, EntrySpec]:
@@ -93,11 +95,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
             _exit_with([f"self-check {f.check}: {f.message}" for f in findings if f.fatal])
 
     def _celery_entry(self, spec: EntrySpec) -> dict:
-        options = {"headers": {}}
-        if spec.queue:
-            options["queue"] = spec.queue
-        if spec.expires_s:
-            options["expires"] = spec.expires_s
+        options = entry_policy.message_options(spec)
         return {"task": spec.task, "schedule": TriggerSchedule(spec.trigger, app=self.app),
                 "args": list(spec.args), "kwargs": dict(spec.kwargs), "options": options}
 
@@ -277,7 +275,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
 
     def _publish(self, entry: BeatkeeperEntry, fire_at: datetime, producer) -> None:
         options = dict(entry.options)
-        options["headers"] = {**options.get("headers", {}), **headers.dispatch_headers(entry.name, fire_at)}
+        spec = self.specs.get(entry.name)
+        policy = entry_policy.policy_fields(spec) if spec else None
+        options["headers"] = {**options.get("headers", {}),
+                              **headers.dispatch_headers(entry.name, fire_at, policy=policy)}
         task = self.app.tasks.get(entry.task)
         if task is not None:
             task.apply_async(entry.args, entry.kwargs, producer=producer, **options)

@@ -22,6 +22,7 @@ from celery.app.task import Context
 from celery.exceptions import Ignore, Retry
 
 from tasks import headers
+from tasks.publish_checks import refuse_long_delay
 from tasks.middleware import Middleware, middlewares_of
 from tasks.overlap import HANDOFF_HEADER
 from tasks.policy import OverlapPolicy, PublishedPolicies, declared_fields, lock_key_for, resolve_policy
@@ -71,6 +72,12 @@ class GuardedTask(Task):
         if request is None or request.called_directly:
             return super().__call__(*args, **kwargs)
         return _guarded_call(self, request, args, kwargs)
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
+                    shadow=None, **options):
+        """Celery's apply_async, refusing a countdown/ETA the Redis broker would redeliver."""
+        refuse_long_delay(self.app, self.name, countdown=options.get("countdown"), eta=options.get("eta"))
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
 
     def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None,
               max_retries=None, **options):

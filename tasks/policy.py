@@ -20,23 +20,16 @@ import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, fields, replace
-from enum import Enum
 from typing import Any, Callable, Mapping, Sequence
 
 import redis
+
+from schedules.entry import OverlapPolicy  # one enum for config and enforcement
 
 LOCK_PREFIX = "beatkeeper:lock:"
 PUBLISHED_POLICIES_KEY = "beatkeeper:policies"  # hash: task name -> JSON of the entry's policy fields
 
 DEFAULT_LOCK_TTL_S = 60.0
-
-
-class OverlapPolicy(str, Enum):
-    """What a run does when the previous run of the same job still holds the lock."""
-
-    ALLOW = "allow"  # no lock at all: runs may overlap
-    SKIP = "skip"  # the new run does not execute; it is recorded as skipped_overlap
-    BUFFER_ONE = "buffer_one"  # one run waits and starts when the lock frees; further ones skip
 
 
 class PolicyError(ValueError):

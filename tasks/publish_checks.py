@@ -1,14 +1,13 @@
-"""Refuse, at publish time, a countdown/ETA the Redis broker cannot keep.
+"""Refuse, at the API, a countdown/ETA the Redis broker cannot keep.
 
 The Redis transport holds an ETA message unacknowledged in the worker; once the
 broker's ``visibility_timeout`` passes it is redelivered — to another worker too — so an
 ETA beyond half of it runs twice. Such delays belong in the schedule (``at`` entries).
+The guarded task base calls :func:`refuse_long_delay` from ``apply_async``.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
-
-from celery.signals import before_task_publish
 
 
 class DelayTooLong(ValueError):
@@ -24,13 +23,17 @@ def max_delay_s(app) -> float:
     return app.conf.broker_transport_options.get("visibility_timeout", 3600) / 2
 
 
-@before_task_publish.connect
-def refuse_long_delays(sender=None, headers=None, **kwargs) -> None:
-    eta = (headers or {}).get("eta")
-    if not eta:
+def refuse_long_delay(app, task_name: str, *, countdown: float | None = None,
+                      eta: datetime | str | None = None) -> None:
+    """Raise DelayTooLong when ``countdown``/``eta`` reaches past half the visibility timeout."""
+    if countdown is not None:
+        delay_s = float(countdown)
+    elif eta is not None:
+        moment = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        delay_s = (moment - datetime.now(timezone.utc)).total_seconds()
+    else:
         return
-    from tasks.application import app
-
-    delay_s = (datetime.fromisoformat(eta).astimezone(timezone.utc) - datetime.now(timezone.utc)).total_seconds()
     if delay_s > max_delay_s(app):
-        raise DelayTooLong(sender or "task", delay_s, max_delay_s(app))
+        raise DelayTooLong(task_name, delay_s, max_delay_s(app))

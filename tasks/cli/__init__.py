@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "tasks.cli.pause",  # pause and resume
     "tasks.cli.db",
     "tasks.cli.metrics",
+    "tasks.cli.monitor",
+    "tasks.cli.status",
 )
 
 EXIT_PROBLEMS = 1
@@ -61,5 +63,5 @@ def main() -> None:
 
 for _module in COMMAND_MODULES:
     _loaded = importlib.import_module(_module)
-    for _command in getattr(_loaded, "commands", (_loaded.command,)):  # a module may define several
+    for _command in getattr(_loaded, "commands", None) or (_loaded.command,):  # a module may define several
         main.add_command(_command)

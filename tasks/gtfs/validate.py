@@ -118,10 +118,12 @@ class FeedArchive:
             self.zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
             raise GtfsFeedError(f"feed is not a zip archive ({exc})") from None
-        self.names = {Path(n).name for n in self.zip.namelist() if "/" not in n.rstrip("/")}
+        self.names = {n for n in self.zip.namelist() if "/" not in n}
         for name in REQUIRED_FILES:
             if name not in self.names:
-                raise GtfsFeedError("is missing", file=name)
+                nested = next((n for n in self.zip.namelist() if n.endswith("/" + name)), None)
+                hint = f" (found {nested}: the files must be at the zip's top level)" if nested else ""
+                raise GtfsFeedError(f"is missing{hint}", file=name)
         if not any(name in self.names for name in CALENDAR_FILES):
             raise GtfsFeedError("neither calendar.txt nor calendar_dates.txt is present")
 

@@ -96,3 +96,11 @@ def test_export_before_any_sync_is_a_state_error(sqlite_url, tmp_path):
     with pytest.raises(GtfsStateError, match="run the sync step first"):
         export_app_database(database=sqlite_url, output_path=tmp_path / "gtfs.sqlite")
     assert not (tmp_path / "gtfs.sqlite").exists()
+
+
+def test_sqlite_and_postgres_give_the_same_file(sqlite_url, postgres_url, feed_server, tmp_path):
+    """Code-point ordering and integer dates make the export independent of the database."""
+    exports = [export_app_database(database=prepared(url, feed_server), output_path=tmp_path / f"{i}.sqlite")
+               for i, url in enumerate([sqlite_url, postgres_url])]
+    assert exports[0].checksum == exports[1].checksum
+    assert (tmp_path / "0.sqlite").read_bytes() == (tmp_path / "1.sqlite").read_bytes()

@@ -132,6 +132,14 @@ def test_not_a_zip_is_refused(tmp_path):
     assert caught.value.file is None
 
 
+def test_files_in_a_folder_are_reported_as_such(tmp_path):
+    files = {f"gtfs/{name}": rows for name, rows in small_feed().files().items()}
+    with pytest.raises(GtfsFeedError) as caught:
+        read_all(tmp_path, files)
+    assert str(caught.value) == ("agency.txt is missing (found gtfs/agency.txt: the files must be at the zip's "
+                                 "top level)")
+
+
 def test_calendar_dates_alone_is_enough(tmp_path):
     feed = small_feed()
     feed.trips = [t for t in feed.trips if t.service_id == "EVENT"]

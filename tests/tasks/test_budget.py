@@ -3,6 +3,7 @@ per hour per task, and where each task's budget comes from."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -115,7 +116,8 @@ def test_limits_from_the_environment_and_the_schedule_file(app, tmp_path):
 
 
 def test_a_bad_budget_setting_falls_back_to_the_default_and_says_so(app, caplog):
-    limits = BudgetLimits.from_app(app, environ={"BEATKEEPER_MAX_RUNS_PER_HOUR": "many"})
+    with caplog.at_level(logging.WARNING, logger="tasks.budget"):
+        limits = BudgetLimits.from_app(app, environ={"BEATKEEPER_MAX_RUNS_PER_HOUR": "many"})
     assert limits.default == 1000 and "BEATKEEPER_MAX_RUNS_PER_HOUR" in caplog.text
 
 

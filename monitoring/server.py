@@ -1,0 +1,128 @@
+"""The monitor's HTTP face: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz`` (JSON).
+
+- ``/healthz``: the monitor itself is alive (its evaluation loop turns): 200, else 503.
+  For a liveness probe: restarting the monitor is the fix.
+- ``/readyz``: the platform is healthy: Redis answers (asked live, so recovery shows at
+  once), beat's heartbeat is fresh, and every queue in use has a consumer (as of the
+  latest evaluation). 200 or 503, with a reason per failing check. For a dashboard or an
+  external uptime check, not for restarting the monitor.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import redis
+from prometheus_client import CollectorRegistry
+
+from monitoring.heartbeats import heartbeat_ages_s
+from monitoring.metrics_server import metrics_wsgi_app
+from monitoring.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+PATHS = ("/metrics", "/healthz", "/readyz")
+
+
+def readiness_report(monitor: Monitor, *, now: float, ping_client: redis.Redis) -> dict[str, Any]:
+    """``{"ready": bool, "checks": {"redis"|"beat"|"workers": {"ok": bool, "reason": str}}, "at": ISO}``."""
+    checks = {"redis": _redis_check(ping_client)}
+    checks["beat"] = _beat_check(monitor, ping_client, now) if checks["redis"]["ok"] else \
+        {"ok": False, "reason": "unknown: Redis is unreachable"}
+    checks["workers"] = _workers_check(monitor)
+    return {"ready": all(c["ok"] for c in checks.values()), "checks": checks,
+            "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")}
+
+
+def _redis_check(client: redis.Redis) -> dict[str, Any]:
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return {"ok": False, "reason": f"Redis is unreachable: {type(exc).__name__}: {exc}"}
+    return {"ok": True, "reason": "answers PING"}
+
+
+def _beat_check(monitor: Monitor, client: redis.Redis, now: float) -> dict[str, Any]:
+    keys, limit_s = monitor.keys, monitor.settings.rules.heartbeat_max_age_s
+    try:
+        if any(spec.task == keys.heartbeat_task for spec in monitor.specs.values()):
+            age_s = heartbeat_ages_s(client, now=now).get("beat")
+            if age_s is None:
+                return {"ok": False, "reason": "no beat heartbeat recorded yet"}
+            ok = age_s <= limit_s
+            return {"ok": ok, "reason": f"heartbeat {age_s:.0f} s old (limit {limit_s:.0f} s)", "age_s": round(age_s, 1)}
+        held = client.exists(keys.redbeat_lock_key)
+        return {"ok": bool(held), "reason": f"{keys.redbeat_lock_key} {'held' if held else 'not held: beat is down'} "
+                                            "(the heartbeat entry is switched off)"}
+    except redis.RedisError as exc:
+        return {"ok": False, "reason": f"unknown: {type(exc).__name__}: {exc}"}
+
+
+def _workers_check(monitor: Monitor) -> dict[str, Any]:
+    last = monitor.last_evaluation
+    if last is None:
+        return {"ok": False, "reason": "the monitor has not evaluated yet"}
+    if last.queues is None:
+        why = "Redis was unreachable" if last.redis_error else "workers were not asked"
+        return {"ok": False, "reason": f"unknown at the latest evaluation: {why}"}
+    unconsumed = sorted(q for q, f in last.queues.items() if not f["consumers"] and (f["entries"] or f["pending"]))
+    workers = sorted({w for f in last.queues.values() for w in f["consumers"]})
+    if unconsumed:
+        return {"ok": False, "reason": f"no worker consumes {', '.join(unconsumed)}", "workers": workers}
+    return {"ok": True, "reason": f"{len(workers)} worker(s) consume every queue in use", "workers": workers}
+
+
+def monitor_wsgi_app(monitor: Monitor, *, registry: CollectorRegistry, ping_client: redis.Redis,
+                     clock: Callable[[], float] = time.time) -> Callable:
+    """The WSGI app of the three endpoints (404 with the list elsewhere)."""
+    metrics = metrics_wsgi_app(registry)
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/healthz":
+            body = monitor.liveness()
+            return _json(start_response, body, ok=body["alive"])
+        if path == "/readyz":
+            try:
+                body = readiness_report(monitor, now=clock(), ping_client=ping_client)
+            except Exception as exc:  # a probe must get an answer, never a hang or a traceback
+                log.exception("readyz failed")
+                body = {"ready": False, "checks": {}, "error": f"{type(exc).__name__}: {exc}"}
+            return _json(start_response, body, ok=body["ready"])
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [f"beatkeeper monitor: try {', '.join(PATHS)}\n".encode()]
+
+    return app
+
+
+def _json(start_response: Callable, body: dict, *, ok: bool) -> list[bytes]:
+    data = json.dumps(body, sort_keys=True, default=str).encode()
+    start_response("200 OK" if ok else "503 Service Unavailable",
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a stuck client never blocks shutdown
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # a probe every few seconds is noise
+        log.debug(format, *args)
+
+
+def serve_in_thread(app: Callable, *, host: str = "127.0.0.1", port: int = 0) -> WSGIServer:
+    """Serve ``app`` from a daemon thread (port 0 picks a free one: read ``server_port``);
+    ``server.shutdown()`` then ``server_close()`` stop it."""
+    server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="beatkeeper-monitor-http", daemon=True).start()
+    return server

@@ -1,0 +1,117 @@
+"""``beatkeeper monitor``: the long-running monitor process (a service of its own, beside beat
+and the workers: a watchdog inside beat would die with it).
+
+It evaluates the alert rules every ``BEATKEEPER_MONITOR_INTERVAL`` (5 s) and serves
+``/metrics``, ``/healthz`` and ``/readyz`` on ``BEATKEEPER_MONITOR_PORT`` (9808); see
+``monitoring.monitor`` for its settings, ``monitoring.rules.settings`` for the thresholds
+and ``monitoring.sinks`` for where alerts go. Procfile line::
+
+    monitor: beatkeeper monitor
+
+This module also wires the app's facts (schedule, queues, key names, history) into the
+``monitoring`` package, which never imports ``tasks``; ``beatkeeper status`` reuses it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import click
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from monitoring.metrics import metrics_registry
+from monitoring.monitor import Monitor, MonitorSettings
+from monitoring.rules import CeleryWorkers, MonitorSettingError, PlatformKeys
+from monitoring.server import monitor_wsgi_app, serve_in_thread
+from monitoring.sinks import Dispatcher, sinks_from_env
+from schedules.entry import EntrySpec
+from schedules.killswitch import partition_enabled
+from tasks import app
+from tasks.history_mw import history_store_for
+from tasks.locks import META_SUFFIX
+from tasks.policy import LOCK_PREFIX
+from tasks.schedule_source import load_validated_schedule
+
+log = logging.getLogger("beatkeeper.monitor")
+
+
+def platform_keys(celery_app=app) -> PlatformKeys:
+    """The key names and task names of this deployment."""
+    return PlatformKeys(redbeat_prefix=celery_app.conf.redbeat_key_prefix, lock_prefix=LOCK_PREFIX,
+                        lock_meta_suffix=META_SUFFIX, default_queue=celery_app.conf.task_default_queue)
+
+
+def queue_router(celery_app=app) -> Callable[[EntrySpec], str]:
+    """The queue each entry's runs go to: its own ``queue``, else the app's routing."""
+    def queue_of(spec: EntrySpec) -> str:
+        if spec.queue:
+            return spec.queue
+        queue = celery_app.amqp.router.route({}, spec.task, (), {}).get("queue")
+        return getattr(queue, "name", None) or celery_app.conf.task_default_queue
+    return queue_of
+
+
+def registered_specs(now: datetime) -> dict[str, EntrySpec]:
+    """The entries beat registers at ``now``: the validated schedule minus the kill-switched."""
+    return partition_enabled(load_validated_schedule(app, now=now), os.environ)[0]
+
+
+def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> redis.Redis:
+    """A client with short timeouts: the monitor must notice an outage, not wait it out."""
+    options = {} if retries else {"retry": Retry(NoBackoff(), 0)}
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=min(timeout_s, 2.0),
+                                socket_timeout=timeout_s, health_check_interval=10, **options)
+
+
+def build_monitor(settings: MonitorSettings, *, client: redis.Redis) -> Monitor:
+    """The monitor of this deployment, with the sinks the environment configures."""
+    dispatcher = Dispatcher(sinks_from_env(os.environ), client=client, attempts=settings.sink_attempts)
+    return Monitor(client=client, load_specs=registered_specs, settings=settings, history=history_store_for(app),
+                   workers=CeleryWorkers(app, timeout_s=settings.inspect_timeout_s), keys=platform_keys(),
+                   queue_of=queue_router(), dispatcher=dispatcher)
+
+
+@click.command("monitor")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
+              help="HTTP port of /metrics, /healthz, /readyz (default: BEATKEEPER_MONITOR_PORT or 9808).")
+@click.option("--host", default=None, help="Address to listen on (default: BEATKEEPER_MONITOR_HOST or 0.0.0.0).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between evaluations (default: BEATKEEPER_MONITOR_INTERVAL or 5).")
+def command(port: int | None, host: str | None, interval: float | None) -> None:
+    """Watch beat, workers, queues and every entry's runs; alert on what goes wrong."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = MonitorSettings.from_env(os.environ)
+    except MonitorSettingError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = replace(settings, port=settings.port if port is None else port, host=host or settings.host,
+                       interval_s=interval or settings.interval_s)
+    try:
+        monitor = build_monitor(settings, client=monitor_redis(app.conf.redis_url))
+    except MonitorSettingError as exc:
+        raise click.UsageError(str(exc)) from None
+    registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
+    ping_client = monitor_redis(app.conf.redis_url, timeout_s=1.0, retries=False)
+    server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client),
+                             host=settings.host, port=settings.port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    sinks = ", ".join(["log"] + [d.sink.name for d in monitor.dispatcher.deliveries])
+    click.echo(f"beatkeeper: monitor on http://{settings.host}:{server.server_port} "
+               f"(/metrics /healthz /readyz); alerts to {sinks}", err=True)
+    monitor.dispatcher.start()
+    try:
+        monitor.run(stop=stop)
+    finally:
+        server.shutdown()
+        server.server_close()
+        monitor.dispatcher.stop()
+        log.info("monitor: stopped")

@@ -1,0 +1,98 @@
+"""``beatkeeper status``: one screen for the 3 a.m. reader (``--json`` for scripts).
+
+Heartbeat ages, beat's lock, workers and queues, then each entry: its state, last run,
+next fire (in its zone and UTC) and pause; then the locks held and the alerts firing.
+Whatever could not be read is listed at the end instead of being left out.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+import redis
+
+from monitoring.rules import CeleryWorkers
+from monitoring.status import EntryStatus, StatusReport, gather_status
+from tasks import app
+from tasks.cli.common import local_and_utc, utc_now
+from tasks.cli.monitor import monitor_redis, platform_keys, queue_router, registered_specs
+from tasks.history_mw import history_store_for
+from tasks.pause import PauseStore
+
+ENTRY_COLUMNS = ("entry", "state", "task", "last run", "next fire", "paused")
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--no-workers", is_flag=True, help="Do not ask the workers which queues they consume (faster).")
+@click.option("--inspect-timeout", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds the workers get to answer.")
+def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
+    """Show heartbeats, workers and queues, every entry's last and next run, locks and firing alerts."""
+    now = utc_now()
+    specs = registered_specs(now)
+    client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
+    pauses: dict[str, str] = {}
+    try:
+        pauses = {p.name: p.describe() for p in PauseStore(client).list_pauses(now=now.timestamp())}
+    except redis.RedisError:
+        pass  # gather_status reports Redis being unreachable
+    report = gather_status(client=client, specs=specs, now=now, history=history_store_for(app),
+                           workers=None if no_workers else CeleryWorkers(app, timeout_s=inspect_timeout),
+                           pauses=pauses, keys=platform_keys(), queue_of=queue_router())
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
+
+
+def render(report: StatusReport) -> str:
+    """The one screen."""
+    lines = [f"beatkeeper status at {_utc(report.at)}", ""]
+    ages = report.heartbeat_ages_s
+    lines.append("heartbeats   " + ("  ".join(f"{c} {_age(a)} ago" for c, a in sorted(ages.items())) or "none recorded"))
+    lock = "not held: beat is not running" if report.beat_lock_ttl_s is None else \
+        f"held ({report.beat_lock_ttl_s:.0f} s left)"
+    lines.append(f"beat lock    {lock}")
+    if report.workers is None:
+        lines.append("workers      not asked")
+    else:
+        lines.append("workers      " + ("; ".join(f"{w}: {', '.join(q)}" for w, q in sorted(report.workers.items()))
+                                       or "none answered"))
+    for queue, facts in sorted(report.queues.items()):
+        consumers = len(facts["consumers"])
+        warn = "  << NO CONSUMER" if not consumers and (facts["entries"] or facts["pending"]) else ""
+        lines.append(f"queue        {queue}: {facts['pending']} waiting, {consumers} consumer(s){warn}")
+    lines += ["", _table([ENTRY_COLUMNS] + [_entry_row(e) for e in report.entries])]
+    lines += ["", f"locks held ({len(report.locks)})"]
+    for lock_ in report.locks:
+        holder = lock_["holder"] or {}
+        ttl = "no expiry" if lock_["ttl_s"] is None else f"{lock_['ttl_s']:.0f} s left"
+        lines.append(f"  {lock_['key']}  {holder.get('task_id', '?')} on {holder.get('hostname') or '?'}, {ttl}")
+    lines += ["", f"firing alerts ({len(report.alerts)})"]
+    for alert in report.alerts:
+        since = datetime.fromtimestamp(alert["since"], timezone.utc)
+        lines.append(f"  [{alert['severity']}] {alert['rule']} {alert['subject']}: {alert['summary']} "
+                     f"(since {_utc(since)})")
+    if report.problems:
+        lines += ["", "could not read"] + [f"  {p}" for p in report.problems]
+    return "\n".join(lines)
+
+
+def _entry_row(entry: EntryStatus) -> tuple[str, ...]:
+    last = entry.last_run
+    last_text = "-" if last is None else f"{last['status']} at {_utc(last['finished_at'])}"
+    nxt = "-" if entry.next_fire_at is None else local_and_utc(entry.next_fire_at, entry.timezone)
+    return (entry.name, entry.state.upper() if entry.state != "ok" else "ok", entry.task, last_text, nxt,
+            entry.paused or "-")
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _utc(instant: datetime) -> str:
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
