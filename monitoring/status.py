@@ -101,7 +101,7 @@ def gather_status(*, client: redis.Redis, specs: Mapping[str, EntrySpec], now: d
                              registered=registered, last=last_runs.get(name), pauses=pauses, alerts=alerts)
                for name, spec in sorted(specs.items())]
     return StatusReport(at=now, heartbeat_ages_s=ages, beat_lock_ttl_s=lock_ttl_s, queues=queues,
-                        workers=ctx.cache.get("workers"), entries=entries, locks=locks,
+                        workers=ctx.cache.get("workers") if workers is not None else None, entries=entries, locks=locks,
                         alerts=sorted(alerts, key=lambda a: (a["severity"], a["rule"], a["subject"])),
                         problems=problems)
 

@@ -71,40 +71,44 @@ def export_app_database(*, database: str | sa.Engine, output_path: str | Path) -
     Raises :class:`GtfsStateError` when no feed is loaded or the derived data was built from
     another feed than the loaded one (refresh has not run since the last sync).
     """
-    engine = schema.as_engine(database)
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
-    tmp_path.unlink(missing_ok=True)
-    with schema.read_snapshot(engine) as source:
-        schema.tune_for_bulk_work(source)
-        meta = _current_meta(source)
-        target = sqlite3.connect(tmp_path, isolation_level=None)
-        try:
-            # A scratch file until renamed: no journal, no syncs (fsync once at the end).
-            for pragma in ("page_size = 4096", "journal_mode = OFF", "synchronous = OFF", "auto_vacuum = NONE",
-                           f"user_version = {EXPORT_SCHEMA_VERSION}"):
-                target.execute(f"PRAGMA {pragma}")
-            target.execute("BEGIN")
-            _create_schema(target)
-            counts = _copy_rows(source, target)
-            meta.update({f"{name}_rows": str(n) for name, n in counts.items()})
-            target.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(meta.items()))
-            target.execute(_EXPORT_INDEXES)
-            target.execute("COMMIT")
-        finally:
-            target.close()
-    checksum, size = _fsync_and_hash(tmp_path)
-    os.replace(tmp_path, output_path)
+    try:
+        with schema.engine_for(database) as engine, schema.read_snapshot(engine) as source:
+            schema.tune_for_bulk_work(source)
+            meta = _current_meta(source)
+            counts = _build(source, tmp_path, meta)
+        checksum, size = _fsync_and_hash(tmp_path)
+        os.replace(tmp_path, output_path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)  # the previous export, if any, stays as it was
+        raise
     _fsync_dir(output_path.parent)
     return ExportResult(status="exported", path=str(output_path), checksum=checksum, size_bytes=size,
                         schema_version=EXPORT_SCHEMA_VERSION, feed_sha256=meta["feed_sha256"], row_counts=counts)
 
 
-def _create_schema(target: sqlite3.Connection) -> None:
-    for statement in _EXPORT_DDL.split(";"):
-        if statement.strip():
-            target.execute(statement)
+def _build(source: sa.Connection, path: Path, meta: dict[str, str]) -> dict[str, int]:
+    path.unlink(missing_ok=True)
+    target = sqlite3.connect(path, isolation_level=None)
+    try:
+        # A scratch file until renamed: no journal, no syncs (one fsync at the end).
+        for pragma in ("page_size = 4096", "journal_mode = OFF", "synchronous = OFF", "auto_vacuum = NONE",
+                       f"user_version = {EXPORT_SCHEMA_VERSION}"):
+            target.execute(f"PRAGMA {pragma}")
+        target.execute("BEGIN")
+        for statement in _EXPORT_DDL.split(";"):
+            if statement.strip():
+                target.execute(statement)
+        counts = _copy_rows(source, target)
+        meta.update({f"{name}_rows": str(n) for name, n in counts.items()})
+        target.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(meta.items()))
+        target.execute(_EXPORT_INDEXES)
+        target.execute("COMMIT")
+    finally:
+        target.close()
+    return counts
 
 
 def _current_meta(source: sa.Connection) -> dict[str, str]:

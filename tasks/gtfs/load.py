@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import sqlalchemy as sa
 
 from tasks.gtfs import schema
-from tasks.gtfs.errors import GtfsFeedError
+from tasks.gtfs.errors import GtfsDownloadError, GtfsFeedError
 from tasks.gtfs.feed import DEFAULT_TIMEOUT_S, download_feed
 from tasks.gtfs.validate import FeedArchive, feed_rows
 
@@ -55,8 +55,13 @@ def sync_static_feed(*, feed_url: str, database: str | sa.Engine, timeout_s: flo
     Raises :class:`~tasks.gtfs.errors.GtfsDownloadError` (worth a retry) or
     :class:`~tasks.gtfs.errors.GtfsFeedError` (the feed itself is bad), leaving data intact.
     """
-    engine = schema.as_engine(database)
-    now = now or datetime.now(timezone.utc)
+    with schema.engine_for(database) as engine:
+        return _sync(engine, feed_url=feed_url, timeout_s=timeout_s, batch_rows=batch_rows, work_dir=work_dir,
+                     now=now or datetime.now(timezone.utc), force=force)
+
+
+def _sync(engine: sa.Engine, *, feed_url: str, timeout_s: float, batch_rows: int, work_dir: Path | None,
+          now: datetime, force: bool) -> SyncResult:
     schema.ensure_state_tables(engine)
     with engine.connect() as conn:
         state = conn.execute(sa.select(schema.sync_state).where(schema.sync_state.c.id == 1)).mappings().first()
@@ -71,8 +76,8 @@ def sync_static_feed(*, feed_url: str, database: str | sa.Engine, timeout_s: flo
             return SyncResult(status="unchanged", checksum=current["feed_sha256"], feed_url=feed_url,
                               load_count=current["load_count"], etag=download.etag,
                               last_modified=download.last_modified, row_counts=current["row_counts"] or {})
-        if download.not_modified:  # a 304 without our validators: the server is confused
-            raise GtfsFeedError(f"server answered 304 Not Modified to an unconditional GET of {feed_url}")
+        if download.not_modified:  # a 304 to a GET without validators: the server is confused
+            raise GtfsDownloadError(feed_url, "304 Not Modified to an unconditional GET", status=304)
         archive = FeedArchive(download.path)
         try:
             with schema.transaction(engine) as conn:

@@ -77,8 +77,13 @@ def refresh_derived_tables(*, database: str | sa.Engine, first_service_date: dat
     """
     if horizon_days is not None and horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
-    engine = schema.as_engine(database)
-    now = now or datetime.now(timezone.utc)
+    with schema.engine_for(database) as engine:
+        return _refresh(engine, first_service_date=first_service_date, horizon_days=horizon_days,
+                        now=now or datetime.now(timezone.utc), force=force)
+
+
+def _refresh(engine: sa.Engine, *, first_service_date: date | None, horizon_days: int | None, now: datetime,
+             force: bool) -> RefreshResult:
     schema.ensure_state_tables(engine)
     with schema.transaction(engine) as conn:
         schema.tune_for_bulk_work(conn)
@@ -123,8 +128,9 @@ def _horizon(calendar: list[dict], exceptions: list[dict], first: date | None, h
     if not days and first is None:
         return None, None  # a feed without dates runs on no day
     first = first or min(days)
-    last = first + timedelta(days=horizon_days - 1) if horizon_days else max(days)
-    return first, last
+    if horizon_days:
+        return first, first + timedelta(days=horizon_days - 1)
+    return first, max(days) if days else first
 
 
 def _departures_query() -> sa.Select:

@@ -12,6 +12,9 @@ Three kinds of table:
 
 GTFS times are stored as seconds after the service day's start (``25:10:00`` -> 90600):
 they may exceed a day. Dates are SQL dates.
+
+Also here: the few SQL helpers the steps share (one real transaction, a read snapshot,
+streaming reads, an ordering that is the same on every database).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()  # feed + state tables: create_all() makes only the state tables
+metadata = sa.MetaData()  # feed + state tables (ensure_state_tables creates only the latter)
 derived_metadata = sa.MetaData()  # SQLite's derived tables (Postgres builds views instead)
 
 STAGING_PREFIX = "staging_"
@@ -139,9 +142,17 @@ route_summaries = sa.Table(
 )
 
 
-def as_engine(database: str | sa.Engine) -> sa.Engine:
-    """An engine for an SQLAlchemy URL, or the engine itself."""
-    return database if isinstance(database, sa.Engine) else sa.create_engine(database)
+@contextmanager
+def engine_for(database: str | sa.Engine) -> Iterator[sa.Engine]:
+    """The caller's engine as it is, or an engine for an SQLAlchemy URL, disposed at the end."""
+    if isinstance(database, sa.Engine):
+        yield database
+        return
+    engine = sa.create_engine(database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def is_sqlite(engine: sa.Engine) -> bool:

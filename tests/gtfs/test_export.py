@@ -80,6 +80,20 @@ def test_export_of_stale_derived_data_is_refused_and_keeps_the_old_file(sqlite_u
     assert [p.name for p in tmp_path.iterdir() if p.name != "gtfs.db"] == ["gtfs.sqlite"]  # no temp file left
 
 
+def test_failure_while_building_keeps_the_old_file_and_no_temp_file(sqlite_url, feed_server, tmp_path):
+    prepared(sqlite_url, feed_server)
+    output = tmp_path / "gtfs.sqlite"
+    export_app_database(database=sqlite_url, output_path=output)
+    old = output.read_bytes()
+    with sqlite3.connect(tmp_path / "gtfs.db") as conn:  # departures now name a trip that is gone
+        conn.execute("DELETE FROM gtfs_trips WHERE trip_id = 'T6'")
+    conn.close()
+    with pytest.raises(KeyError, match="T6"):
+        export_app_database(database=sqlite_url, output_path=output)
+    assert output.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir() if p.name != "gtfs.db"] == ["gtfs.sqlite"]
+
+
 def test_resumed_history_exports_what_a_clean_run_exports(tmp_path, feed_server):
     """Same loaded feed, different paths to it (an earlier feed, reloads): the same bytes."""
     resumed = prepared(f"sqlite:///{tmp_path / 'resumed.db'}", feed_server, version=1)
