@@ -14,6 +14,12 @@ tells it to consume (``add_consumer``). Two clocks per round: until every messag
 acknowledged ("executed"), and until, in addition, every history row is in SQL ("recorded",
 the strict figure: the drainer must keep up, not just defer).
 
+On a shared machine wall-clock rates swing by 2x between rounds, so two steadier figures are
+printed too: the median of per-round ratios (each round against the ``off`` round next to it)
+and the CPU seconds per task of every process involved (worker and its pool children,
+redis-server, the Postgres server), read from /proc: at saturation, throughput is cores / CPU
+per task, so ``off``'s CPU per task over another's is the throughput ratio contention aside.
+
     .venv/bin/python bench/bench_history.py [--tasks 1000] [--rounds 5]
 """
 from __future__ import annotations
@@ -105,12 +111,34 @@ def wait_ready(app, hostname: str, timeout_s: float = 60) -> None:
     raise RuntimeError(f"worker {hostname} did not answer within {timeout_s}s")
 
 
-def one_round(app, client, task, kind: str, hostname: str, n: int, stores: dict) -> tuple[float, float]:
-    """(executed/s, recorded/s) for ``n`` pre-loaded messages of ``task``."""
+def cpu_s(root_pids: list[int]) -> float:
+    """User + system CPU seconds of ``root_pids`` and all their descendants (Linux /proc)."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    wanted, frontier = set(root_pids), list(root_pids)
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in stats.items():
+            if ppid == parent and pid not in wanted:
+                wanted.add(pid)
+                frontier.append(pid)
+    return sum(stats[pid][1] for pid in wanted if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+
+def one_round(app, client, task, kind: str, hostname: str, n: int, stores: dict,
+              pids: list[int]) -> tuple[float, float, float]:
+    """(executed/s, recorded/s, CPU s per task) for ``n`` pre-loaded messages of ``task``."""
     queue = f"bench-{kind}"
     rows_before = stores[kind].count() if kind in stores else 0
     for i in range(n):
         task.apply_async((i,), queue=queue)
+    cpu_before = cpu_s(pids)
     start = time.perf_counter()
     app.control.add_consumer(queue, destination=[hostname], reply=True, timeout=5)
     while client.llen(queue) or client.hlen("unacked"):
@@ -120,8 +148,9 @@ def one_round(app, client, task, kind: str, hostname: str, n: int, stores: dict)
         while client.llen(SPOOL_OF[kind]) or stores[kind].count() < rows_before + n:
             time.sleep(0.005)
     recorded = time.perf_counter() - start
+    cpu_per_task_s = (cpu_s(pids) - cpu_before) / n
     app.control.cancel_consumer(queue, destination=[hostname], reply=True, timeout=5)
-    return n / executed, n / recorded
+    return n / executed, n / recorded, cpu_per_task_s
 
 
 def main() -> None:
@@ -161,13 +190,17 @@ def main() -> None:
         proc = start_worker("bench-history", {SQLITE_ENV: urls["sqlite"], POSTGRES_ENV: urls.get("postgres", "")},
                             workdir)
         wait_ready(app, hostname)
+        pids = [proc.pid, server.proc.pid] + ([_postmaster_pid(postgres)] if postgres else [])
         for kind in kinds:  # fork, connect, import, first inserts
-            one_round(app, client, tasks[kind], kind, hostname, min(options.tasks, 200), stores)
-        rates: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+            one_round(app, client, tasks[kind], kind, hostname, min(options.tasks, 200), stores, pids)
+        rates: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
         for r in range(options.rounds):
             order = kinds if r % 2 == 0 else list(reversed(kinds))
             for kind in order:
-                rates[kind].append(one_round(app, client, tasks[kind], kind, hostname, options.tasks, stores))
+                rates[kind].append(one_round(app, client, tasks[kind], kind, hostname, options.tasks, stores, pids))
+        server_pids = pids[1:]
+        per_record = {kind: per_record_cpu_us(stores[kind], client, server_pids, options.tasks)
+                      for kind in urls}
     finally:
         if proc is not None:
             os.killpg(proc.pid, 15)
@@ -175,23 +208,64 @@ def main() -> None:
         if postgres:
             postgres.stop()
         server.kill()
-    report(rates, options, postgres_missing=postgres is None)
+    report(rates, per_record, options, postgres_missing=postgres is None)
 
 
-def report(rates: dict[str, list[tuple[float, float]]], options, *, postgres_missing: bool) -> None:
-    executed = {k: statistics.median(r[0] for r in v) for k, v in rates.items()}
-    recorded = {k: statistics.median(r[1] for r in v) for k, v in rates.items()}
+def per_record_cpu_us(store, client, server_pids: list[int], n: int) -> tuple[float, float]:
+    """CPU µs per record, client plus servers: spooling it (the hot path) and draining it to SQL."""
+    from datetime import datetime, timezone
+
+    from monitoring.history import RunRecord
+
+    now = datetime.now(timezone.utc)
+    records = [RunRecord(task_name="bench.history.x", task_id=f"{i:036d}", status="success", finished_at=now,
+                         entry="bench-entry", fire_at=now, received_at=now, started_at=now,
+                         hostname="bench@host", fencing_token=i) for i in range(n)]
+    store.redis = client
+    cpu, servers = time.process_time(), cpu_s(server_pids)
+    for record in records:
+        store.record(record)
+    spool_us = ((time.process_time() - cpu) + (cpu_s(server_pids) - servers)) / n * 1e6
+    cpu, servers = time.process_time(), cpu_s(server_pids)
+    store.drain()
+    drain_us = ((time.process_time() - cpu) + (cpu_s(server_pids) - servers)) / n * 1e6
+    return spool_us, drain_us
+
+
+def _postmaster_pid(postgres) -> int:
+    return int((postgres.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def report(rates: dict[str, list[tuple[float, float, float]]], per_record: dict[str, tuple[float, float]], options,
+           *, postgres_missing: bool) -> None:
+    def median(kind: str, i: int) -> float:
+        return statistics.median(r[i] for r in rates[kind])
+
+    def median_ratio(kind: str, i: int) -> float:  # each round against the off round of the same pass
+        return statistics.median(r[i] / off[0] for r, off in zip(rates[kind], rates["off"]))
+
     print(f"\n### No-op task throughput, one prefork worker -c 2 "
-          f"({options.rounds} alternating rounds x {options.tasks} tasks, median)\n")
-    print("| task | executed/s | / off | recorded in SQL/s | / off | target |")
-    print("|---|---:|---:|---:|---:|---|")
+          f"({options.rounds} alternating rounds x {options.tasks} tasks, medians)\n")
+    print("| task | executed/s | ratio to off | recorded in SQL/s | ratio to off | CPU ms/task | "
+          "off CPU / this CPU | target |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    off_cpu = median("off", 2)
     for kind in rates:
         target = ">= 90 % of off" if kind in ("sqlite", "postgres") else ""
-        print(f"| {kind} | {executed[kind]:.0f} | {executed[kind] / executed['off']:.1%} | "
-              f"{recorded[kind]:.0f} | {recorded[kind] / executed['off']:.1%} | {target} |")
+        print(f"| {kind} | {median(kind, 0):.0f} | {median_ratio(kind, 0):.1%} | {median(kind, 1):.0f} | "
+              f"{median_ratio(kind, 1):.1%} | {median(kind, 2) * 1000:.2f} | {off_cpu / median(kind, 2):.1%} | "
+              f"{target} |")
+    print(f"\n### History's own CPU per run (in this process, plus redis-server and Postgres; {options.tasks} "
+          "records)\n")
+    print("| database | spool (hot path) µs | drain to SQL µs | total µs | share of off's CPU/task |")
+    print("|---|---:|---:|---:|---:|")
+    for kind, (spool_us, drain_us) in per_record.items():
+        print(f"| {kind} | {spool_us:.0f} | {drain_us:.0f} | {spool_us + drain_us:.0f} | "
+              f"{(spool_us + drain_us) / (off_cpu * 1e6):.1%} |")
     if postgres_missing:
         print("\npostgres: skipped (Postgres server binaries not installed)")
     print("\nper-round executed/s:", {k: [round(r[0]) for r in v] for k, v in rates.items()})
+    print("per-round CPU ms/task:", {k: [round(r[2] * 1000, 2) for r in v] for k, v in rates.items()})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from typing import Any, Mapping
 
-from schedules.entry import EntrySpec
+from schedules.entry import EntrySpec, OverlapPolicy
 from tasks.policy import RunPolicy
 
 logger = logging.getLogger("beatkeeper.beat")
@@ -43,9 +43,11 @@ def published_policies(specs: Mapping[str, EntrySpec]) -> dict[str, RunPolicy]:
             logger.warning("beat: entries %s of task %s set different policies; hand-triggered runs follow "
                            "the task's own declaration", sorted(per_entry), task)
             continue
-        fields = next(iter(per_entry.values()))
+        fields = dict(next(iter(per_entry.values())))
         if fields:
+            if "overlap" in fields:
+                fields["overlap"] = OverlapPolicy(fields["overlap"])
             if "lock_key" in fields:
-                fields = {**fields, "lock_key": tuple(fields["lock_key"])}
+                fields["lock_key"] = tuple(fields["lock_key"])
             policies[task] = RunPolicy(**fields)
     return policies

@@ -39,17 +39,21 @@ def standard_middlewares(app: Any) -> list[Middleware]:
     """The one place the middleware order is set, outermost first.
 
     Later layers slot in ahead of overlap: run identity, history, metrics, pause, budget.
+    Run identity is inside history/metrics (duplicates are recorded) and ahead of pause,
+    budget and overlap (a duplicate spends no budget and takes no lock).
     Long-run detection is innermost so it times only the body.
     """
     from tasks.budget import BudgetLimits, BudgetMiddleware
     from tasks.history_mw import history_middleware_for
+    from tasks.identity import identity_middleware_for
     from tasks.longrun import LongRunMiddleware
     from tasks.metrics_mw import MetricsMiddleware
     from tasks.overlap import OverlapMiddleware
     from tasks.pause import PauseMiddleware
 
     client = app_redis(app)
-    return [history_middleware_for(app), MetricsMiddleware(client), PauseMiddleware(client),
+    return [history_middleware_for(app), MetricsMiddleware(client), identity_middleware_for(app, client),
+            PauseMiddleware(client),
             BudgetMiddleware(client, limits=lambda: BudgetLimits.from_app(app)),
             OverlapMiddleware(client), LongRunMiddleware(client)]
 
@@ -128,7 +132,8 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
         _dispatch_lost(chain, run.lost)
         if skip is not None:
             outcome = Outcome(status=skip.status, finished_at=time.time(), reason=skip.reason)
-            _store_not_run(task, request, outcome)
+            if skip.store_result:
+                _store_not_run(task, request, outcome)
             raise Ignore(skip.reason)
         request.fencing_token = run.fencing_token
         run.started_at = time.time()

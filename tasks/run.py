@@ -20,6 +20,8 @@ class RunStatus(str, Enum):
     SKIPPED_BUDGET = "skipped_budget"
     EXPIRED = "expired"  # reached a worker (or waited) past its ``expires``: never ran
     LOST = "lost"  # started, then its worker died: its lock expired before it released
+    SKIPPED_DUPLICATE = "skipped_duplicate"  # its run id was already running or done (``tasks.identity``)
+    DEAD_LETTERED = "dead_lettered"  # its workers died more often than the redelivery cap allows
 
     @property
     def ran(self) -> bool:
@@ -62,6 +64,9 @@ class Skip:
 
     status: RunStatus
     reason: str
+    #: False when the skipped delivery shares its task id with the run that did execute: its
+    #: status must not overwrite that run's result in the backend.
+    store_result: bool = True
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,16 @@ def process_env(redis_url: str) -> dict[str, str]:
     return env
 
 
+def migrate_history_database(env: dict[str, str]) -> None:
+    """Create or upgrade the execution-history schema before any process writes to it."""
+    from monitoring.db import database_url
+    from monitoring.migrations import upgrade_database
+
+    url = database_url(env)
+    revision = upgrade_database(url)
+    print(f"beatkeeper: history database at revision {revision}", flush=True)
+
+
 def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return dict(parse_procfile(path.read_text()).processes)
 
@@ -120,6 +130,7 @@ def run() -> int:
         redis_url = LOCAL_REDIS_URL
     try:
         env = process_env(redis_url)
+        migrate_history_database(env)
         manager = Manager(Printer(sys.stdout))
         for name, command in procfile_commands().items():
             manager.add_process(name, command, env=env, cwd=str(ROOT))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -35,11 +35,12 @@ from monitoring.metrics import RunMetrics
 from monitoring.rules.base import MONITOR_PREFIX, NEEDS_HISTORY, NEEDS_REDIS, Rule, RuleContext, local_and_utc
 from monitoring.rules.incidents import Incident, IncidentBook
 from schedules.entry import EntrySpec, OverlapPolicy
+from schedules.trigger import from_epoch_us, to_epoch_us
 
 log = logging.getLogger(__name__)
 
 RULE = "missed_run"
-WATERMARKS_KEY = MONITOR_PREFIX + "missed:checked"  # hash: entry -> unix seconds judged up to (exclusive)
+WATERMARKS_KEY = MONITOR_PREFIX + "missed:checked"  # hash: entry -> epoch microseconds judged up to (exclusive)
 NOT_EXECUTED_STATUSES = frozenset({"expired"})
 MAX_INSTANTS_PER_EVALUATION = 10_000  # per entry; a dense entry after a long outage catches up over several
 LISTED_INSTANTS = 20  # instants kept in an incident (all are counted)
@@ -74,20 +75,20 @@ class MissedRunsRule(Rule):
         client = ctx.client
         registered = ctx.redbeat_entries()
         specs = {name: spec for name, spec in ctx.specs.items() if name in registered}
-        watermarks = {_text(k): float(v) for k, v in client.hgetall(WATERMARKS_KEY).items()}
+        watermarks = {_text(k): int(v) for k, v in client.hgetall(WATERMARKS_KEY).items()}
         book = IncidentBook(client, RULE)
         incidents = book.load()
-        new_marks: dict[str, float] = {}
+        new_marks: dict[str, int] = {}
         changed: dict[str, Incident] = {}
         misses: dict[str, int] = {}
         locks = _EntryLocks(ctx)
         for name, spec in sorted(specs.items()):
-            if name not in watermarks:  # first seen registered: judge only what is due from now on
-                new_marks[name] = ctx.now
+            if name not in watermarks:  # first seen registered: judge only what is due after now
+                new_marks[name] = to_epoch_us(ctx.now_dt) + 1
                 continue
-            verdict = self._judge(ctx, name, spec, datetime.fromtimestamp(watermarks[name], timezone.utc), locks)
+            verdict = self._judge(ctx, name, spec, from_epoch_us(watermarks[name]), locks)
             if verdict.judged_until is not None:  # never backwards: a clock stepping back re-judges nothing
-                new_marks[name] = max(watermarks[name], verdict.judged_until.timestamp())
+                new_marks[name] = max(watermarks[name], to_epoch_us(verdict.judged_until))
             incident = self._update_incident(ctx, name, spec, incidents.get(name), verdict)
             if incident is not None:
                 incidents[name] = changed[name] = incident

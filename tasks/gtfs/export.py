@@ -4,8 +4,9 @@ The file holds ``stops``, ``routes`` (with their summaries), ``trips`` and ``dep
 by small integers, plus a ``meta`` table and ``PRAGMA user_version`` = :data:`EXPORT_SCHEMA_VERSION`.
 Departures are a WITHOUT ROWID table whose primary key is the app's lookup, "departures at
 this stop on this date from this time": ``(stop_key, service_date, departure_s, ...)``.
-``service_date`` is an integer ``YYYYMMDD``; ``departure_s`` counts seconds from the service
-day's start and may exceed 86400 (a 01:10 departure of the previous service day is 90600).
+``service_date`` is an integer ``YYYYMMDD``; ``departure_s`` counts seconds from noon minus
+12 h of the service date, as GTFS times do, and may exceed 86400 (``25:10:00`` is 90600: a
+01:10 departure the next morning, still on the previous day's service).
 
 The file is built under a temporary name in the target directory and renamed into place,
 so a reader never sees half a file. It is deterministic: the same loaded feed and horizon
@@ -122,13 +123,14 @@ def _current_meta(source: sa.Connection) -> dict[str, str]:
         raise GtfsStateError(f"the derived data was not built from the loaded feed {sync['feed_sha256'][:12]}",
                              hint="run the refresh step first")
     agency = schema.feed_tables["gtfs_agency"]
-    zone = source.execute(sa.select(agency.c.agency_timezone).order_by(agency.c.agency_timezone)).scalar()
+    zone = source.execute(sa.select(agency.c.agency_timezone)
+                          .order_by(schema.sort_key(source, agency.c.agency_timezone))).scalar()
     first, last = refresh["first_service_date"], refresh["last_service_date"]
     return {"schema_version": str(EXPORT_SCHEMA_VERSION), "feed_sha256": sync["feed_sha256"],
             "derived_checksum": refresh["checksum"], "agency_timezone": zone or "",
             "first_service_date": first.isoformat() if first else "",
             "last_service_date": last.isoformat() if last else "",
-            "departure_time_unit": "seconds after the start of the service day; may exceed 86400"}
+            "departure_time_unit": "seconds from noon minus 12 h of the service date (GTFS); may exceed 86400"}
 
 
 def _copy_rows(source: sa.Connection, target: sqlite3.Connection) -> dict[str, int]:

@@ -10,8 +10,8 @@ Three kinds of table:
   plain tables on SQLite, materialized views of the same name and columns on Postgres.
 * **state tables** (``gtfs_sync_state`` ...): what the steps remember between runs.
 
-GTFS times are stored as seconds after the service day's start (``25:10:00`` -> 90600):
-they may exceed a day. Dates are SQL dates.
+GTFS times are stored as seconds from noon minus 12 h of the service date, as GTFS counts
+them (``25:10:00`` -> 90600): they may exceed a day. Dates are SQL dates.
 
 Also here: the few SQL helpers the steps share (one real transaction, a read snapshot,
 streaming reads, an ordering that is the same on every database).

@@ -44,7 +44,7 @@ _DATE = re.compile(r"\d{8}", re.ASCII)
 
 
 def parse_gtfs_time(text: str) -> int:
-    """Seconds after the service day's start: ``'25:10:00'`` -> 90600. Raises ValueError."""
+    """Seconds from noon minus 12 h of the service date: ``'25:10:00'`` -> 90600. Raises ValueError."""
     match = _TIME.fullmatch(text)
     if match is None:
         raise ValueError(text)

@@ -3,6 +3,7 @@ instants `beatkeeper plan` lists — the same code computes both — through DST
 and across restarts in the middle of a gap and of a repeated hour."""
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -81,3 +82,28 @@ def test_fall_back_day_in_sydney_fires_the_repeated_half_hours_twice_and_0230_on
     assert utc(2027, 4, 3, 15, 0) in half_hourly and utc(2027, 4, 3, 16, 0) in half_hourly
     assert utc(2027, 4, 3, 15, 30) in half_hourly and utc(2027, 4, 3, 16, 30) in half_hourly
     assert len(half_hourly) == 16
+
+
+def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
+        app, redis_client, monkeypatch, tmp_path):
+    from tasks.beat import BeatkeeperScheduler
+    from tasks.headers import POLICY, dispatch_headers
+    from tasks.policy import PUBLISHED_POLICIES_KEY
+
+    schedule = {"sweep": {"task": "beatkeeper.heartbeat", "every": 60, "overlap": "buffer_one",
+                          "lock_ttl": 90, "max_runtime": "5m", "time_limit": "10m", "queue": "singleton"}}
+    start = utc(2026, 11, 2, 0, 0, 30)
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=start)
+    published = json.loads(redis_client.hget(PUBLISHED_POLICIES_KEY, "beatkeeper.heartbeat"))
+    assert published["overlap"] == "buffer_one" and published["lock_ttl_s"] == 90
+    assert published["max_runtime_s"] == 300 and published["time_limit_s"] == 600
+    entry = driver.scheduler._load_entries(redis_client, ["redbeat:sweep"])[0]
+    assert entry.options == {"queue": "singleton", "time_limit": 600}
+    sent = []
+    monkeypatch.setattr(app.tasks["beatkeeper.heartbeat"], "apply_async",
+                        lambda args, kwargs, **options: sent.append(options))
+    BeatkeeperScheduler._publish(driver.scheduler, entry, start, None)  # the real publish, not the recorder
+    header = json.loads(sent[0]["headers"][POLICY])
+    assert header == {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300, "time_limit_s": 600}
+    assert sent[0]["queue"] == "singleton" and sent[0]["time_limit"] == 600
+    assert dispatch_headers("sweep", start)["beatkeeper_fire_at"] == sent[0]["headers"]["beatkeeper_fire_at"]

@@ -1,8 +1,6 @@
 """Fixtures of the GTFS pipeline tests: local feed and publish servers, databases, the small feed."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 import sqlalchemy as sa
 
@@ -10,7 +8,6 @@ from tasks.gtfs import schema
 from tests.gtfs.feedgen import SyntheticFeed, small_feed
 from tests.gtfs.servers import FeedServer, PutReceiver
 
-NOW = datetime(2024, 3, 3, 17, 0, tzinfo=timezone.utc)  # 04:00 in Sydney, the morning before the feed week
 
 
 @pytest.fixture

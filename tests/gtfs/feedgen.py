@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import itertools
 import zipfile
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
 WEEK_START = date(2024, 3, 4)  # a Monday
+NOW = datetime(2024, 3, 3, 17, 0, tzinfo=timezone.utc)  # the tests' clock: 04:00 Monday in Sydney
 _ZIP_TIME = (2024, 1, 1, 0, 0, 0)  # fixed member timestamps: the same feed gives the same bytes
 STOP_TIMES_HEADER = ["trip_id", "arrival_time", "departure_time", "stop_id", "stop_sequence"]
 
@@ -46,7 +47,7 @@ class Trip:
     route_id: str
     service_id: str
     headsign: str
-    start_s: int  # seconds after the service day's start; may pass 24 h
+    start_s: int  # seconds from noon minus 12 h of the service date; may pass 24 h
 
 
 @dataclass
@@ -58,7 +59,6 @@ class SyntheticFeed:
     exceptions: list[tuple[str, date, int]]  # (service_id, date, 1 added / 2 removed)
     trips: list[Trip]
     agency_zone: str = "Australia/Sydney"
-    extra_files: dict[str, list[list[str]]] = field(default_factory=dict)
 
     # -- the timetable, read independently of the pipeline ---------------------------------
     def stop_events(self, trip: Trip) -> Iterator[tuple[int, str, int, int]]:
@@ -98,7 +98,6 @@ class SyntheticFeed:
         """Every file as rows of strings, header first (row i is line i + 1): edit, then zip."""
         files = self._files_except_stop_times()
         files["stop_times.txt"] = [STOP_TIMES_HEADER, *self._stop_time_rows()]
-        files.update(self.extra_files)
         return files
 
     def zip_bytes(self) -> bytes:
@@ -107,7 +106,7 @@ class SyntheticFeed:
     def write_zip(self, path: Path) -> Path:
         """Stream the feed into ``path``, stop_times generated row by row (for large feeds)."""
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, rows in sorted({**self._files_except_stop_times(), **self.extra_files}.items()):
+            for name, rows in sorted(self._files_except_stop_times().items()):
                 _write_member(archive, name, iter(rows))
             _write_member(archive, "stop_times.txt", itertools.chain([STOP_TIMES_HEADER], self._stop_time_rows()))
         return path
@@ -168,11 +167,12 @@ def _d(day: date) -> str:
 def small_feed(*, version: int = 1) -> SyntheticFeed:
     """A week from Monday 2024-03-04: weekday and weekend services, a holiday on Wednesday
     (weekday service removed, weekend service added), an event service on Friday defined only
-    in calendar_dates, a trip past midnight, a loop trip, a dwell. ``version=2`` adds a trip."""
+    in calendar_dates, a trip past midnight, a loop trip, a dwell, a stop name with a comma and
+    quotes. ``version=2`` adds a trip."""
     monday = WEEK_START
     wednesday, friday = monday + timedelta(days=2), monday + timedelta(days=4)
     stops = [(f"S{i}", name, -33.86 - i / 100, 151.20 + i / 100) for i, name in enumerate(
-        ["Central", "Town Hall", "Wynyard", "Circular Quay", "Kings Cross", "Bondi Junction"], start=1)]
+        ["Central", "Town Hall", "Wynyard", "Circular Quay", 'Kings Cross, "The Cross"', "Bondi Junction"], start=1)]
     patterns = {
         "R1": Pattern("R1", ("S1", "S2", "S3", "S4"), (0, 10, 20, 40), (0, 2, 0, 0)),
         "R2": Pattern("R2", ("S4", "S5", "S6"), (0, 15, 30)),

@@ -8,8 +8,7 @@ import pytest
 
 from tasks.gtfs import (EXPORT_SCHEMA_VERSION, GtfsStateError, export_app_database, refresh_derived_tables,
                         sync_static_feed)
-from tests.gtfs.conftest import NOW
-from tests.gtfs.feedgen import WEEK_START, small_feed
+from tests.gtfs.feedgen import NOW, WEEK_START, small_feed
 
 APP_DEPARTURES = """
 SELECT d.service_date, s.stop_id, d.departure_s, t.trip_id, r.route_id, t.headsign

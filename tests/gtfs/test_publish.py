@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tasks.gtfs import MANIFEST_NAME, GtfsPublishError, publish_export
-from tests.gtfs.conftest import NOW
+from tests.gtfs.feedgen import NOW
 
 
 def make_export(path, *, feed_sha256: str, schema_version: int = 1):

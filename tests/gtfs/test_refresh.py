@@ -9,8 +9,7 @@ import sqlalchemy as sa
 
 from tasks.gtfs import GtfsStateError, refresh_derived_tables, sync_static_feed
 from tasks.gtfs.refresh import expand_service_dates
-from tests.gtfs.conftest import NOW
-from tests.gtfs.feedgen import WEEK_START, small_feed
+from tests.gtfs.feedgen import NOW, WEEK_START, small_feed
 
 MON = WEEK_START
 WEEK = [MON + timedelta(days=i) for i in range(7)]

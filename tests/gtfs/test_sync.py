@@ -1,14 +1,14 @@
 """Sync: load once, skip unchanged feeds without loading work, keep the previous data on failure."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tasks.gtfs import GtfsDownloadError, GtfsFeedError, sync_static_feed
 from tasks.gtfs.schema import FEED_TABLE_NAMES
-from tests.gtfs.conftest import NOW
-from tests.gtfs.feedgen import small_feed, zip_files
+from tests.gtfs.feedgen import NOW, small_feed, zip_files
 
 LATER = NOW + timedelta(days=1)
 
@@ -22,9 +22,12 @@ def snapshot(db, url) -> dict:
 def test_sync_loads_every_file(database_url, feed_server, feed, db):
     result = sync_static_feed(feed_url=feed_server.url, database=database_url, now=NOW)
     assert result.status == "loaded" and result.load_count == 1
-    assert result.checksum == db.sync_state(database_url)["feed_sha256"]
-    expected = sorted((t.trip_id, seq, stop, arr, dep) for t in feed.trips for seq, stop, arr, dep in feed.stop_events(t))
+    assert result.checksum == hashlib.sha256(feed_server.body).hexdigest() == db.sync_state(database_url)["feed_sha256"]
+    expected = sorted((t.trip_id, seq, stop, arr, dep)
+                      for t in feed.trips for seq, stop, arr, dep in feed.stop_events(t))
     assert db.rows(database_url, "gtfs_stop_times") == expected
+    assert db.rows(database_url, "gtfs_stops") == [(sid, name, round(lat, 6), round(lon, 6), 0, None)
+                                                   for sid, name, lat, lon in feed.stops]
     assert result.row_counts == {t: len(db.rows(database_url, t)) for t in FEED_TABLE_NAMES}
     assert not any(name.startswith("staging_") for name in db.table_names(database_url))
 

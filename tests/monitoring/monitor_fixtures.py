@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta, timezone
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -105,9 +105,9 @@ def a_run(entry: str, fire_s: float, *, status: str = "success", task: str = "jo
           took_s: float = 1.0, **fields) -> RunRecord:
     """The history row of ``entry``'s run for the instant T0 + ``fire_s``."""
     fire_at = at(fire_s)
-    return RunRecord(task_name=task, task_id=task_id or f"{entry}-{fire_s}", status=status, entry=entry,
-                     fire_at=fire_at, started_at=fire_at + timedelta(seconds=0.1),
-                     finished_at=fire_at + timedelta(seconds=took_s), **fields)
+    row = dict(task_name=task, task_id=task_id or f"{entry}-{fire_s}", status=status, entry=entry, fire_at=fire_at,
+               started_at=fire_at + timedelta(seconds=0.1), finished_at=fire_at + timedelta(seconds=took_s))
+    return RunRecord(**{**row, **fields})
 
 
 # -- real receivers -----------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class MailReceiver:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
-                receiver.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+                receiver.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
                 return "250 OK"
 
         self.port = free_port()

@@ -22,11 +22,15 @@ def test_every_runner_process_is_a_compose_service_with_the_same_command():
 
 
 def test_python_services_share_one_image_and_take_config_only_from_the_environment():
-    python_services = [s for n, s in SERVICES.items() if n != "redis"]
-    assert {s["image"] for s in python_services} == {"beatkeeper:latest"}
-    for service in python_services:
+    python_services = {n: s for n, s in SERVICES.items() if n not in ("redis", "postgres")}
+    assert {s["image"] for s in python_services.values()} == {"beatkeeper:latest"}
+    for name, service in python_services.items():
         assert service["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
+        assert service["environment"]["DATABASE_URL"].startswith("postgresql+psycopg2://beatkeeper:${POSTGRES_")
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        if name != "migrate":  # every service starts after the history schema is migrated
+            assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert shlex.split(SERVICES["migrate"]["command"]) == ["beatkeeper", "db", "upgrade"]
 
 
 def test_redis_has_a_password_append_only_persistence_and_a_healthcheck():

@@ -31,8 +31,9 @@ def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_al
     wait_until(lambda: "started redis-server" in log() or runner.poll() is not None, timeout_s=30,
                what="the runner to start redis-server")
     assert runner.poll() is None, log()
-    wait_until(lambda: log().count("ready.") >= 2 and "Acquired lock" in log(), timeout_s=UP_TIMEOUT_S,
-               what="both workers ready and beat holding its lock")
+    wait_until(lambda: (log().count("ready.") >= 2 and "Acquired lock" in log()) or "stopped (rc=" in log(),
+               timeout_s=UP_TIMEOUT_S, what="both workers ready and beat holding its lock")
+    assert "stopped (rc=" not in log(), log()  # no process died on the way up
     assert "worker-singleton" in log() and "beat" in log()
     client = redis.Redis.from_url(local_url, decode_responses=True)
     assert client.exists("redbeat::lock")
