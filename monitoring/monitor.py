@@ -95,8 +95,10 @@ class Monitor:
                  settings: MonitorSettings | None = None, history: HistoryStore | None = None,
                  workers: WorkerProbe | None = None, keys: PlatformKeys | None = None,
                  queue_of: Callable[[EntrySpec], str] | None = None, dispatcher: Dispatcher | None = None,
-                 rules: Sequence[Rule] | None = None):
+                 rules: Sequence[Rule] | None = None, ping_client: redis.Redis | None = None):
         self.client = client
+        # Asked first in each evaluation: a client without retries notices an outage at once.
+        self.ping_client = ping_client or client
         self.load_specs = load_specs
         self.settings = settings or MonitorSettings()
         self.history = history
@@ -134,22 +136,27 @@ class Monitor:
             try:
                 firing = rule.evaluate(ctx)
             except Exception as exc:  # one broken rule must not blind the others
+                ctx.redis_error = self._ping()
+                if ctx.redis_error is not None:  # Redis went away mid-evaluation: the next one alerts on it
+                    skipped[name] = "Redis became unreachable"
+                    continue
                 log.exception("monitor: rule %s failed", name)
                 errors[name] = f"{type(exc).__name__}: {exc}"
                 continue
             notes += self.manager.reconcile(rule.names, firing, now=now)
         notes += self.manager.reconcile(META_RULES, self._meta_alerts(skipped, errors), now=now)
-        if redis_error is None:
+        if ctx.redis_error is None:
             self._beat(now)
         self._send(notes)
         evaluation = Evaluation(at=now, notifications=notes, firing=[a.alert for a in self.store.active().values()],
-                                skipped=skipped, errors=errors, queues=ctx.cache.get("queues"), redis_error=redis_error)
+                                skipped=skipped, errors=errors, queues=ctx.cache.get("queues"),
+                                redis_error=ctx.redis_error)
         self.last_evaluation = evaluation
         return evaluation
 
     def _ping(self) -> str | None:
         try:
-            self.client.ping()
+            self.ping_client.ping()
         except redis.RedisError as exc:
             return f"{type(exc).__name__}: {exc}"
         return None

@@ -70,12 +70,12 @@ def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> 
                                 socket_timeout=timeout_s, health_check_interval=10, **options)
 
 
-def build_monitor(settings: MonitorSettings, *, client: redis.Redis) -> Monitor:
+def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client: redis.Redis) -> Monitor:
     """The monitor of this deployment, with the sinks the environment configures."""
     dispatcher = Dispatcher(sinks_from_env(os.environ), client=client, attempts=settings.sink_attempts)
     return Monitor(client=client, load_specs=registered_specs, settings=settings, history=history_store_for(app),
                    workers=CeleryWorkers(app, timeout_s=settings.inspect_timeout_s), keys=platform_keys(),
-                   queue_of=queue_router(), dispatcher=dispatcher)
+                   queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client)
 
 
 @click.command("monitor")
@@ -93,12 +93,12 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
         raise click.UsageError(str(exc)) from None
     settings = replace(settings, port=settings.port if port is None else port, host=host or settings.host,
                        interval_s=interval or settings.interval_s)
+    ping_client = monitor_redis(app.conf.redis_url, timeout_s=1.0, retries=False)
     try:
-        monitor = build_monitor(settings, client=monitor_redis(app.conf.redis_url))
+        monitor = build_monitor(settings, client=monitor_redis(app.conf.redis_url), ping_client=ping_client)
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
-    ping_client = monitor_redis(app.conf.redis_url, timeout_s=1.0, retries=False)
     server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client),
                              host=settings.host, port=settings.port)
     stop = threading.Event()
