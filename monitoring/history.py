@@ -277,22 +277,28 @@ class HistoryStore:
             self._db_down_since = None
 
     # -- SQL ---------------------------------------------------------------------------------
-    def write(self, records: Sequence[RunRecord]) -> None:
-        """Insert ``records`` in one transaction; a record already stored (same record_id) is left alone."""
+    def write(self, records: Sequence[RunRecord]) -> int:
+        """Insert ``records`` in one transaction; a record already stored (same record_id) is left alone.
+
+        Returns how many were new.
+        """
         if not records:
-            return
+            return 0
         rows = [r.to_row() for r in records]
         with self.engine.begin() as connection:
             dialect = connection.dialect.name
             if dialect in ("sqlite", "postgresql"):
-                statement = _dialect_insert(dialect)(task_runs).on_conflict_do_nothing(index_elements=["record_id"])
-                connection.execute(statement, rows)
-                return
+                # RETURNING makes SQLAlchemy send multi-row VALUES pages ("insertmanyvalues")
+                # instead of one statement per row, and tells which rows were new.
+                statement = (_dialect_insert(dialect)(task_runs).on_conflict_do_nothing(index_elements=["record_id"])
+                             .returning(task_runs.c.record_id))
+                return len(connection.execute(statement, rows).all())
             ids = [row["record_id"] for row in rows]
             known = set(connection.scalars(select(task_runs.c.record_id).where(task_runs.c.record_id.in_(ids))))
             fresh = [row for row in rows if row["record_id"] not in known]
             if fresh:
                 connection.execute(insert(task_runs), fresh)
+            return len(fresh)
 
     def query(self, *, task: str | None = None, entry: str | None = None, status: str | None = None,
               since: datetime | None = None, limit: int = 50) -> list[RunRecord]:
