@@ -20,7 +20,7 @@ and the CPU seconds per task of every process involved (worker and its pool chil
 redis-server, the Postgres server), read from /proc: at saturation, throughput is cores / CPU
 per task, so ``off``'s CPU per task over another's is the throughput ratio contention aside.
 
-    .venv/bin/python bench/bench_history.py [--tasks 1000] [--rounds 5]
+    .venv/bin/python bench/bench_history.py [--tasks 2500] [--rounds 6]
 """
 from __future__ import annotations
 
@@ -73,6 +73,10 @@ def _install_middlewares() -> None:
     class HistoryForTask(Middleware):
         def __init__(self, by_task: dict):
             self.by_task = by_task
+
+        def before_run(self, run):
+            middleware = self.by_task.get(run.task_name)
+            return None if middleware is None else middleware.before_run(run)
 
         def after_run(self, run, outcome) -> None:
             middleware = self.by_task.get(run.task_name)
@@ -155,8 +159,8 @@ def one_round(app, client, task, kind: str, hostname: str, n: int, stores: dict,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=1000, help="messages per round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=2500, help="messages per round")
+    parser.add_argument("--rounds", type=int, default=6)
     options = parser.parse_args()
 
     from tests.postgres import PostgresServer, postgres_bin_dir

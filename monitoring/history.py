@@ -266,8 +266,9 @@ class HistoryStore:
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if self._db_down_since is None:
             self._db_down_since = time.monotonic()
-            log.warning("history: database unavailable (%s); records stay spooled in Redis until it is back",
-                        message)
+            hint = " (no history table: run `beatkeeper db upgrade`)" if _missing_table(exc) else ""
+            log.warning("history: database unavailable (%s)%s; records stay spooled in Redis until it is back",
+                        message, hint)
         return message
 
     def _db_back(self, written: int) -> None:
@@ -340,6 +341,11 @@ class HistoryStore:
             deleted += count
             if count < batch_size:
                 return deleted
+
+
+def _missing_table(exc: SQLAlchemyError) -> bool:
+    text = str(exc).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 def _decoded(raw: Iterable[str | bytes]) -> list[RunRecord]:

@@ -36,7 +36,8 @@ from monitoring.alerts import DEFAULT_REPEAT_S, Alert, AlertManager, AlertStore,
 from monitoring.heartbeats import HEARTBEATS_KEY
 from monitoring.history import HistoryStore
 from monitoring.rules import default_rules
-from monitoring.rules.base import NEEDS_HISTORY, NEEDS_REDIS, NEEDS_WORKERS, PlatformKeys, Rule, RuleContext, WorkerProbe
+from monitoring.rules.base import (NEEDS_HISTORY, NEEDS_REDIS, NEEDS_WORKERS, PlatformKeys, Rule, RuleContext,
+                                   WorkerProbe)
 from monitoring.rules.infrastructure import QUEUE_RULE
 from monitoring.rules.settings import RuleSettings, int_from_env, seconds_from_env
 from monitoring.sinks import Dispatcher, LogSink
@@ -174,7 +175,8 @@ class Monitor:
         return None
 
     def _current_specs(self, now: float) -> dict[str, EntrySpec]:
-        if self._specs_at is not None and now - self._specs_at < self.settings.schedule_refresh_s and now >= self._specs_at:
+        fresh = self._specs_at is not None and 0 <= now - self._specs_at < self.settings.schedule_refresh_s
+        if fresh:
             return self._specs
         self._specs_at = now
         try:

@@ -56,8 +56,8 @@ def _beat_check(monitor: Monitor, client: redis.Redis, now: float) -> dict[str, 
             age_s = heartbeat_ages_s(client, now=now).get("beat")
             if age_s is None:
                 return {"ok": False, "reason": "no beat heartbeat recorded yet"}
-            ok = age_s <= limit_s
-            return {"ok": ok, "reason": f"heartbeat {age_s:.0f} s old (limit {limit_s:.0f} s)", "age_s": round(age_s, 1)}
+            return {"ok": age_s <= limit_s, "reason": f"heartbeat {age_s:.0f} s old (limit {limit_s:.0f} s)",
+                    "age_s": round(age_s, 1)}
         held = client.exists(keys.redbeat_lock_key)
         return {"ok": bool(held), "reason": f"{keys.redbeat_lock_key} {'held' if held else 'not held: beat is down'} "
                                             "(the heartbeat entry is switched off)"}

@@ -24,20 +24,18 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
-import socket
 import threading
 import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 import redis
 
 from monitoring.alerts import Notification, NotificationKind, Severity
-from monitoring.rules.settings import MonitorSettingError, int_from_env
+from monitoring.rules.settings import MonitorSettingError, SmtpSettings, smtp_settings_from_env
 
 log = logging.getLogger(__name__)
 alert_log = logging.getLogger("beatkeeper.alerts")  # the structured log sink's logger
@@ -88,17 +86,6 @@ class WebhookSink:
             response.read()
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    recipients: tuple[str, ...]
-    port: int = 25
-    tls: str = "none"  # "ssl", "starttls" or "none"
-    user: str | None = None
-    password: str | None = None
-    sender: str = "beatkeeper@localhost"
-
-
 class SmtpSink:
     """An e-mail per notification; the subject is the notification's one line."""
 
@@ -136,23 +123,6 @@ def sinks_from_env(environ: Mapping[str, str]) -> list[Sink]:
     if host:
         sinks.append(SmtpSink(smtp_settings_from_env(environ, host)))
     return sinks
-
-
-def smtp_settings_from_env(environ: Mapping[str, str], host: str) -> SmtpSettings:
-    recipients = tuple(r.strip() for r in (environ.get("BEATKEEPER_ALERT_SMTP_TO") or "").split(",") if r.strip())
-    if not recipients:
-        raise MonitorSettingError("BEATKEEPER_ALERT_SMTP_TO", environ.get("BEATKEEPER_ALERT_SMTP_TO", ""),
-                                  "BEATKEEPER_ALERT_SMTP_HOST is set: name at least one recipient")
-    port = int_from_env(environ, "BEATKEEPER_ALERT_SMTP_PORT", 25)
-    tls = (environ.get("BEATKEEPER_ALERT_SMTP_TLS") or "").strip().lower()
-    tls = tls or {465: "ssl", 587: "starttls"}.get(port, "none")
-    if tls not in ("ssl", "starttls", "none"):
-        raise MonitorSettingError("BEATKEEPER_ALERT_SMTP_TLS", tls, "expected ssl, starttls or none")
-    return SmtpSettings(host=host, recipients=recipients, port=port, tls=tls,
-                        user=(environ.get("BEATKEEPER_ALERT_SMTP_USER") or "").strip() or None,
-                        password=environ.get("BEATKEEPER_ALERT_SMTP_PASSWORD") or None,
-                        sender=(environ.get("BEATKEEPER_ALERT_SMTP_FROM") or "").strip()
-                        or f"beatkeeper@{socket.gethostname()}")
 
 
 class Outbox:

@@ -96,7 +96,8 @@ def gather_status(*, client: redis.Redis, specs: Mapping[str, EntrySpec], now: d
         try:
             last_runs = last_run_of(history.engine, specs)
         except Exception as exc:
-            problems.append(f"history unavailable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            problems.append(f"history unavailable: {type(exc).__name__}: {first_line}")
     entries = [_entry_status(name, spec, now=now, ctx=ctx, next_fire_s=next_fires.get(name),
                              registered=registered, last=last_runs.get(name), pauses=pauses, alerts=alerts)
                for name, spec in sorted(specs.items())]

@@ -19,7 +19,29 @@ SCHEDULE: dict[str, dict[str, Any]] = {
     },
 }
 
+#: The GTFS static reference pipeline (``tasks.gtfs_tasks``): included once ``GTFS_STATIC_URL``
+#: names a feed. Its start task returns at once; ``overlap: skip`` there plus the start task's
+#: refusal while a run is still going keep one run at a time; a start older than 2 h is dropped.
+GTFS_PIPELINE_ENTRY = "gtfs-static-pipeline"
+GTFS_FEED_ENV = "GTFS_STATIC_URL"
+GTFS_PIPELINE: dict[str, Any] = {
+    "task": "beatkeeper.gtfs.start",
+    "cron": "0 3 * * *",
+    "timezone": "Australia/Sydney",
+    "overlap": "skip",
+    "expires": "2h",
+    "description": "GTFS static pipeline: sync -> refresh -> export -> publish, each step after the last finished",
+}
+
 SCHEDULE_FILE_ENV = "BEATKEEPER_SCHEDULE"
+
+
+def platform_schedule(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The platform's own entries in this environment (the GTFS pipeline only once its feed is set)."""
+    entries = dict(SCHEDULE)
+    if environ.get(GTFS_FEED_ENV, "").strip():
+        entries[GTFS_PIPELINE_ENTRY] = dict(GTFS_PIPELINE)
+    return entries
 
 
 def effective_schedule(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -27,11 +49,12 @@ def effective_schedule(environ: Mapping[str, str]) -> dict[str, Any]:
     from schedules.errors import ConfigFileError
     from schedules.loader import load_schedule_file
 
+    platform = platform_schedule(environ)
     path = environ.get(SCHEDULE_FILE_ENV, "").strip()
     if not path:
-        return dict(SCHEDULE)
+        return platform
     user = load_schedule_file(path)
-    clashes = sorted(set(user) & set(SCHEDULE))
+    clashes = sorted(set(user) & (set(SCHEDULE) | {GTFS_PIPELINE_ENTRY}))
     if clashes:
         raise ConfigFileError(path, f"entry names {clashes} are reserved by the platform's own schedule")
-    return {**SCHEDULE, **user}
+    return {**platform, **user}

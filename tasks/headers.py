@@ -11,9 +11,10 @@ from typing import Any, Mapping
 ENTRY = "beatkeeper_entry"  # the schedule entry's name
 FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
 POLICY = "beatkeeper_policy"  # JSON: the entry's overlap, lock_ttl_s, lock_key, max_runtime_s, time_limit_s
+PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
 #: Headers a retry's message must carry again: Celery does not copy custom headers on retry.
-CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY)
+CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY, PIPELINE_RUN)
 
 
 def dispatch_headers(entry: str, fire_at: datetime, *,
@@ -38,6 +39,11 @@ def fire_at_of(request: Any) -> datetime | None:
     """The scheduled fire instant of a request; None for a hand-triggered run."""
     raw = getattr(request, FIRE_AT, None)
     return datetime.fromisoformat(raw) if raw else None
+
+
+def pipeline_run_of(request: Any) -> str | None:
+    """The pipeline run a request is a step of; None outside a pipeline."""
+    return getattr(request, PIPELINE_RUN, None) or None
 
 
 def policy_of(request: Any) -> dict[str, Any]:

@@ -99,6 +99,7 @@ def process_env(redis_url: str) -> dict[str, str]:
     env["FLOWER_BASIC_AUTH"] = flower_credentials()
     env.setdefault("FLOWER_PORT", "5555")
     env.setdefault("FLOWER_ADDRESS", "127.0.0.1")
+    env.setdefault("BEATKEEPER_MONITOR_HOST", "127.0.0.1")  # containers listen on 0.0.0.0 instead
     env.setdefault("BEATKEEPER_DATA_DIR", str(data_dir()))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"

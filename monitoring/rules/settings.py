@@ -12,11 +12,13 @@
 |                                        |         | budget reports once an hour)                          |
 | BEATKEEPER_ALERT_WORKERS_FOR           | 30s     | a queue without a consumer this long alerts           |
 
-Durations accept seconds or "90s", "3m", "1h". Nothing here reads a clock or Redis.
+Durations accept seconds or "90s", "3m", "1h". The e-mail settings are read here too
+(``monitoring.sinks`` documents them). Nothing here reads a clock or Redis.
 """
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -101,3 +103,34 @@ class RuleSettings:
             event_quiet_s=seconds_from_env(environ, "BEATKEEPER_ALERT_EVENT_QUIET", 900.0),
             workers_for_s=seconds_from_env(environ, "BEATKEEPER_ALERT_WORKERS_FOR", 30.0, positive=False),
         )
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The e-mail sink's settings (``BEATKEEPER_ALERT_SMTP_*``, documented in ``monitoring.sinks``)."""
+
+    host: str
+    recipients: tuple[str, ...]
+    port: int = 25
+    tls: str = "none"  # "ssl", "starttls" or "none"
+    user: str | None = None
+    password: str | None = None
+    sender: str = "beatkeeper@localhost"
+
+
+def smtp_settings_from_env(environ: Mapping[str, str], host: str) -> SmtpSettings:
+    """The e-mail settings for ``host``; raises MonitorSettingError naming the variable at fault."""
+    recipients = tuple(r.strip() for r in (environ.get("BEATKEEPER_ALERT_SMTP_TO") or "").split(",") if r.strip())
+    if not recipients:
+        raise MonitorSettingError("BEATKEEPER_ALERT_SMTP_TO", environ.get("BEATKEEPER_ALERT_SMTP_TO", ""),
+                                  "BEATKEEPER_ALERT_SMTP_HOST is set: name at least one recipient")
+    port = int_from_env(environ, "BEATKEEPER_ALERT_SMTP_PORT", 25)
+    tls = (environ.get("BEATKEEPER_ALERT_SMTP_TLS") or "").strip().lower()
+    tls = tls or {465: "ssl", 587: "starttls"}.get(port, "none")
+    if tls not in ("ssl", "starttls", "none"):
+        raise MonitorSettingError("BEATKEEPER_ALERT_SMTP_TLS", tls, "expected ssl, starttls or none")
+    return SmtpSettings(host=host, recipients=recipients, port=port, tls=tls,
+                        user=(environ.get("BEATKEEPER_ALERT_SMTP_USER") or "").strip() or None,
+                        password=environ.get("BEATKEEPER_ALERT_SMTP_PASSWORD") or None,
+                        sender=(environ.get("BEATKEEPER_ALERT_SMTP_FROM") or "").strip()
+                        or f"beatkeeper@{socket.gethostname()}")

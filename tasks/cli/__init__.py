@@ -1,7 +1,7 @@
 """The ``beatkeeper`` command line (console script ``beatkeeper = tasks.cli:main``).
 
 Each command is one module of this package defining ``command`` (a click command);
-adding a command is adding its module and one line to :data:`COMMAND_MODULES`.
+adding a command is adding its module and one line to :data:`COMMANDS`.
 
 Exit codes: 0 success; 1 the schedule has problems (one line each, on stderr); 2 a usage
 error, an unreadable or unparseable file, a bad setting, or an unexpected failure. No
@@ -16,23 +16,38 @@ import click
 
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 
-COMMAND_MODULES = (
-    "tasks.cli.check",
-    "tasks.cli.plan",
-    "tasks.cli.history",
-    "tasks.cli.pause",  # pause and resume
-    "tasks.cli.db",
-    "tasks.cli.metrics",
-    "tasks.cli.monitor",
-    "tasks.cli.status",
-)
+#: Command name -> the module defining it (``command``, or ``commands`` for several).
+#: Modules load only when their command runs: a fast start, and one broken command
+#: cannot take the others down.
+COMMANDS = {
+    "check": "tasks.cli.check",
+    "plan": "tasks.cli.plan",
+    "history": "tasks.cli.history",
+    "pause": "tasks.cli.pause",
+    "resume": "tasks.cli.pause",
+    "db": "tasks.cli.db",
+    "metrics-server": "tasks.cli.metrics",
+    "monitor": "tasks.cli.monitor",
+    "status": "tasks.cli.status",
+    "pipeline": "tasks.cli.pipeline",
+}
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 
 class BeatkeeperGroup(click.Group):
-    """A click group that turns every failure into one line and an exit code."""
+    """A click group that loads commands lazily and turns every failure into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name])
+        found = getattr(module, "commands", None) or (module.command,)
+        return next((c for c in found if c.name == name), None)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -59,9 +74,3 @@ class BeatkeeperGroup(click.Group):
 @click.group(cls=BeatkeeperGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """beatkeeper: validated, DST-correct Celery beat schedules."""
-
-
-for _module in COMMAND_MODULES:
-    _loaded = importlib.import_module(_module)
-    for _command in getattr(_loaded, "commands", None) or (_loaded.command,):  # a module may define several
-        main.add_command(_command)

@@ -48,7 +48,8 @@ def render(report: StatusReport) -> str:
     """The one screen."""
     lines = [f"beatkeeper status at {_utc(report.at)}", ""]
     ages = report.heartbeat_ages_s
-    lines.append("heartbeats   " + ("  ".join(f"{c} {_age(a)} ago" for c, a in sorted(ages.items())) or "none recorded"))
+    beats = "  ".join(f"{component} {_age(age)} ago" for component, age in sorted(ages.items()))
+    lines.append(f"heartbeats   {beats or 'none recorded'}")
     lock = "not held: beat is not running" if report.beat_lock_ttl_s is None else \
         f"held ({report.beat_lock_ttl_s:.0f} s left)"
     lines.append(f"beat lock    {lock}")
@@ -59,8 +60,10 @@ def render(report: StatusReport) -> str:
                                        or "none answered"))
     for queue, facts in sorted(report.queues.items()):
         consumers = len(facts["consumers"])
-        warn = "  << NO CONSUMER" if not consumers and (facts["entries"] or facts["pending"]) else ""
-        lines.append(f"queue        {queue}: {facts['pending']} waiting, {consumers} consumer(s){warn}")
+        unconsumed = report.workers is not None and not consumers and (facts["entries"] or facts["pending"])
+        warn = "  << NO CONSUMER" if unconsumed else ""
+        asked = "" if report.workers is None else f", {consumers} consumer(s)"
+        lines.append(f"queue        {queue}: {facts['pending']} waiting{asked}{warn}")
     lines += ["", _table([ENTRY_COLUMNS] + [_entry_row(e) for e in report.entries])]
     lines += ["", f"locks held ({len(report.locks)})"]
     for lock_ in report.locks:

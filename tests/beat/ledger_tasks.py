@@ -22,14 +22,17 @@ from tasks.redis_client import app_redis
 
 LEDGER_KEY = "ledger:runs"  # hash: "entry|fire_at ISO" (or "hand|task id") -> executions
 EXECUTIONS_KEY = "ledger:executions"  # set: execution ids already counted
+EXECUTED_AT_KEY = "ledger:executed_at"  # hash: run field -> unix seconds its first execution counted
 ENTERED_KEY = "ledger:entered"  # list of JSON: one per body that started (pid, fencing token)
 BLOCK_PREFIX = "ledger:block:"  # a body of ``side_effect`` waits while ``BLOCK_PREFIX + key`` exists
 WRITE_DEADLINE_S = 30.0  # a body keeps trying its ledger write this long through Redis faults
 BLOCK_LIMIT_S = 30.0
 
-# KEYS[1] executions set, KEYS[2] ledger; ARGV[1] execution id, ARGV[2] ledger field.
+# KEYS[1] executions set, KEYS[2] ledger, KEYS[3] first execution instants;
+# ARGV[1] execution id, ARGV[2] ledger field, ARGV[3] now (unix seconds).
 _COUNT_ONCE = """
     if redis.call('sadd', KEYS[1], ARGV[1]) == 1 then
+        redis.call('hsetnx', KEYS[3], ARGV[2], ARGV[3])
         return redis.call('hincrby', KEYS[2], ARGV[2], 1)
     end
     return -1
@@ -59,7 +62,9 @@ def _persistently(call):
 def _count(field: str) -> None:
     client = app_redis(app)
     execution = uuid.uuid4().hex
-    _persistently(lambda: client.eval(_COUNT_ONCE, 2, EXECUTIONS_KEY, LEDGER_KEY, execution, field))
+    now = repr(time.time())
+    _persistently(lambda: client.eval(_COUNT_ONCE, 3, EXECUTIONS_KEY, LEDGER_KEY, EXECUTED_AT_KEY, execution,
+                                      field, now))
 
 
 def _entered(task, key: str) -> None:
@@ -97,6 +102,11 @@ def kill_own_worker(self, key: str) -> None:
 def ledger(client) -> dict[str, int]:
     """The ledger: run field -> executions."""
     return {_text(k): int(v) for k, v in client.hgetall(LEDGER_KEY).items()}
+
+
+def executed_at(client) -> dict[str, float]:
+    """Run field -> unix seconds its (first) execution was counted."""
+    return {_text(k): float(v) for k, v in client.hgetall(EXECUTED_AT_KEY).items()}
 
 
 def entered(client, key: str) -> list[dict]:

@@ -170,7 +170,8 @@ class MailReceiver:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
-                receiver.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+                message = message_from_bytes(envelope.content, policy=policy.default)
+                receiver.messages.append((envelope.rcpt_tos, message))
                 return "250 OK"
 
         self.port = free_port()

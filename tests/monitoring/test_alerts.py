@@ -142,6 +142,7 @@ def test_notification_text_says_what_and_since_when():
     reminder = Notification(REMINDER, alert, at=NOW + HOUR, since=NOW).text
     resolved = Notification(RESOLVED, alert, at=NOW + 600, since=NOW).text
     assert firing == "[FIRING critical] beat_heartbeat beat: beat's heartbeat is 200 s old"
-    assert reminder.startswith("[STILL FIRING critical] beat_heartbeat beat:") and "since 2026-05-28T20:26:40Z" in reminder
+    assert reminder.startswith("[STILL FIRING critical] beat_heartbeat beat:")
+    assert "since 2026-05-28T20:26:40Z" in reminder
     assert resolved.startswith("[RESOLVED] beat_heartbeat beat:") and "fired 10 min" in resolved
     assert Notification.from_json(Notification(RESOLVED, alert, at=NOW + 600, since=NOW).to_json()).text == resolved

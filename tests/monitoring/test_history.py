@@ -189,6 +189,16 @@ def test_database_down_keeps_records_spooled_then_writes_each_once(history_url, 
     assert sorted(r.record_id for r in store.query(limit=100)) == sorted(r.record_id for r in records)
 
 
+def test_a_database_never_upgraded_says_how_to_create_the_table(tmp_path, redis_client, caplog):
+    store = HistoryStore(engine_for(f"sqlite:///{tmp_path / 'empty.db'}"), redis_client=redis_client,
+                         spool_key=SPOOL_KEY)
+    store.record(a_record(0))
+    with caplog.at_level(logging.WARNING, logger="monitoring.history"):
+        result = store.drain()
+    assert (result.written, result.pending) == (0, 1)
+    assert "run `beatkeeper db upgrade`" in caplog.text
+
+
 def test_redis_down_keeps_records_in_memory_until_it_is_back(sqlite_url, redis_client, caplog):
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     store = HistoryStore(engine_for(sqlite_url), redis_client=dead, spool_key=SPOOL_KEY)

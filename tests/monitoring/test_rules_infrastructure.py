@@ -14,8 +14,8 @@ from monitoring.rules import CeleryWorkers, default_rules
 from monitoring.rules.heartbeat import HeartbeatRule
 from monitoring.rules.infrastructure import HistoryRule, QueueConsumersRule, RedisRule
 from monitoring.rules.missed import MissedRunsRule
-from tests.monitoring.monitor_fixtures import (FakeWorkers, RecordingSink, evaluate, history, make_monitor,  # noqa: F401
-                                               register_in_redbeat, specs_of, ts)
+from tests.monitoring.monitor_fixtures import (FakeWorkers, RecordingSink, evaluate, make_monitor, register_in_redbeat,
+                                               specs_of, ts)
 from tests.servers import RedisServer
 
 FIRING, RESOLVED = NotificationKind.FIRING, NotificationKind.RESOLVED

@@ -12,8 +12,8 @@ from monitoring.rules.heartbeat import HeartbeatRule
 from monitoring.rules.settings import MonitorSettingError
 from monitoring.sinks import (OUTBOX_PREFIX, Dispatcher, LogSink, SmtpSink, WebhookSink, sinks_from_env,
                               smtp_settings_from_env)
-from tests.monitoring.monitor_fixtures import (RecordingSink, WebhookReceiver, evaluate, make_monitor, mail,  # noqa: F401
-                                               specs_of, ts, webhook)
+from tests.monitoring.monitor_fixtures import mail, webhook  # noqa: F401  (fixtures)
+from tests.monitoring.monitor_fixtures import RecordingSink, WebhookReceiver, evaluate, make_monitor, specs_of, ts
 
 NOW = 1_780_000_000.0
 ALERT = Alert("missed_run", "nightly", Severity.CRITICAL, "entry nightly missed 1 scheduled run(s)", {"count": 1})

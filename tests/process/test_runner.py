@@ -20,12 +20,12 @@ UP_TIMEOUT_S = 90  # five Python processes importing Celery on 2 cores
 
 
 def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_all(processes, tmp_path):
-    redis_port, flower_port = free_port(), free_port()
+    redis_port, flower_port, monitor_port = free_port(), free_port(), free_port()
     local_url = f"redis://127.0.0.1:{redis_port}/0"
     runner = processes.start([sys.executable, "-m", "tasks.runner"], name="runner", env={
         "REDIS_URL": None, "BEATKEEPER_LOCAL_REDIS_PORT": str(redis_port), "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": "ops:s3cret", "BEATKEEPER_DATA_DIR": str(tmp_path / "data"),
-        "BEATKEEPER_WORKER_CONCURRENCY": "1"})
+        "BEATKEEPER_WORKER_CONCURRENCY": "1", "BEATKEEPER_MONITOR_PORT": str(monitor_port)})
     log = lambda: runner.log_path.read_text(errors="replace")  # noqa: E731
 
     wait_until(lambda: "started redis-server" in log() or runner.poll() is not None, timeout_s=30,
@@ -43,6 +43,9 @@ def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_al
     assert status == 401  # behind basic auth
     assert _http_status(url, "ops:s3cret") == 200
 
+    health = f"http://127.0.0.1:{monitor_port}/healthz"
+    assert wait_until(lambda: _http_status(health, None), timeout_s=UP_TIMEOUT_S, what="the monitor") == 200
+
     out = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "call", "beatkeeper.heartbeat"],
                          env={**os.environ, "REDIS_URL": local_url}, capture_output=True, text=True,
                          timeout=60, check=True)
@@ -50,7 +53,7 @@ def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_al
     assert run.task_id == out.stdout.strip()
 
     descendants = _descendants(runner.pid)
-    assert len(descendants) >= 5  # redis, 2 workers (+ pool children), beat, flower
+    assert len(descendants) >= 6  # redis, 2 workers (+ pool children), beat, flower, monitor
     os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     runner.wait(timeout=60)
     wait_until(lambda: not [p for p in descendants if _alive(p)], timeout_s=30, what="every process to stop")

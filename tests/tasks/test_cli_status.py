@@ -30,7 +30,8 @@ def deployment(monkeypatch, tmp_path, redis_client, app_history):
     monkeypatch.setenv("BEATKEEPER_SCHEDULE", str(path))
     monkeypatch.setenv("BEATKEEPER_DISABLE", "beatkeeper-heartbeat")
     now = time.time()
-    redis_client.zadd("redbeat::schedule", {"redbeat:poll": now + 12, "redbeat:nightly": now + 7200})
+    # redbeat scores are fire instants: whole seconds here
+    redis_client.zadd("redbeat::schedule", {"redbeat:poll": int(now) + 12, "redbeat:nightly": int(now) + 7200})
     redis_client.set("redbeat::lock", "beat", px=25_000)
     record_heartbeat(redis_client, HeartbeatRun(executed_at=now - 20, worker="w1", task_id="hb", scheduled_at=now - 21))
     finished = datetime.fromtimestamp(now - 40, timezone.utc)
@@ -69,7 +70,7 @@ def test_the_screen_shows_heartbeats_entries_locks_and_alerts(deployment):
     poll = next(line for line in lines if line.startswith("poll "))
     assert "PAUSED" in nightly and "nightly paused by ops until resumed: feed migration" in nightly
     assert "failure at" in nightly
-    next_poll = datetime.fromtimestamp(deployment + 12, timezone.utc)
+    next_poll = datetime.fromtimestamp(int(deployment) + 12, timezone.utc)
     assert poll.split()[1] == "ok" and "success at" in poll
     assert f"{next_poll.isoformat(timespec='seconds')} ({next_poll.strftime('%Y-%m-%dT%H:%M:%SZ')})" in poll
     assert "+10:00 (" in nightly or "+11:00 (" in nightly  # Sydney local time, then UTC
@@ -83,7 +84,7 @@ def test_json_holds_the_same_facts(deployment):
     entries = {e["name"]: e for e in report["entries"]}
     assert entries["nightly"]["state"] == "paused" and entries["nightly"]["alerts"] == ["run_failed"]
     assert entries["poll"]["last_run"]["status"] == "success"
-    assert entries["poll"]["next_fire_at"] == datetime.fromtimestamp(deployment + 12, timezone.utc).isoformat()
+    assert entries["poll"]["next_fire_at"] == datetime.fromtimestamp(int(deployment) + 12, timezone.utc).isoformat()
     assert report["heartbeat_ages_s"]["beat"] == pytest.approx(21, abs=2)
     assert [lock["key"] for lock in report["locks"]] == ["beatkeeper:lock:beatkeeper.heartbeat:args=abc"]
     assert report["problems"] == [] and report["workers"] is None

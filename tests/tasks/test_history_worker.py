@@ -219,6 +219,17 @@ def test_the_purge_task_applies_beatkeeper_history_days(app_history, monkeypatch
     assert sorted(r.task_id for r in app_history.query(task="t")) == ["1", "6"]
 
 
+def test_the_purge_entry_for_the_platform_schedule_validates(app):
+    from schedules.settings import ScheduleSettings
+    from schedules.validate import validate_schedule
+    from tasks.maintenance import PURGE_HISTORY_ENTRY
+
+    validated = validate_schedule({"beatkeeper-purge-history": PURGE_HISTORY_ENTRY}, settings=ScheduleSettings(),
+                                  registered_tasks=set(app.tasks), now=datetime(2026, 3, 1, tzinfo=timezone.utc))
+    spec = validated.entries["beatkeeper-purge-history"]
+    assert (spec.task, spec.overlap.value, spec.lock_key) == ("beatkeeper.purge_history", "skip", [])
+
+
 def test_history_command_lists_newest_first_with_filters(app_history, worker):
     first = ended(ht.ok.delay("c"))
     failed = ended(ht.fail.delay("c"))

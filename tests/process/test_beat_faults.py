@@ -1,0 +1,322 @@
+"""Beat under faults, with real redis-server, beat and worker processes: every scheduled instant
+executes exactly once, counted by the task itself in a ledger (``tests.beat.ledger_tasks``).
+
+Two beats on one schedule with a forced lock loss; the leader SIGKILLed (catch-up policies decide
+the gap); broker connections dropped under beat's publishes; Redis itself SIGKILLed and
+restarted from its append-only file; and an evicting Redis refused at start.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+
+from monitoring.events import read_events
+from schedules.interval import IntervalTrigger
+from tasks.beat import LOCK_LOST_EXIT_CODE, ON_TIME_SLACK_S
+from tests.beat import ledger_tasks as lt
+from tests.servers import RedisServer, free_port, stop_process_tree, wait_until
+
+pytestmark = pytest.mark.process
+
+LEDGER_MODULES = "tests.beat.ledger_tasks"
+START_TIMEOUT_S = 60
+LOOP_INTERVAL_S = 1
+LOCK_TIMEOUT_S = 5
+ON_TIME_S = LOOP_INTERVAL_S + ON_TIME_SLACK_S  # how old a due instant may be and still run on time
+BEAT_LOCK_KEY = "redbeat::lock"
+
+
+# -- the platform under test ------------------------------------------------------------------
+
+def platform_env(tmp_path: Path, schedule: dict, *, redis_url: str | None = None,
+                 lock_timeout_s: int = LOCK_TIMEOUT_S) -> dict[str, str]:
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps(schedule))
+    env = {"BEATKEEPER_SCHEDULE": str(path), "BEATKEEPER_MIN_INTERVAL": "1",
+           "BEATKEEPER_LOOP_INTERVAL": str(LOOP_INTERVAL_S), "BEATKEEPER_BEAT_LOCK_TIMEOUT": str(lock_timeout_s),
+           "BEATKEEPER_MAX_RUNS_PER_HOUR": "1000000", "BEATKEEPER_DISABLE": "beatkeeper-heartbeat",
+           "BEATKEEPER_TASK_MODULES": LEDGER_MODULES}
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def ticking(count: int, *, every_s: int = 1, prefix: str = "tick", **policy) -> dict:
+    """``count`` entries of the ledger task, each every ``every_s``."""
+    return {f"{prefix}-{n:02d}": {"task": lt.record.name, "every": every_s, **policy} for n in range(count)}
+
+
+def start_worker(processes, env: dict, name: str, *, concurrency: int):
+    proc = processes.celery("worker", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+                            "--without-heartbeat", "--loglevel", "INFO", "-P", "prefork", "-c", str(concurrency),
+                            "-Q", "default", name=name, env=env)
+    wait_until(lambda: _logged(proc, b" ready."), timeout_s=START_TIMEOUT_S, what=f"worker {name} ready")
+    return proc
+
+
+def start_beat(processes, env: dict, name: str):
+    """A beat process, returned once it is about to take (or wait for) the beat lock."""
+    proc = processes.celery("beat", "--loglevel=INFO", name=name, env=env)
+    wait_until(lambda: _logged(proc, b"beat: Starting..."), timeout_s=START_TIMEOUT_S, what=f"beat {name} started")
+    return proc
+
+
+def _logged(proc, text: bytes) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"{proc.args} exited {proc.returncode}:\n{Path(proc.log_path).read_text()[-3000:]}")
+    return text in Path(proc.log_path).read_bytes()
+
+
+# -- reading the ledger -----------------------------------------------------------------------
+
+def executed(client) -> dict[str, dict[datetime, int]]:
+    """entry -> {fire instant: executions}."""
+    by_entry: dict[str, dict[datetime, int]] = defaultdict(dict)
+    for field, count in lt.ledger(client).items():
+        entry, _, fire_at = field.partition("|")
+        by_entry[entry][datetime.fromisoformat(fire_at)] = count
+    return by_entry
+
+
+def instants_executed(client) -> int:
+    return int(client.hlen(lt.LEDGER_KEY))
+
+
+def grid_gaps(instants, *, every_s: float) -> list[datetime]:
+    """Grid instants missing between the first and the last of ``instants``."""
+    ordered = sorted(instants)
+    if not ordered:
+        return []
+    expected = {ordered[0] + timedelta(seconds=every_s * k)
+                for k in range(round((ordered[-1] - ordered[0]).total_seconds() / every_s) + 1)}
+    return sorted(expected - set(ordered))
+
+
+def assert_each_instant_once_without_gaps(by_entry: dict[str, dict[datetime, int]], entries, *, every_s: float = 1):
+    assert set(by_entry) == set(entries)
+    doubled = {(e, t): n for e, runs in by_entry.items() for t, n in runs.items() if n != 1}
+    assert doubled == {}, f"instants not executed exactly once: {doubled}"
+    gaps = {e: grid_gaps(runs, every_s=every_s) for e, runs in by_entry.items()}
+    assert {e: g for e, g in gaps.items() if g} == {}, "instants lost between the first and the last"
+
+
+def wait_drained(client, *, timeout_s: float = 60) -> None:
+    """Until the queue is empty, nothing is unacknowledged and the ledger stopped growing."""
+    seen = {"size": -1, "since": time.monotonic()}
+
+    def settled() -> bool:
+        if client.llen("default") or client.hlen("unacked"):
+            seen["size"] = -1
+            return False
+        size = instants_executed(client)
+        if size != seen["size"]:
+            seen.update(size=size, since=time.monotonic())
+            return False
+        return time.monotonic() - seen["since"] >= 1.0
+
+    wait_until(settled, timeout_s=timeout_s, interval_s=0.1, what="the queue to drain")
+
+
+def missed_instants(client) -> dict[str, list[datetime]]:
+    """entry -> instants beat recorded as missed (``missed_runs`` events)."""
+    missed: dict[str, list[datetime]] = defaultdict(list)
+    for event in read_events(client, kind="missed_runs"):
+        assert event.data["count"] == len(event.data["instants"])  # none left unlisted
+        missed[event.subject].extend(datetime.fromisoformat(t) for t in event.data["instants"])
+    return missed
+
+
+def meta_of(client, entry: str) -> str | None:
+    return client.hget(f"redbeat:{entry}", "meta")
+
+
+# -- 1. two beats, a forced lock loss ------------------------------------------------------------
+
+def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(processes, redis_client, tmp_path):
+    schedule = ticking(40, catchup="all", catchup_max=100)
+    env = platform_env(tmp_path, schedule)
+    target = 2_000
+    start_worker(processes, env, "ledger", concurrency=4)
+    leader = start_beat(processes, env, "beat-a")
+    wait_until(lambda: instants_executed(redis_client), timeout_s=START_TIMEOUT_S, what="the leader's first run")
+    standby = start_beat(processes, env, "beat-b")  # blocks on the lock the leader holds
+    wait_until(lambda: instants_executed(redis_client) >= target // 2, timeout_s=60, what="half the instants")
+
+    redis_client.delete(BEAT_LOCK_KEY)  # the leader notices at its next renewal
+    lost_at = datetime.now(timezone.utc)
+    assert leader.wait(timeout=10) == LOCK_LOST_EXIT_CODE
+    assert b"lost the beat lock" in Path(leader.log_path).read_bytes()
+    wait_until(lambda: instants_executed(redis_client) >= target + len(schedule), timeout_s=90,
+               what=f"{target} instants")
+    assert standby.poll() is None
+    stop_process_tree(standby)
+    wait_drained(redis_client)
+
+    by_entry = executed(redis_client)
+    assert sum(len(runs) for runs in by_entry.values()) >= target
+    assert_each_instant_once_without_gaps(by_entry, schedule)
+    # every entry kept firing after the loss, dispatched by the standby
+    assert all(max(runs) > lost_at + timedelta(seconds=2) for runs in by_entry.values())
+
+
+# -- 2. the leader SIGKILLed: failover and catch-up --------------------------------------------------
+
+def test_a_killed_leader_is_replaced_within_the_lock_timeout_and_its_gap_follows_each_catchup_policy(
+        processes, redis_client, tmp_path):
+    lock_timeout_s = 12  # a gap longer than the on-time window, so some instants count as missed
+    schedule = {"skip-1s": {"task": lt.record.name, "every": 1, "catchup": "skip"},
+                "latest-1s": {"task": lt.record.name, "every": 1, "catchup": "latest"},
+                "all-1s": {"task": lt.record.name, "every": 1, "catchup": "all", "catchup_max": 50},
+                "latest-15s": {"task": lt.record.name, "every": 15, "catchup": "latest"}}
+    env = platform_env(tmp_path, schedule, lock_timeout_s=lock_timeout_s)
+    start_worker(processes, env, "ledger", concurrency=2)
+    leader = start_beat(processes, env, "beat-a")
+    wait_until(lambda: executed(redis_client).get("skip-1s"), timeout_s=START_TIMEOUT_S, what="the leader's runs")
+    standby = start_beat(processes, env, "beat-b")
+
+    # Kill mid-second (away from the leader's ticks), 2.5 s before a 15 s instant: that instant
+    # falls in the gap and is too old to be on time when the standby takes over.
+    fifteen = IntervalTrigger(15).next_fire_after(datetime.now(timezone.utc) + timedelta(seconds=3))
+    kill_at = fifteen - timedelta(seconds=2.5)
+    wait_until(lambda: datetime.now(timezone.utc) >= kill_at, timeout_s=20, interval_s=0.01, what="the kill moment")
+    before = meta_of(redis_client, "all-1s")
+    os.killpg(leader.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    leader.wait(timeout=10)
+    wait_until(lambda: meta_of(redis_client, "all-1s") != before, timeout_s=lock_timeout_s + 10, interval_s=0.02,
+               what="the standby's first dispatch")
+    takeover_s = time.monotonic() - killed
+    took_over_at = datetime.now(timezone.utc)
+    assert takeover_s <= lock_timeout_s + LOOP_INTERVAL_S + 1.0, f"takeover took {takeover_s:.1f} s"
+    wait_until(lambda: fifteen in executed(redis_client).get("latest-15s", {}), timeout_s=20,
+               what="the missed 15 s instant to run late")
+    wait_until(lambda: max(executed(redis_client)["skip-1s"]) >= took_over_at + timedelta(seconds=2), timeout_s=20,
+               what="a few on-time runs after the takeover")
+    stop_process_tree(standby)
+    wait_drained(redis_client)
+
+    by_entry, missed = executed(redis_client), missed_instants(redis_client)
+    assert all(n == 1 for runs in by_entry.values() for n in runs.values())
+    # skip: the instants too old at the takeover were recorded as missed, never run; nothing else is absent
+    skipped = set(missed["skip-1s"])
+    assert skipped and not skipped & set(by_entry["skip-1s"])
+    assert grid_gaps(set(by_entry["skip-1s"]) | skipped, every_s=1) == []
+    assert max(skipped) < took_over_at - timedelta(seconds=ON_TIME_S)
+    first_on_time = min(t for t in by_entry["skip-1s"] if t > max(skipped))
+    assert first_on_time >= took_over_at - timedelta(seconds=ON_TIME_S + 0.5)
+    # latest with on-time instants to run: every missed one is superseded (the same instants as skip)
+    assert sorted(missed["latest-1s"]) == sorted(skipped)
+    assert not set(missed["latest-1s"]) & set(by_entry["latest-1s"])
+    # all: the missed instants ran too
+    assert "all-1s" not in missed and grid_gaps(by_entry["all-1s"], every_s=1) == []
+    assert skipped <= set(by_entry["all-1s"])
+    # latest with nothing on time: the most recent missed instant ran, late
+    assert "latest-15s" not in missed and grid_gaps(by_entry["latest-15s"], every_s=15) == []
+    ran_late_s = lt.executed_at(redis_client)[f"latest-15s|{fifteen.isoformat()}"] - fifteen.timestamp()
+    assert ran_late_s > ON_TIME_S
+    print(f"takeover {takeover_s:.2f} s; {len(skipped)} instants missed per 1 s entry; 15 s instant ran "
+          f"{ran_late_s:.1f} s late")
+
+
+# -- 3. broker connections dropped while beat publishes -----------------------------------------
+
+def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, redis_client, redis_url, tmp_path):
+    schedule = ticking(20, catchup="all", catchup_max=100)
+    env = platform_env(tmp_path, schedule)
+    worker = start_worker(processes, env, "ledger", concurrency=2)
+    beat = start_beat(processes, env, "beat")
+    wait_until(lambda: instants_executed(redis_client) >= 2 * len(schedule), timeout_s=START_TIMEOUT_S,
+               what="the first runs")
+
+    killer = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def drop_connections() -> None:
+        while not stop.wait(0.5):
+            killed.append(int(killer.client_kill_filter(_type="normal", skipme=True)))
+
+    thread = threading.Thread(target=drop_connections, daemon=True)
+    thread.start()
+    try:
+        faults_from = datetime.now(timezone.utc)
+        wait_until(lambda: datetime.now(timezone.utc) >= faults_from + timedelta(seconds=12), timeout_s=20,
+                   interval_s=0.2, what="twelve seconds of dropped connections")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    faults_to = datetime.now(timezone.utc)
+    wait_until(lambda: all(max(runs) >= faults_to + timedelta(seconds=3) for runs in executed(redis_client).values()),
+               timeout_s=40, what="every entry to run again after the faults")
+    assert beat.poll() is None and worker.poll() is None
+    stop_process_tree(beat)
+    wait_drained(redis_client)
+
+    assert sum(killed) >= len(killed)  # every round dropped at least one connection
+    by_entry = executed(redis_client)
+    assert_each_instant_once_without_gaps(by_entry, schedule)
+    assert all(min(runs) < faults_from for runs in by_entry.values())  # the fault window is inside the checked span
+    beat_log = Path(beat.log_path).read_text()
+    print(f"dropped {sum(killed)} connections in {len(killed)} rounds; beat log: "
+          f"{beat_log.count('could not send')} refused publishes, {beat_log.count('Redis unavailable')} failed ticks")
+
+
+# -- 4. Redis SIGKILLed and restarted from its append-only file ------------------------------------
+
+def test_beat_and_worker_ride_out_a_redis_restart_without_losing_or_doubling_an_instant(processes, tmp_path):
+    server = RedisServer(tmp_path / "redis", port=free_port(), appendonly=True,
+                         extra_args=("--appendfsync", "always")).start()
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        schedule = ticking(10, catchup="all", catchup_max=100)
+        env = platform_env(tmp_path, schedule, redis_url=server.url)
+        worker = start_worker(processes, env, "ledger", concurrency=2)
+        beat = start_beat(processes, env, "beat")
+        wait_until(lambda: instants_executed(client) >= 5 * len(schedule), timeout_s=START_TIMEOUT_S,
+                   what="the first runs")
+
+        server.kill(signal.SIGKILL)
+        down_at = datetime.now(timezone.utc)
+        server.start()
+        restarted = time.monotonic()
+        wait_until(lambda: all(max(runs) > down_at + timedelta(seconds=1) for runs in executed(client).values()),
+                   timeout_s=30, interval_s=0.1, what="every entry to run again after the restart")
+        resumed_s = time.monotonic() - restarted
+        wait_until(lambda: all(max(runs) >= down_at + timedelta(seconds=5) for runs in executed(client).values()),
+                   timeout_s=30, what="a few more runs")
+        assert beat.poll() is None and worker.poll() is None  # neither needed a restart of its own
+        stop_process_tree(beat)
+        wait_drained(client)
+
+        by_entry = executed(client)
+        assert_each_instant_once_without_gaps(by_entry, schedule)
+        assert all(min(runs) < down_at for runs in by_entry.values())  # the outage is inside the checked span
+        print(f"resumed {resumed_s:.1f} s after the restart")
+    finally:
+        client.close()
+        server.kill()
+
+
+# -- 6. an evicting Redis is refused at start ----------------------------------------------------
+
+def test_beat_refuses_an_evicting_redis_saying_what_to_set(processes, tmp_path):
+    server = RedisServer(tmp_path / "lru", extra_args=("--maxmemory-policy", "allkeys-lru")).start()
+    try:
+        env = platform_env(tmp_path, ticking(1), redis_url=server.url)
+        beat = processes.celery("beat", "--loglevel=INFO", name="beat", env=env)
+        assert beat.wait(timeout=START_TIMEOUT_S) != 0
+        log = Path(beat.log_path).read_text()
+        assert "Traceback" not in log
+        assert "maxmemory-policy is 'allkeys-lru'" in log and "set `maxmemory-policy noeviction`" in log
+        assert not redis.Redis.from_url(server.url).exists("redbeat::schedule")  # nothing registered
+    finally:
+        server.kill()
