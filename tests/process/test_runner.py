@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from monitoring.heartbeats import last_heartbeat
-from tests.servers import free_port, wait_until
+from tests.servers import pid_alive, free_port, wait_until
 
 pytestmark = pytest.mark.process
 UP_TIMEOUT_S = 90  # five Python processes importing Celery on 2 cores
@@ -56,7 +56,7 @@ def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_al
     assert len(descendants) >= 6  # redis, 2 workers (+ pool children), beat, flower, monitor
     os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     runner.wait(timeout=60)
-    wait_until(lambda: not [p for p in descendants if _alive(p)], timeout_s=30, what="every process to stop")
+    wait_until(lambda: not [p for p in descendants if pid_alive(p)], timeout_s=30, what="every process to stop")
     with pytest.raises(redis.ConnectionError):
         client.ping()
 
@@ -100,10 +100,3 @@ def _descendants(pid: int) -> list[int]:
             stack.append(child)
     return found
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False

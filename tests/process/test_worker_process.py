@@ -9,7 +9,7 @@ import kombu
 import pytest
 
 from monitoring.heartbeats import last_heartbeat
-from tests.servers import wait_until
+from tests.servers import pid_alive, wait_until
 
 pytestmark = pytest.mark.process
 START_TIMEOUT_S = 60  # a cold worker import on a busy 2-core machine
@@ -63,17 +63,10 @@ def test_processes_and_their_pool_children_are_stopped_by_pid(processes, tmp_pat
     children = wait_until(lambda: _children(worker.pid), timeout_s=30, what="pool children")
     own.stop_all()
     assert worker.poll() is not None
-    assert not [pid for pid in children if _alive(pid)]
+    assert not [pid for pid in children if pid_alive(pid)]
 
 
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
