@@ -37,6 +37,13 @@ broker_url = redis_url
 result_backend = _env("CELERY_RESULT_BACKEND", redis_url)
 result_expires = 24 * 3600  # seconds
 broker_connection_retry_on_startup = True
+# A worker rides out a Redis outage of any length: it reconnects for ever instead of
+# exiting after Celery's default of 100 attempts (about 50 minutes of backoff).
+broker_connection_retry = True
+broker_connection_max_retries = None
+# Celery's consumer, except that a Redis dying under in-flight tasks no longer stops the
+# worker (a Celery 5.7 close-path bug: see tasks/worker_consumer.py).
+worker_consumer = "tasks.worker_consumer:BeatkeeperConsumer"
 
 # JSON only: a pickled message is refused by the worker (never executed).
 task_serializer = "json"

@@ -36,25 +36,27 @@ log = logging.getLogger(__name__)
 
 #: Every status a run ends with (``tasks.run.RunStatus`` has the same values).
 RUN_STATUSES = ("success", "failure", "retry", "skipped_overlap", "skipped_paused", "skipped_budget",
-                "expired", "lost")
+                "expired", "lost", "skipped_duplicate", "dead_lettered")
 #: Statuses of runs whose body executed to an end, so a duration means something.
 FINISHED_STATUSES = ("success", "failure", "retry")
 
 SPOOL_KEY = "beatkeeper:history:spool"  # Redis list of RunRecord JSON, oldest first
-DRAIN_LOCK_KEY = "beatkeeper:history:drain-lock"
-DRAIN_LOCK_TTL_S = 60.0  # longer than any batch insert; a crashed drainer frees it after this
+DRAIN_LOCK_SUFFIX = ":drain-lock"  # beside the spool: one drainer at a time
+DRAIN_LOCK_TTL_S = 60.0  # longer than any batch insert (renewed per batch); a crashed drainer frees it after this
 DEFAULT_BATCH_SIZE = 500
 LOCAL_BUFFER_LIMIT = 100_000  # records kept in memory while Redis itself is unreachable
 
 _INSTANT_FIELDS = ("fire_at", "received_at", "started_at", "finished_at")
 
-# KEYS[1] drain lock, KEYS[2] spool; ARGV[1] our lock token, ARGV[2] records written.
+# KEYS[1] drain lock, KEYS[2] spool; ARGV[1] our lock token, ARGV[2] records written, ARGV[3] lock TTL ms.
 # -> records left, or -1 when the lock is no longer ours (another drainer owns the head now).
+# A long backlog keeps its lock: each trimmed batch renews it.
 _TRIM_IF_OWNER = """
     if redis.call('get', KEYS[1]) ~= ARGV[1] then
         return -1
     end
     redis.call('ltrim', KEYS[2], tonumber(ARGV[2]), -1)
+    redis.call('pexpire', KEYS[1], ARGV[3])
     return redis.call('llen', KEYS[2])
 """
 _RELEASE_IF_OWNER = """
@@ -174,7 +176,7 @@ class HistoryStore:
         self._engine = engine
         self.redis = redis_client
         self.spool_key = spool_key
-        self.lock_key = f"{spool_key}:drain-lock" if spool_key != SPOOL_KEY else DRAIN_LOCK_KEY
+        self.lock_key = spool_key + DRAIN_LOCK_SUFFIX
         self.batch_size = batch_size
         self._unspooled: deque[str] = deque(maxlen=LOCAL_BUFFER_LIMIT)
         self._unspooled_lock = threading.Lock()
@@ -245,7 +247,8 @@ class HistoryStore:
                     self.write(records)
                 except SQLAlchemyError as exc:
                     return DrainResult(written=written, pending=self.pending_count(), error=self._db_down(exc))
-                left = self.redis.eval(_TRIM_IF_OWNER, 2, self.lock_key, self.spool_key, token, len(raw))
+                left = self.redis.eval(_TRIM_IF_OWNER, 2, self.lock_key, self.spool_key, token, len(raw),
+                                       int(DRAIN_LOCK_TTL_S * 1000))
                 if int(left) < 0:
                     log.warning("history: drain lock expired mid-drain; leaving the rest to its new owner")
                     break

@@ -33,14 +33,28 @@ GTFS_PIPELINE: dict[str, Any] = {
     "description": "GTFS static pipeline: sync -> refresh -> export -> publish, each step after the last finished",
 }
 
+#: The automatic resume of pipeline runs stalled past their step's max_runtime (a worker died
+#: between two steps), at most 3 times a run; runs with it whenever a pipeline is configured.
+PIPELINE_RESUME_ENTRY = "beatkeeper-pipeline-resume-stalled"
+PIPELINE_RESUME: dict[str, Any] = {
+    "task": "beatkeeper.pipeline.resume_stalled",
+    "every": 300,
+    "expires": 240,
+    "overlap": "skip",
+    "lock_key": [],
+    "description": "resumes pipeline runs stalled past their step's max_runtime (at most 3 times a run)",
+}
+
 SCHEDULE_FILE_ENV = "BEATKEEPER_SCHEDULE"
 
 
 def platform_schedule(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """The platform's own entries in this environment (the GTFS pipeline only once its feed is set)."""
+    """The platform's own entries in this environment: the GTFS pipeline, and the resume of stalled
+    pipeline runs, only once ``GTFS_STATIC_URL`` names a feed."""
     entries = dict(SCHEDULE)
     if environ.get(GTFS_FEED_ENV, "").strip():
         entries[GTFS_PIPELINE_ENTRY] = dict(GTFS_PIPELINE)
+        entries[PIPELINE_RESUME_ENTRY] = dict(PIPELINE_RESUME)
     return entries
 
 
@@ -54,7 +68,7 @@ def effective_schedule(environ: Mapping[str, str]) -> dict[str, Any]:
     if not path:
         return platform
     user = load_schedule_file(path)
-    clashes = sorted(set(user) & (set(SCHEDULE) | {GTFS_PIPELINE_ENTRY}))
+    clashes = sorted(set(user) & (set(SCHEDULE) | {GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY}))
     if clashes:
         raise ConfigFileError(path, f"entry names {clashes} are reserved by the platform's own schedule")
     return {**platform, **user}

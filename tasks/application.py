@@ -10,7 +10,7 @@ import os
 from celery import Celery
 
 #: Modules whose tasks every worker, beat and the CLI register.
-BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.gtfs_tasks"]
+BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.gtfs_tasks", "tasks.pipeline_tasks"]
 
 
 def task_modules(environ=os.environ) -> list[str]:

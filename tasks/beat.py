@@ -92,7 +92,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
             lock_ttls_s=[conf.max_lock_ttl_s, *(s.lock_ttl_s or 0 for s in kept.values())],
             expires_s=[s.expires_s or 0 for s in kept.values()])
         if not selfchecks.report(findings, logger):
-            _exit_with([f"self-check {f.check}: {f.message}" for f in findings if f.fatal])
+            _exit_with([f"self-check {f.check}: {f.message}" for f in findings if f.fatal],
+                       why="failed start-up self-checks")
 
     def _celery_entry(self, spec: EntrySpec) -> dict:
         options = entry_policy.message_options(spec)
@@ -195,7 +196,19 @@ class BeatkeeperScheduler(RedBeatScheduler):
         try:
             self.lock.extend(int(self.lock_timeout))
         except LockError as exc:
-            self.on_lock_lost(exc)
+            if not self._retake_expired_lock():
+                self.on_lock_lost(exc)
+
+    def _retake_expired_lock(self) -> bool:
+        """Take the lock back if it merely expired with nobody taking it (Redis was away longer than the
+        lock timeout); False when another beat holds it. SET NX: two beats can never both succeed."""
+        token = self.lock.local.token
+        if token is None or not self.lock.redis.set(self.lock.name, token, nx=True,
+                                                     px=int(self.lock_timeout * 1000)):
+            return False
+        logger.warning("beat: the beat lock had expired unclaimed (Redis away for over %ss); took it back",
+                       self.lock_timeout)
+        return True
 
     def on_lock_lost(self, exc: Exception) -> None:
         """Another beat owns the lock now: stop dispatching at once, exit non-zero (a standby restarts us)."""
@@ -286,10 +299,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
             self.app.send_task(entry.task, entry.args, entry.kwargs, producer=producer, **options)
 
 
-def _exit_with(lines: list[str]) -> None:
+def _exit_with(lines: list[str], *, why: str = "an invalid schedule (see `beatkeeper check`)") -> None:
     """Stop beat at start with one line per problem and a non-zero exit (no traceback)."""
     for line in lines:
         logger.error("beat: %s", line)
         print(line, file=sys.stderr)
-    print("beat: refusing to start with an invalid schedule (see `beatkeeper check`)", file=sys.stderr)
+    print(f"beat: refusing to start with {why}", file=sys.stderr)
     raise SystemExit(1)

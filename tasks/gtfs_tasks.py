@@ -10,11 +10,11 @@ parameters (a resumed run keeps them) and sends the four steps as one chain. Eac
 a plain function of ``tasks.gtfs``: refresh runs when sync has *finished*, not at a time
 sync usually has. Copy this module for a pipeline of your own.
 
-| variable            | default                                   | meaning                                 |
-|---------------------|-------------------------------------------|-----------------------------------------|
-| GTFS_STATIC_URL     | (required; the schedule entry needs it)   | the feed zip: http(s)://, file:// or a path |
-| GTFS_DATABASE_URL   | sqlite:///<data dir>/gtfs/gtfs.db         | SQLite, or ``postgresql+psycopg2://``   |
-| GTFS_PUBLISH_URL    | <data dir>/gtfs/published                 | a directory (path, file://) or an http(s):// PUT base URL |
+| variable          | default                           | meaning                                        |
+|-------------------|-----------------------------------|------------------------------------------------|
+| GTFS_STATIC_URL   | (required; so is the entry)       | the feed zip: http(s)://, file:// or a path    |
+| GTFS_DATABASE_URL | sqlite:///<data dir>/gtfs/gtfs.db | SQLite, or ``postgresql+psycopg2://``          |
+| GTFS_PUBLISH_URL  | <data dir>/gtfs/published         | a directory (path, file://) or an http(s):// PUT base URL |
 
 The export is written to ``<data dir>/gtfs/export/gtfs.sqlite`` before it is published.
 """

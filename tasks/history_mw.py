@@ -18,10 +18,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import redis
 from celery import current_task, signals
 
 from monitoring.db import database_url, engine_for
-from monitoring.history import HistoryStore, RunRecord, unix_to_utc
+from monitoring.history import HistoryStore, InvalidRunRecord, RunRecord, unix_to_utc
 from tasks.middleware import Middleware
 from tasks.run import LostRun, Outcome, Run, RunStatus
 
@@ -129,8 +130,15 @@ class HistoryMiddleware(Middleware):
         return None
 
     def after_run(self, run: Run, outcome: Outcome) -> None:
-        record = record_of(run, outcome, received_at=_received_at(run), pipeline_run_id=_request_value(PIPELINE_RUN_ID))
-        self.store.record(record, pipeline=run.state.pop(AFTER_RUN_PIPELINE, None))
+        pipeline = run.state.pop(AFTER_RUN_PIPELINE, None)
+        try:
+            record = record_of(run, outcome, received_at=_received_at(run),
+                               pipeline_run_id=_request_value(PIPELINE_RUN_ID))
+        except InvalidRunRecord as exc:  # a status history does not know yet: keep the metrics anyway
+            log.error("history: cannot record %s[%s]: %s", run.task_name, run.task_id, exc)
+            _send(pipeline)
+            return
+        self.store.record(record, pipeline=pipeline)
         if self.drainer is not None:
             self.drainer.wake(self.store)
 
@@ -150,6 +158,15 @@ class HistoryMiddleware(Middleware):
         self.store.record(record)
         if self.drainer is not None:
             self.drainer.wake(self.store)
+
+
+def _send(pipeline) -> None:
+    if pipeline is None:
+        return
+    try:
+        pipeline.execute()
+    except redis.RedisError as exc:
+        log.warning("history: end-of-run writes lost: %r", exc)
 
 
 def record_of(run: Run, outcome: Outcome, *, received_at: float | None = None,

@@ -21,9 +21,10 @@ per run id and a lease (a ``tasks.locks.FencedLock`` renewed by the process's ``
 
 The end of the run records its state (one more Lua call): ``succeeded``, ``failed`` (another
 delivery may run it again), ``retrying`` (only the task's own retry may claim it next) or
-``skipped``. Records are kept ``retention_s`` (beyond the broker's visibility timeout, the
-longest a redelivery can come later). The execution history records every delivery's status,
-duplicates and dead letters included: it is the record of what ran; the Redis claim is the gate.
+``skipped``. A scheduled run's record is kept ``retention_s`` (beyond the broker's visibility
+timeout, the longest a redelivery can come later); a hand-triggered run's only minutes. The
+execution history records every delivery's status, duplicates and dead letters included: it
+is the record of what ran; the Redis claim is the gate.
 
 The middleware sits outside overlap and inside history/metrics (``tasks.guard``), so a
 duplicate neither takes the job lock nor spends budget, and is still recorded.
@@ -35,7 +36,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable
@@ -54,11 +55,15 @@ DEAD_LETTERS_KEY = "beatkeeper:dead_letters"  # list of JSON, newest first
 DEAD_LETTERS_MAX = 10_000
 DEFAULT_MAX_REDELIVERIES = 3  # executions after the first whose worker died, before dead-lettering
 DEFAULT_RETENTION_S = 3 * 3600.0
+#: A hand-triggered run's id is its own task id: its record only has to outlive the duplicates
+#: a broker reconnect causes (seconds), not a schedule's double fire, and hand triggers can be
+#: many (fan-outs), so it is kept briefly.
+HAND_RUN_RETENTION_S = 300.0
 REDELIVERY_GRACE_S = 1.0  # beyond the lease's remaining TTL, for clock and poll slack
+FINISH_RETRY_S = 30.0  # how long the end of a run is retried while Redis is unreachable
+FINISH_RETRY_INTERVAL_S = 0.5
 
-_CLAIM = "identity.claim"  # keys in run.state
-_RUN_ID = "identity.run_id"
-_LEASE_LOST = "identity.lease_lost"
+_CLAIM = "identity.claim"  # the run's RunClaim, in run.state
 
 
 class ClaimState(str, Enum):
@@ -260,7 +265,7 @@ class RunIdentityMiddleware(Middleware):
         self.poll_s = poll_s
 
     def before_run(self, run: Run) -> Skip | None:
-        run_id = run.state[_RUN_ID] = run_id_of(run)
+        run_id = run_id_of(run)
         claim = self._claim(run, run_id)
         deadline: float | None = None
         while claim.verdict == "held":
@@ -293,40 +298,45 @@ class RunIdentityMiddleware(Middleware):
             return
         self.renewer.unwatch(claim)
         state = _state_after(outcome.status)
-        try:
-            recorded = claim.finish(state)
-        except redis.RedisError as exc:
-            # The lease lapses within its TTL; a later delivery then counts this run as dead.
-            log.error("identity: could not record run %s as %s: %r", claim.run_id, state.value, exc)
-            return
-        if not recorded:
+        recorded = self._finish(claim, state)
+        if recorded is False:
             log.warning("identity: run %s (%s[%s]) ended %s after a newer delivery claimed it", claim.run_id,
                         run.task_name, run.task_id, state.value)
+
+    def _finish(self, claim: RunClaim, state: ClaimState) -> bool | None:
+        # An end that never lands would look like a dead worker to the next delivery, which would
+        # run the instant again: keep trying through a Redis outage, for a while.
+        deadline = self.monotonic() + FINISH_RETRY_S
+        while True:
+            try:
+                return claim.finish(state)
+            except redis.RedisError as exc:
+                if self.monotonic() >= deadline:
+                    log.error("identity: could not record run %s as %s: %r", claim.run_id, state.value, exc)
+                    return None
+                self.sleep(FINISH_RETRY_INTERVAL_S)
 
     # -- claiming --------------------------------------------------------------
 
     def _claim(self, run: Run, run_id: str) -> RunClaim:
         holder = {"task": run.task_name, "task_id": run.task_id, "retries": run.retries, "hostname": run.hostname,
                   "pid": os.getpid(), "claimed_at": self.clock()}
+        retention_s = self.retention_s if run.entry and run.fire_at else min(self.retention_s, HAND_RUN_RETENTION_S)
         claim = RunClaim(self.client, run_id, ttl_s=run.policy.lock_ttl_s, holder=holder, task_id=run.task_id,
-                         attempt=run.retries, max_redeliveries=self.max_redeliveries, retention_s=self.retention_s)
+                         attempt=run.retries, max_redeliveries=self.max_redeliveries, retention_s=retention_s)
         claim.acquire(blocking=False, token=uuid.uuid4().hex)
         return claim
 
     def _hold(self, run: Run, run_id: str, claim: RunClaim) -> None:
         run.state[_CLAIM] = claim
         run.fencing_token = claim.fencing_token  # the job lock's token replaces it when overlap takes one
-        self.renewer.watch(claim, on_lost=lambda _claim: self._lease_lost(run, run_id))
+        self.renewer.watch(claim, on_lost=lambda _claim: log.warning(
+            "identity: task %s[%s] lost its claim on run %s while running", run.task_name, run.task_id, run_id))
         if claim.lost_holder is not None:
             log.warning("identity: run %s: its delivery %s on %s died unfinished; running it again (death %d of "
                         "%d allowed, fencing token %s)", run_id, claim.lost_holder.get("task_id", "?"),
                         claim.lost_holder.get("hostname") or "?", claim.deaths, self.max_redeliveries,
                         claim.fencing_token)
-
-    def _lease_lost(self, run: Run, run_id: str) -> None:
-        run.state[_LEASE_LOST] = True
-        log.warning("identity: task %s[%s] lost its claim on run %s while running", run.task_name, run.task_id,
-                    run_id)
 
     def _dead_letter(self, run: Run, run_id: str, claim: RunClaim) -> Skip:
         now = self.clock()
@@ -334,17 +344,17 @@ class RunIdentityMiddleware(Middleware):
                             fire_at=run.fire_at.isoformat() if run.fire_at else None, args=list(run.args),
                             kwargs=dict(run.kwargs), deaths=claim.deaths, max_redeliveries=self.max_redeliveries,
                             at=now, last_holder=claim.lost_holder)
-        log.error("identity: run %s (%s[%s]) dead-lettered: its worker died %d times (redelivery cap %d)",
+        log.error("identity: run %s (%s[%s]) dead-lettered: its worker died %d time(s) (redelivery cap %d)",
                   run_id, run.task_name, run.task_id, claim.deaths, self.max_redeliveries)
         with self.client.pipeline(transaction=False) as pipe:
             record_event(pipe, "run_dead_lettered", run.entry or run.task_name, at=now, run_id=run_id,
                          task=run.task_name, task_id=run.task_id, deaths=claim.deaths,
                          max_redeliveries=self.max_redeliveries, fire_at=letter.fire_at,
                          hostname=(claim.lost_holder or {}).get("hostname"))
-            pipe.lpush(DEAD_LETTERS_KEY, json.dumps(letter.__dict__, default=str, sort_keys=True))
+            pipe.lpush(DEAD_LETTERS_KEY, json.dumps(asdict(letter), default=str, sort_keys=True))
             pipe.ltrim(DEAD_LETTERS_KEY, 0, DEAD_LETTERS_MAX - 1)
             pipe.execute()
-        return Skip(RunStatus.DEAD_LETTERED, reason=f"run {run_id}: its worker died {claim.deaths} times, "
+        return Skip(RunStatus.DEAD_LETTERED, reason=f"run {run_id}: its worker died {claim.deaths} time(s), "
                                                     f"over the redelivery cap of {self.max_redeliveries}")
 
 

@@ -26,8 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping
 
-from celery import Signature, chain
-from celery import current_app
+from celery import Signature, chain, current_app
 
 from tasks import headers
 

@@ -32,16 +32,21 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from monitoring.db import database_url, engine_for
 from monitoring.events import record_event
-from monitoring.pipelines import PipelineRun, PipelineStore, ResumeRefused, StepStatus, UnknownPipelineRun
+from monitoring.pipelines import (PipelineRun, PipelineRunStatus, PipelineStore, ResumeRefused, StepStatus,
+                                  UnknownPipelineRun)
 from tasks import headers
 from tasks.overlap import SKIPPED_COUNTS_KEY
-from tasks.pipeline import Pipeline, build, pipeline_named
+from tasks.pipeline import Pipeline, Step, build, pipeline_named
 from tasks.redis_client import app_redis
 
 log = logging.getLogger(__name__)
 
 _STORE_ATTRIBUTE = "beatkeeper_pipeline_store"  # on the app
 FAILED_EVENT = "pipeline_failed"
+STALLED_EVENT = "pipeline_stalled"
+#: Automatic resumes of one run before it is left to a person: a step that hangs every time
+#: must not be sent again forever.
+DEFAULT_MAX_AUTO_RESUMES = 3
 
 
 def pipeline_store_for(app: Any) -> PipelineStore:
@@ -100,7 +105,7 @@ def run_step(task: Any, *, pipeline_run_id: str, body: Callable[[], Any]) -> dic
     except (Retry, Ignore, Reject):
         raise
     except Exception as exc:
-        _step_failed(task, store, pipeline, run, step.name, exc)
+        _step_failed(task, store, pipeline, run, step, exc)
         raise
     output = result if isinstance(result, dict) else result.as_dict()
     checksum = output.get("checksum")
@@ -112,10 +117,9 @@ def run_step(task: Any, *, pipeline_run_id: str, body: Callable[[], Any]) -> dic
     return output
 
 
-def _step_failed(task: Any, store: PipelineStore, pipeline: Pipeline, run: PipelineRun, step_name: str,
+def _step_failed(task: Any, store: PipelineStore, pipeline: Pipeline, run: PipelineRun, step: Step,
                  exc: Exception) -> None:
     """Retry a transient error while retries are left (raises Retry); else fail the step and the run."""
-    step = pipeline.step(step_name)
     retries = task.request.retries or 0
     now = time.time()
     error = _one_line(exc)
@@ -205,12 +209,37 @@ def resume_pipeline(app: Any, run_id: str, *, now: float) -> ResumeResult:
     done = tuple(name for name, record in store.step_records(run_id).items() if record.status is StepStatus.DONE)
     remaining = pipeline.remaining(done)
     if not remaining:
-        raise ResumeRefused(run_id, run.status.value, "every step is done already")
+        reason = "it already succeeded" if run.status is PipelineRunStatus.SUCCEEDED else "every step is done already"
+        raise ResumeRefused(run_id, run.status.value, reason)
     resumed = store.resume_run(run_id, next_step=remaining[0].name, now=_utc(now),
                                deadline_at=_utc(now + remaining[0].max_runtime_s))
     _send(app, store, pipeline, resumed, done=done)
     return ResumeResult(run_id, pipeline.name, remaining[0].name,
                         tuple(s for s in pipeline.step_names if s in done))
+
+
+def resume_stalled_pipelines(app: Any, *, now: float,
+                             max_resumes: int = DEFAULT_MAX_AUTO_RESUMES) -> list[ResumeResult]:
+    """The automatic resume policy: resume every run stalled at ``now`` (unix seconds) that was
+    resumed fewer than ``max_resumes`` times; each stalled run found is a ``pipeline_stalled`` event.
+
+    A worker that died between two steps leaves its run with nothing to send it on (the step's
+    redelivered message is a duplicate of a run that succeeded): this is what carries it on.
+    """
+    resumed = []
+    client = app_redis(app)
+    for run in pipeline_store_for(app).stalled_runs(now=_utc(now)):
+        action = f"left for a person: resumed {run.resumes} time(s) already"
+        if run.resumes < max_resumes:
+            try:
+                resumed.append(resume_pipeline(app, run.run_id, now=now))
+                action = "resumed"
+            except Exception as exc:  # refused, or unsendable: one run must not keep the others stalled
+                action = f"not resumed: {_one_line(exc)}"
+        log.warning("pipeline %s run %s stalled at step %s: %s", run.pipeline, run.run_id, run.current_step, action)
+        record_event(client, STALLED_EVENT, run.pipeline, at=now, run_id=run.run_id, step=run.current_step,
+                     since=run.updated_at.isoformat(), resumes=run.resumes, action=action)
+    return resumed
 
 
 def _send(app: Any, store: PipelineStore, pipeline: Pipeline, run: PipelineRun, *, done: tuple[str, ...]) -> None:

@@ -11,6 +11,7 @@ A new revision: copy the newest file in ``versions/`` and set ``revision`` and
 from __future__ import annotations
 
 import fcntl
+import importlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,14 +20,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, MetaData, text
 
 from monitoring.db import engine_for
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
+#: Modules whose tables join ``monitoring.models.metadata``: the schema the migrations must build.
+TABLE_MODULES = ("monitoring.models", "monitoring.pipelines")
 #: Our own version table, so a database shared with another Alembic project does not clash.
 VERSION_TABLE = "beatkeeper_alembic_version"
 _PG_ADVISORY_LOCK_ID = 0x6B65_6570_6572  # any constant; the same in every process
+
+
+def full_metadata() -> MetaData:
+    """The metadata with every table of :data:`TABLE_MODULES` defined on it."""
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    from monitoring.models import metadata
+
+    return metadata
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

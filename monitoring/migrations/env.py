@@ -4,10 +4,10 @@ from __future__ import annotations
 from alembic import context
 
 from monitoring.db import engine_for
-from monitoring.migrations import VERSION_TABLE
-from monitoring.models import metadata
+from monitoring.migrations import VERSION_TABLE, full_metadata
 
 config = context.config
+metadata = full_metadata()
 
 
 def run_offline() -> None:

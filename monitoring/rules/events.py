@@ -53,6 +53,22 @@ def _restored(subject: str, count: int, data: Mapping[str, Any]) -> str:
     return f"entry {subject} vanished from redbeat's schedule and beat restored it ({count} time(s))"
 
 
+def _pipeline_failed(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    return (f"pipeline {subject}: run {data.get('run_id', '?')} failed at step {data.get('step', '?')} after "
+            f"{data.get('attempts', '?')} attempt(s): {data.get('error', '?')}; "
+            f"`beatkeeper pipeline resume {data.get('run_id', 'RUN_ID')}` continues from there")
+
+
+def _pipeline_stalled(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    return (f"pipeline {subject}: run {data.get('run_id', '?')} stalled at step {data.get('step', '?')} "
+            f"since {data.get('since', '?')} ({data.get('action', '?')})")
+
+
+def _dead_lettered(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    return (f"{subject}: run {data.get('run_id', '?')} dead-lettered after its worker died "
+            f"{data.get('deaths', '?')} time(s) (cap {data.get('max_redeliveries', '?')}); it will not be retried")
+
+
 #: kind -> (severity, summary builder). ``long_run`` is the runs rule's (it resolves on the run's end).
 EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], str]]] = {
     "overlap_detected": (Severity.WARNING, _overlap),
@@ -61,6 +77,9 @@ EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], s
     "schedule_changed": (Severity.WARNING, _changed),
     "missed_runs": (Severity.WARNING, _caught_up),
     "schedule_entry_restored": (Severity.WARNING, _restored),
+    "pipeline_failed": (Severity.CRITICAL, _pipeline_failed),
+    "pipeline_stalled": (Severity.WARNING, _pipeline_stalled),
+    "run_dead_lettered": (Severity.CRITICAL, _dead_lettered),
 }
 
 

@@ -39,7 +39,7 @@ def runs_command(name: str | None, limit: int, as_json: bool) -> None:
     now = utc_now()
     store = pipeline_store_for(app)
     runs = store.runs(pipeline=name, limit=limit)
-    done = {run.run_id: _done_steps(store.step_records(run.run_id)) for run in runs}
+    done = {run.run_id: _done_steps(run, store.step_records(run.run_id)) for run in runs}
     if as_json:
         click.echo(json.dumps([run_json(run, now=now, done=done[run.run_id]) for run in runs], indent=2))
     elif not runs:
@@ -106,8 +106,8 @@ def _pipeline(name: str):
         raise click.ClickException(str(exc)) from None
 
 
-def _done_steps(records: dict[str, StepRecord]) -> list[str]:
-    return [name for name, record in records.items() if record.status is StepStatus.DONE]
+def _done_steps(run: PipelineRun, records: dict[str, StepRecord]) -> list[str]:
+    return [name for name in run.steps if name in records and records[name].status is StepStatus.DONE]
 
 
 def _run_row(run: PipelineRun, *, now: datetime, done: list[str]) -> tuple[str, ...]:

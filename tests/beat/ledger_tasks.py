@@ -75,8 +75,10 @@ def _entered(task, key: str) -> None:
 
 
 @app.task(name="tests.ledger.record", bind=True, ignore_result=True, overlap="allow")
-def record(self) -> None:
-    """Counts one execution of the instant beat sent it for."""
+def record(self, hold_s: float = 0.0) -> None:
+    """Counts one execution of the instant beat sent it for, after working ``hold_s``."""
+    if hold_s:
+        time.sleep(hold_s)  # the workload: keeps runs in flight when a fault strikes
     _count(ledger_field(self.request))
 
 

@@ -11,13 +11,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from monitoring.db import engine_for, make_engine
-from monitoring.history import (HistoryStore, InvalidRunRecord, RunRecord,
+from monitoring.history import (DRAIN_LOCK_SUFFIX, HistoryStore, InvalidRunRecord, RunRecord,
                                 unix_to_utc)
 from tests.monitoring.databases import TEST_SPOOL_KEY
 from tests.servers import free_port
 
 SPOOL_KEY = TEST_SPOOL_KEY
-DRAIN_LOCK_KEY = TEST_SPOOL_KEY + ":drain-lock"
+DRAIN_LOCK_KEY = TEST_SPOOL_KEY + DRAIN_LOCK_SUFFIX
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -28,8 +28,17 @@ def events_monitor(client, sink):
     ("missed_runs", "nightly", {"count": 2, "first": "2026-06-01T03:00:00+00:00", "last": "2026-06-02T03:00:00+00:00"},
      Severity.WARNING, "entry nightly: beat found 2 instant(s) missed while it was down"),
     ("schedule_entry_restored", "sync", {}, Severity.WARNING, "entry sync vanished from redbeat's schedule"),
+    ("pipeline_failed", "gtfs-static", {"run_id": "r1", "step": "export", "attempts": 4, "error": "OSError: disk"},
+     Severity.CRITICAL, "pipeline gtfs-static: run r1 failed at step export after 4 attempt(s): OSError: disk; "
+                        "`beatkeeper pipeline resume r1`"),
+    ("pipeline_stalled", "gtfs-static", {"run_id": "r1", "step": "refresh", "since": "2026-06-01T03:10:00+00:00",
+                                         "action": "resumed"}, Severity.WARNING,
+     "pipeline gtfs-static: run r1 stalled at step refresh since 2026-06-01T03:10:00+00:00 (resumed)"),
+    ("run_dead_lettered", "killer", {"run_id": "killer@x", "deaths": 4, "max_redeliveries": 3}, Severity.CRITICAL,
+     "killer: run killer@x dead-lettered after its worker died 4 time(s) (cap 3)"),
 ], ids=["overlap_alerts_per_entry", "budget_alerts_per_task", "lost_run_alerts", "schedule_change_alerts",
-        "beats_catchup_misses_alert", "restored_entry_alerts"])
+        "beats_catchup_misses_alert", "restored_entry_alerts", "failed_pipeline_alerts", "stalled_pipeline_alerts",
+        "dead_lettered_run_alerts"])
 def test_each_event_kind_alerts_under_its_own_rule(redis_client, kind, subject, data, severity, phrase):
     sink = RecordingSink()
     monitor = events_monitor(redis_client, sink)

@@ -98,13 +98,23 @@ def gtfs_env(monkeypatch, tmp_path, feed_server, put_receiver) -> GtfsPlace:
 
 
 @pytest.fixture
-def fast_retries():
-    """The GTFS pipeline with its retries 50-100 ms apart (2 retries), restored afterwards."""
+def retry_policy():
+    """``retry_policy(policy)`` gives every GTFS step ``policy``; the real one is back afterwards."""
     from tasks.gtfs_tasks import GTFS_STATIC_PIPELINE
-    from tasks.pipeline import RetryPolicy, register
+    from tasks.pipeline import register
 
-    fast = RetryPolicy(max_retries=2, backoff_s=0.05, backoff_max_s=0.1)
-    register(dataclasses.replace(GTFS_STATIC_PIPELINE, steps=tuple(
-        dataclasses.replace(step, retry=fast) for step in GTFS_STATIC_PIPELINE.steps)))
-    yield fast
+    def use(policy):
+        register(dataclasses.replace(GTFS_STATIC_PIPELINE, steps=tuple(
+            dataclasses.replace(step, retry=policy) for step in GTFS_STATIC_PIPELINE.steps)))
+        return policy
+
+    yield use
     register(GTFS_STATIC_PIPELINE)
+
+
+@pytest.fixture
+def fast_retries(retry_policy):
+    """Two retries, 25-100 ms apart: a step that keeps failing fails its run within a second."""
+    from tasks.pipeline import RetryPolicy
+
+    return retry_policy(RetryPolicy(max_retries=2, backoff_s=0.05, backoff_max_s=0.1))

@@ -21,6 +21,7 @@ import redis
 
 from monitoring.events import read_events
 from schedules.interval import IntervalTrigger
+from tasks import headers
 from tasks.beat import LOCK_LOST_EXIT_CODE, ON_TIME_SLACK_S
 from tests.beat import ledger_tasks as lt
 from tests.servers import RedisServer, free_port, stop_process_tree, wait_until
@@ -33,6 +34,7 @@ LOOP_INTERVAL_S = 1
 LOCK_TIMEOUT_S = 5
 ON_TIME_S = LOOP_INTERVAL_S + ON_TIME_SLACK_S  # how old a due instant may be and still run on time
 BEAT_LOCK_KEY = "redbeat::lock"
+ENTRIES_TWO_BEATS = 80  # every 1 s: 2,000 instants in 25 s
 
 
 # -- the platform under test ------------------------------------------------------------------
@@ -104,24 +106,26 @@ def grid_gaps(instants, *, every_s: float) -> list[datetime]:
 def assert_each_instant_once_without_gaps(by_entry: dict[str, dict[datetime, int]], entries, *, every_s: float = 1):
     assert set(by_entry) == set(entries)
     doubled = {(e, t): n for e, runs in by_entry.items() for t, n in runs.items() if n != 1}
-    assert doubled == {}, f"instants not executed exactly once: {doubled}"
-    gaps = {e: grid_gaps(runs, every_s=every_s) for e, runs in by_entry.items()}
-    assert {e: g for e, g in gaps.items() if g} == {}, "instants lost between the first and the last"
+    assert not doubled, f"{len(doubled)} instants not executed exactly once, e.g. {sorted(doubled.items())[:3]}"
+    gaps = {e: g for e, runs in by_entry.items() if (g := grid_gaps(runs, every_s=every_s))}
+    assert not gaps, f"instants lost between the first and the last: {sorted(gaps.items())[:3]}"
 
 
 def wait_drained(client, *, timeout_s: float = 60) -> None:
-    """Until the queue is empty, nothing is unacknowledged and the ledger stopped growing."""
+    """Until the queue is empty and the ledger stopped growing. (Redis' unacked set may keep a
+    message whose ack was lost in an outage: the broker redelivers it after its visibility
+    timeout, and the gap check below would catch an instant that only it could have run.)"""
     seen = {"size": -1, "since": time.monotonic()}
 
     def settled() -> bool:
-        if client.llen("default") or client.hlen("unacked"):
+        if client.llen("default"):
             seen["size"] = -1
             return False
         size = instants_executed(client)
         if size != seen["size"]:
             seen.update(size=size, since=time.monotonic())
             return False
-        return time.monotonic() - seen["since"] >= 1.0
+        return time.monotonic() - seen["since"] >= 1.5
 
     wait_until(settled, timeout_s=timeout_s, interval_s=0.1, what="the queue to drain")
 
@@ -135,6 +139,10 @@ def missed_instants(client) -> dict[str, list[datetime]]:
     return missed
 
 
+def _duplicates_skipped(worker_log: str) -> int:
+    return sum(1 for line in worker_log.splitlines() if "identity:" in line and "skipped:" in line)
+
+
 def meta_of(client, entry: str) -> str | None:
     return client.hget(f"redbeat:{entry}", "meta")
 
@@ -142,7 +150,7 @@ def meta_of(client, entry: str) -> str | None:
 # -- 1. two beats, a forced lock loss ------------------------------------------------------------
 
 def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(processes, redis_client, tmp_path):
-    schedule = ticking(40, catchup="all", catchup_max=100)
+    schedule = ticking(ENTRIES_TWO_BEATS, catchup="all", catchup_max=100)
     env = platform_env(tmp_path, schedule)
     target = 2_000
     start_worker(processes, env, "ledger", concurrency=4)
@@ -151,10 +159,16 @@ def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(
     standby = start_beat(processes, env, "beat-b")  # blocks on the lock the leader holds
     wait_until(lambda: instants_executed(redis_client) >= target // 2, timeout_s=60, what="half the instants")
 
-    redis_client.delete(BEAT_LOCK_KEY)  # the leader notices at its next renewal
+    # Another owner's token: the leader notices at its next renewal; the standby takes over once it lapses.
+    redis_client.set(BEAT_LOCK_KEY, "intruder", px=2_000)
     lost_at = datetime.now(timezone.utc)
     assert leader.wait(timeout=10) == LOCK_LOST_EXIT_CODE
     assert b"lost the beat lock" in Path(leader.log_path).read_bytes()
+    # What a second beat firing the same instants would send: dispatches of instants already run.
+    resent = sorted(lt.ledger(redis_client))[::10]
+    for field in resent:
+        entry, _, fire_at = field.partition("|")
+        lt.record.apply_async(headers=headers.dispatch_headers(entry, datetime.fromisoformat(fire_at)))
     wait_until(lambda: instants_executed(redis_client) >= target + len(schedule), timeout_s=90,
                what=f"{target} instants")
     assert standby.poll() is None
@@ -163,9 +177,13 @@ def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(
 
     by_entry = executed(redis_client)
     assert sum(len(runs) for runs in by_entry.values()) >= target
+    assert len(resent) >= target // 20
     assert_each_instant_once_without_gaps(by_entry, schedule)
     # every entry kept firing after the loss, dispatched by the standby
     assert all(max(runs) > lost_at + timedelta(seconds=2) for runs in by_entry.values())
+    lags = sorted(at - datetime.fromisoformat(field.partition("|")[2]).timestamp()
+                  for field, at in lt.executed_at(redis_client).items())
+    print(f"{len(lags)} instants; execution lag p50 {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s")
 
 
 # -- 2. the leader SIGKILLed: failover and catch-up --------------------------------------------------
@@ -242,8 +260,13 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     killed: list[int] = []
 
     def drop_connections() -> None:
-        while not stop.wait(0.5):
-            killed.append(int(killer.client_kill_filter(_type="normal", skipme=True)))
+        # Twice just after each whole second, while beat publishes that instant, and once between.
+        while not stop.is_set():
+            second = int(time.time())
+            for offset_s in (1.005, 1.02, 1.5):
+                if stop.wait(max(0.0, second + offset_s - time.time())):
+                    return
+                killed.append(int(killer.client_kill_filter(_type="normal", skipme=True)))
 
     thread = threading.Thread(target=drop_connections, daemon=True)
     thread.start()
@@ -265,9 +288,10 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     by_entry = executed(redis_client)
     assert_each_instant_once_without_gaps(by_entry, schedule)
     assert all(min(runs) < faults_from for runs in by_entry.values())  # the fault window is inside the checked span
-    beat_log = Path(beat.log_path).read_text()
-    print(f"dropped {sum(killed)} connections in {len(killed)} rounds; beat log: "
-          f"{beat_log.count('could not send')} refused publishes, {beat_log.count('Redis unavailable')} failed ticks")
+    beat_log, worker_log = Path(beat.log_path).read_text(), Path(worker.log_path).read_text()
+    print(f"dropped {sum(killed)} connections in {len(killed)} rounds; beat: {beat_log.count('could not send')} "
+          f"refused publishes, {beat_log.count('Redis unavailable')} failed ticks; worker: "
+          f"{worker_log.count('Connection to broker lost')} reconnects, {_duplicates_skipped(worker_log)} duplicates skipped")
 
 
 # -- 4. Redis SIGKILLed and restarted from its append-only file ------------------------------------
@@ -277,30 +301,39 @@ def test_beat_and_worker_ride_out_a_redis_restart_without_losing_or_doubling_an_
                          extra_args=("--appendfsync", "always")).start()
     client = redis.Redis.from_url(server.url, decode_responses=True)
     try:
-        schedule = ticking(10, catchup="all", catchup_max=100)
+        # Half the runs take a while, so runs are in flight (unacknowledged) when Redis dies.
+        schedule = {**ticking(5, catchup="all", catchup_max=100),
+                    **ticking(5, prefix="slow", kwargs={"hold_s": 0.4}, catchup="all", catchup_max=100)}
         env = platform_env(tmp_path, schedule, redis_url=server.url)
-        worker = start_worker(processes, env, "ledger", concurrency=2)
+        worker = start_worker(processes, env, "ledger", concurrency=4)
         beat = start_beat(processes, env, "beat")
         wait_until(lambda: instants_executed(client) >= 5 * len(schedule), timeout_s=START_TIMEOUT_S,
                    what="the first runs")
 
+        # A fifth of a second into a second: the slow runs of this instant are in flight.
+        wait_until(lambda: 0.15 <= time.time() % 1 <= 0.25, timeout_s=2, interval_s=0.005, what="mid-run")
         server.kill(signal.SIGKILL)
         down_at = datetime.now(timezone.utc)
+        # Down longer than the beat lock's timeout: the lock key has expired when Redis is back.
+        wait_until(lambda: datetime.now(timezone.utc) >= down_at + timedelta(seconds=LOCK_TIMEOUT_S + 1),
+                   timeout_s=LOCK_TIMEOUT_S + 5, interval_s=0.1, what="the outage to outlast the beat lock")
         server.start()
-        restarted = time.monotonic()
-        wait_until(lambda: all(max(runs) > down_at + timedelta(seconds=1) for runs in executed(client).values()),
+        restarted, restarted_at = time.monotonic(), datetime.now(timezone.utc)
+        wait_until(lambda: all(max(runs) > restarted_at for runs in executed(client).values()),
                    timeout_s=30, interval_s=0.1, what="every entry to run again after the restart")
         resumed_s = time.monotonic() - restarted
-        wait_until(lambda: all(max(runs) >= down_at + timedelta(seconds=5) for runs in executed(client).values()),
+        wait_until(lambda: all(max(runs) >= restarted_at + timedelta(seconds=3) for runs in executed(client).values()),
                    timeout_s=30, what="a few more runs")
         assert beat.poll() is None and worker.poll() is None  # neither needed a restart of its own
         stop_process_tree(beat)
         wait_drained(client)
+        stop_process_tree(worker)  # while its Redis is still there to say goodbye to
 
         by_entry = executed(client)
         assert_each_instant_once_without_gaps(by_entry, schedule)
         assert all(min(runs) < down_at for runs in by_entry.values())  # the outage is inside the checked span
-        print(f"resumed {resumed_s:.1f} s after the restart")
+        print(f"resumed {resumed_s:.1f} s after the restart; {client.hlen('unacked')} message(s) left unacked "
+              "by a lost ack")
     finally:
         client.close()
         server.kill()
@@ -317,6 +350,7 @@ def test_beat_refuses_an_evicting_redis_saying_what_to_set(processes, tmp_path):
         log = Path(beat.log_path).read_text()
         assert "Traceback" not in log
         assert "maxmemory-policy is 'allkeys-lru'" in log and "set `maxmemory-policy noeviction`" in log
+        assert "refusing to start with failed start-up self-checks" in log
         assert not redis.Redis.from_url(server.url).exists("redbeat::schedule")  # nothing registered
     finally:
         server.kill()

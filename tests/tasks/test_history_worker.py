@@ -89,6 +89,23 @@ def test_a_real_worker_records_every_kind_of_run(app_history_on, worker, redis_c
     assert {r.hostname for r in records} <= {worker.hostname, socket.gethostname()}
 
 
+def test_history_accepts_every_status_a_run_can_end_with():
+    from monitoring.history import RUN_STATUSES
+    from tasks.run import RunStatus
+
+    assert set(RUN_STATUSES) == {status.value for status in RunStatus}
+
+
+def test_a_run_whose_status_history_refuses_still_counts_in_the_metrics(app_history, redis_client, monkeypatch):
+    from monitoring.metrics import metrics_registry
+
+    monkeypatch.setattr("monitoring.history.RUN_STATUSES", ("failure",))  # as if "success" were a new status
+    assert ht.ok.apply(args=("x",)).state == "SUCCESS"
+    counted = metrics_registry(redis_client).get_sample_value(
+        "beat_schedule_runs_total", {"entry": "", "task": "tests.history.ok", "status": "success"})
+    assert counted == 1 and app_history.pending_count() == 0
+
+
 def test_each_run_records_its_instants_and_lateness(app_history, worker):
     fire_at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
     result = ended(ht.ok.apply_async(("late",), headers=headers.dispatch_headers("sync-feeds", fire_at)))

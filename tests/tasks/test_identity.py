@@ -9,17 +9,17 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 from celery import signals
 
 from monitoring.events import read_events
-from monitoring.history import RUN_STATUSES
 from monitoring.metrics import RUNS_KEY, invocation_window_key
 from monitoring.rules.base import PlatformKeys, RuleContext
 from monitoring.rules.events import EVENT_RULES, EventsRule
 from monitoring.rules.settings import RuleSettings
 from tasks import headers
 from tasks.guard import standard_middlewares
-from tasks.identity import (REDELIVERY_GRACE_S, RUN_KEY_PREFIX, ClaimState, RunClaim, RunIdentityMiddleware, claim_record,
+from tasks.identity import (HAND_RUN_RETENTION_S, REDELIVERY_GRACE_S, RUN_KEY_PREFIX, ClaimState, RunClaim, RunIdentityMiddleware, claim_record,
                             dead_letters, run_id_for, run_id_of)
 from tasks.middleware import set_middlewares
 from tasks.policy import RunPolicy
@@ -263,6 +263,23 @@ def test_an_end_recorded_after_a_newer_claim_leaves_the_newer_record_alone(ident
     assert claim_record(redis_client, run_id_of(newer)).state is ClaimState.FAILED
 
 
+def test_the_end_of_a_run_is_retried_through_a_redis_outage(identity, redis_client, fake_time, monkeypatch):
+    run = run_of()
+    identity.before_run(run)
+    finish, failures = RunClaim.finish, []
+
+    def unreachable_then_back(claim, state):
+        if len(failures) < 3:
+            failures.append(state)
+            raise redis.ConnectionError("Redis is away")
+        return finish(claim, state)
+
+    monkeypatch.setattr(RunClaim, "finish", unreachable_then_back)
+    identity.after_run(run, ended(RunStatus.SUCCESS))
+    assert len(failures) == fake_time.sleeps == 3
+    assert claim_record(redis_client, run_id_of(run)).state is ClaimState.SUCCEEDED
+
+
 def test_a_claim_call_retried_after_a_lost_reply_is_still_ours(redis_client):
     claim = RunClaim(redis_client, "feeds|x", ttl_s=LEASE_TTL_S, holder={"task_id": "t"}, task_id="t", attempt=0,
                      max_redeliveries=3, retention_s=60)
@@ -272,12 +289,16 @@ def test_a_claim_call_retried_after_a_lost_reply_is_still_ours(redis_client):
     assert claim.verdict == "claimed" and claim.fencing_token == 1
 
 
-def test_records_expire_after_their_retention(redis_client, renewer):
-    identity = RunIdentityMiddleware(redis_client, retention_s=120, renewer=renewer)
-    run = run_of()
+@pytest.mark.parametrize("scheduled, kept_s", [
+    pytest.param(True, 7_200, id="a_scheduled_run_is_remembered_for_the_retention"),
+    pytest.param(False, HAND_RUN_RETENTION_S, id="a_hand_triggered_run_is_remembered_briefly"),
+])
+def test_records_expire_after_their_retention(redis_client, renewer, scheduled, kept_s):
+    identity = RunIdentityMiddleware(redis_client, retention_s=7_200, renewer=renewer)
+    run = run_of() if scheduled else run_of(entry="", fire_at=None)
     identity.before_run(run)
     identity.after_run(run, ended(RunStatus.SUCCESS))
-    assert 0 < redis_client.ttl(RUN_KEY_PREFIX + run_id_of(run) + ":meta") <= 120
+    assert kept_s - 5 < redis_client.ttl(RUN_KEY_PREFIX + run_id_of(run) + ":meta") <= kept_s
     assert not redis_client.exists(RUN_KEY_PREFIX + run_id_of(run))  # the lease is gone with the run
 
 
@@ -331,9 +352,6 @@ def test_the_standard_chain_executes_a_doubly_delivered_instant_once(standard_ch
     assert redis_client.zcard(invocation_window_key(lt.record.name)) == 3
 
 
-@pytest.mark.xfail("skipped_duplicate" not in RUN_STATUSES, strict=True,
-                   reason="monitoring.history.RUN_STATUSES must list skipped_duplicate and dead_lettered: "
-                          "until then history refuses the row and the run's metrics pipeline is not sent")
 def test_history_and_metrics_record_the_duplicate(standard_chain, redis_client, app):
     from tasks.history_mw import history_store_for
 

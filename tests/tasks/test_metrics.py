@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -60,8 +60,9 @@ def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_c
     started_at = time.time()
 
     fire_at = datetime.now(timezone.utc)
-    scheduled = headers.dispatch_headers("metrics-entry", fire_at)
-    oks = [ht.ok.apply_async(("m", 0.4), headers=scheduled) for _ in range(6)]
+    # Six scheduled instants of one entry (one instant runs once: tasks.identity).
+    instants = [fire_at - timedelta(seconds=n) for n in range(6)]
+    oks = [ht.ok.apply_async(("m", 0.4), headers=headers.dispatch_headers("metrics-entry", at)) for at in instants]
     failures = [ht.fail.delay("m") for _ in range(2)]
     PauseStore(redis_client).pause("paused-entry", now=time.time())
     paused = ht.ok.apply_async(("m",), headers=headers.dispatch_headers("paused-entry", fire_at))
@@ -77,7 +78,7 @@ def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_c
     assert len({r.result for r in oks}) == 2  # both worker processes ran some
 
     got = scrape(port)
-    ok, fail, blocker, small = "tests.history.ok", "tests.history.fail", "tests.history.blocker", "tests.history.small_budget"
+    ok, fail, blocker, small = (ht.ok.name, ht.fail.name, ht.blocker.name, ht.small_budget.name)
     counted = {k: v for k, v in got.items() if k[0] == "beat_schedule_runs_total"}
     assert counted == {
         runs("metrics-entry", ok, "success"): 6,
