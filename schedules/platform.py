@@ -17,6 +17,14 @@ SCHEDULE: dict[str, dict[str, Any]] = {
         "overlap": "allow",
         "description": "proves beat -> broker -> worker is alive (the monitor alerts past 3 min)",
     },
+    "beatkeeper-purge-history": {
+        "task": "beatkeeper.purge_history",
+        "cron": "17 3 * * *",
+        "overlap": "skip",
+        "lock_key": [],
+        "expires": 3600,
+        "description": "deletes history rows older than BEATKEEPER_HISTORY_DAYS (default 30), in batches",
+    },
 }
 
 #: The GTFS static reference pipeline (``tasks.gtfs_tasks``): included once ``GTFS_STATIC_URL``

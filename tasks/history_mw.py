@@ -23,13 +23,13 @@ from celery import current_task, signals
 
 from monitoring.db import database_url, engine_for
 from monitoring.history import HistoryStore, InvalidRunRecord, RunRecord, unix_to_utc
+from tasks import headers
 from tasks.middleware import Middleware
 from tasks.run import LostRun, Outcome, Run, RunStatus
 
 log = logging.getLogger(__name__)
 
 RECEIVED_AT = "beatkeeper_received_at"  # request field: unix seconds the worker received the message
-PIPELINE_RUN_ID = "beatkeeper_pipeline_run_id"  # request header a pipeline step carries
 _STORE_ATTRIBUTE = "beatkeeper_history_store"  # on the app
 #: ``run.state`` key of the Redis pipeline sent once at the end of the run (by history, outermost).
 AFTER_RUN_PIPELINE = "history.after_run_pipeline"
@@ -133,7 +133,7 @@ class HistoryMiddleware(Middleware):
         pipeline = run.state.pop(AFTER_RUN_PIPELINE, None)
         try:
             record = record_of(run, outcome, received_at=_received_at(run),
-                               pipeline_run_id=_request_value(PIPELINE_RUN_ID))
+                               pipeline_run_id=_request_value(headers.PIPELINE_RUN))
         except InvalidRunRecord as exc:  # a status history does not know yet: keep the metrics anyway
             log.error("history: cannot record %s[%s]: %s", run.task_name, run.task_id, exc)
             _send(pipeline)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.postgres import postgres_url  # noqa: F401  (session fixture: one private Postgres, started on use)
 from tests.servers import RedisServer, stop_process_tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,10 @@ def pytest_configure(config):
     os.environ["REDIS_URL"] = url
     os.environ.setdefault("BEATKEEPER_DATA_DIR", str(_session_dir / "data"))
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{_session_dir / 'history.db'}")
+    # The history schema exists before any worker writes to it, as the runner ensures in production.
+    from monitoring.migrations import upgrade_database
+
+    upgrade_database(os.environ["DATABASE_URL"])
 
 
 def pytest_unconfigure(config):

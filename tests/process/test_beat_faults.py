@@ -153,7 +153,7 @@ def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(
     schedule = ticking(ENTRIES_TWO_BEATS, catchup="all", catchup_max=100)
     env = platform_env(tmp_path, schedule)
     target = 2_000
-    start_worker(processes, env, "ledger", concurrency=4)
+    worker = start_worker(processes, env, "ledger", concurrency=4)
     leader = start_beat(processes, env, "beat-a")
     wait_until(lambda: instants_executed(redis_client), timeout_s=START_TIMEOUT_S, what="the leader's first run")
     standby = start_beat(processes, env, "beat-b")  # blocks on the lock the leader holds
@@ -183,7 +183,8 @@ def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(
     assert all(max(runs) > lost_at + timedelta(seconds=2) for runs in by_entry.values())
     lags = sorted(at - datetime.fromisoformat(field.partition("|")[2]).timestamp()
                   for field, at in lt.executed_at(redis_client).items())
-    print(f"{len(lags)} instants; execution lag p50 {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s")
+    print(f"{len(lags)} instants; execution lag p50 {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s; "
+          f"{_duplicates_skipped(Path(worker.log_path).read_text())} duplicate deliveries skipped")
 
 
 # -- 2. the leader SIGKILLed: failover and catch-up --------------------------------------------------
@@ -291,7 +292,8 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     beat_log, worker_log = Path(beat.log_path).read_text(), Path(worker.log_path).read_text()
     print(f"dropped {sum(killed)} connections in {len(killed)} rounds; beat: {beat_log.count('could not send')} "
           f"refused publishes, {beat_log.count('Redis unavailable')} failed ticks; worker: "
-          f"{worker_log.count('Connection to broker lost')} reconnects, {_duplicates_skipped(worker_log)} duplicates skipped")
+          f"{worker_log.count('Connection to broker lost')} reconnects, "
+          f"{_duplicates_skipped(worker_log)} duplicates skipped")
 
 
 # -- 4. Redis SIGKILLed and restarted from its append-only file ------------------------------------

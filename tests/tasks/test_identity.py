@@ -12,15 +12,16 @@ import pytest
 import redis
 from celery import signals
 
+from monitoring.alerts import Severity
 from monitoring.events import read_events
 from monitoring.metrics import RUNS_KEY, invocation_window_key
 from monitoring.rules.base import PlatformKeys, RuleContext
-from monitoring.rules.events import EVENT_RULES, EventsRule
+from monitoring.rules.events import EventsRule
 from monitoring.rules.settings import RuleSettings
 from tasks import headers
 from tasks.guard import standard_middlewares
-from tasks.identity import (HAND_RUN_RETENTION_S, REDELIVERY_GRACE_S, RUN_KEY_PREFIX, ClaimState, RunClaim, RunIdentityMiddleware, claim_record,
-                            dead_letters, run_id_for, run_id_of)
+from tasks.identity import (HAND_RUN_RETENTION_S, REDELIVERY_GRACE_S, RUN_KEY_PREFIX, ClaimState, RunClaim,
+                            RunIdentityMiddleware, claim_record, dead_letters, run_id_for, run_id_of)
 from tasks.middleware import set_middlewares
 from tasks.policy import RunPolicy
 from tasks.run import Outcome, Run, RunStatus
@@ -109,8 +110,8 @@ def die(redis_client, run: Run) -> None:
     pytest.param(dict(entry="feeds", fire_at=FIRE_AT, task_id="t1"),
                  dict(entry="feeds", fire_at=FIRE_AT + timedelta(seconds=1), task_id="t1"),
                  False, id="the_next_instant_is_another_run"),
-    pytest.param(dict(entry="feeds", fire_at=FIRE_AT, task_id="t1"), dict(entry="prices", fire_at=FIRE_AT, task_id="t1"),
-                 False, id="another_entry_is_another_run"),
+    pytest.param(dict(entry="feeds", fire_at=FIRE_AT, task_id="t1"),
+                 dict(entry="prices", fire_at=FIRE_AT, task_id="t1"), False, id="another_entry_is_another_run"),
     pytest.param(dict(entry="", fire_at=None, task_id="t1"), dict(entry="", fire_at=None, task_id="t2"),
                  False, id="each_hand_trigger_gets_a_fresh_run_id"),
 ])
@@ -386,8 +387,6 @@ def test_a_real_worker_never_overwrites_a_success_with_its_duplicate_delivery(st
     assert lt.ledger(redis_client) == {f"side-entry|{FIRE_AT.isoformat()}": 1}
 
 
-@pytest.mark.xfail("run_dead_lettered" not in EVENT_RULES, strict=True,
-                   reason="monitoring.rules.events.EVENT_RULES needs a run_dead_lettered rule (critical)")
 def test_the_monitor_alerts_on_a_dead_lettered_run(identity, redis_client):
     rule = EventsRule()
     context = RuleContext(now=1_000.0, client=redis_client, specs={}, settings=RuleSettings(), keys=PlatformKeys(),
@@ -400,4 +399,4 @@ def test_the_monitor_alerts_on_a_dead_lettered_run(identity, redis_client):
     assert identity.before_run(run_of()).status is RunStatus.DEAD_LETTERED
     context.now += 10
     [alert] = [a for a in rule.evaluate(context) if a.rule == "run_dead_lettered"]
-    assert alert.subject == "feeds"
+    assert (alert.subject, alert.severity) == ("feeds", Severity.CRITICAL)
