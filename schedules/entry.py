@@ -66,6 +66,24 @@ class DstPolicy:
 
 
 @dataclass(frozen=True)
+class RetrySpec:
+    """An entry's ``retry`` key: transient errors are retried with exponential backoff and jitter.
+
+    Retry n (0-based) waits ``min(backoff_s * 2**n, backoff_max_s)``, scaled by a random
+    factor in [0.5, 1] when ``jitter`` -- Celery's ``retry_backoff``/``retry_jitter`` rule."""
+
+    max_retries: int = 3
+    backoff_s: float = 1.0  # seconds before the first retry
+    backoff_max_s: float = 600.0  # seconds: the longest wait
+    jitter: bool = True
+    on: tuple[str, ...] = ()  # exception class names (any base class counts); empty: any Exception
+
+    def as_fields(self) -> dict[str, Any]:
+        return {"max_retries": self.max_retries, "backoff_s": self.backoff_s, "backoff_max_s": self.backoff_max_s,
+                "jitter": self.jitter, "on": list(self.on)}
+
+
+@dataclass(frozen=True)
 class EntrySpec:
     """A validated schedule entry. ``config`` is the normalized, JSON-able dict it was built from."""
 
@@ -92,6 +110,7 @@ class EntrySpec:
     catchup: CatchupPolicy | None
     catchup_window_s: float | None
     catchup_max: int | None
+    retry: RetrySpec | None
     config: dict[str, Any]
 
 
@@ -248,6 +267,34 @@ def _dst(value: object) -> DstPolicy:
     return DstPolicy(**converted)
 
 
+#: retry sub-key -> (RetrySpec attribute, converter)
+_RETRY_KEYS = {"max_retries": ("max_retries", _positive_int),
+               "backoff": ("backoff_s", _positive_duration),
+               "backoff_max": ("backoff_max_s", _positive_duration),
+               "jitter": ("jitter", _boolean),
+               "on": ("on", lambda v: tuple(_string_list(v)))}
+
+
+def _retry(value: object) -> RetrySpec:
+    if not isinstance(value, Mapping):
+        raise InvalidValue(f"expected a mapping such as {{max_retries: 3, backoff: 30s, on: [TimeoutError]}}, "
+                           f"got {show(value)}")
+    problems: list[tuple[str, str]] = []
+    converted: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in _RETRY_KEYS:
+            problems.append((f"{key}", f"unknown key{_hint(key, list(_RETRY_KEYS))}"))
+            continue
+        attribute, convert = _RETRY_KEYS[key]
+        try:
+            converted[attribute] = convert(item)
+        except InvalidValue as exc:
+            problems.extend((key, message) for _, message in exc.problems)
+    if problems:
+        raise InvalidValue.many(problems)
+    return RetrySpec(**converted)
+
+
 _WINDOW_KEYS = ("hours", "days", "every", "phase")
 
 
@@ -344,6 +391,7 @@ KEYS: dict[str, Key] = {
     "catchup": Key(_choice(CatchupPolicy), "catchup"),
     "catchup_window": Key(_positive_duration, "catchup_window_s"),
     "catchup_max": Key(_positive_int, "catchup_max"),
+    "retry": Key(_retry, "retry"),
 }
 KIND_KEYS = {key: spec.kind for key, spec in KEYS.items() if spec.kind is not None}
 

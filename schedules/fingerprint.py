@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from schedules.cronexpr import CronExpr
-from schedules.entry import KEYS, ZONED_KINDS, DstPolicy, EntrySpec, ScheduleKind
+from schedules.entry import KEYS, ZONED_KINDS, DstPolicy, EntrySpec, ScheduleKind, RetrySpec
 from schedules.windows import Window
 
 
@@ -47,6 +47,8 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, DstPolicy):
         return {name: policy.value for name, policy in (("gap", value.gap), ("repeat", value.repeat)) if policy}
+    if isinstance(value, RetrySpec):
+        return value.as_fields()
     if isinstance(value, Window):
         return _window_config(value)
     if isinstance(value, Enum):

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -292,6 +293,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
         policy = entry_policy.policy_fields(spec) if spec else None
         options["headers"] = {**options.get("headers", {}),
                               **headers.dispatch_headers(entry.name, fire_at, policy=policy)}
+        if spec is not None and spec.retry is not None:
+            options["headers"][headers.RETRY] = json.dumps(spec.retry.as_fields())
         task = self.app.tasks.get(entry.task)
         if task is not None:
             task.apply_async(entry.args, entry.kwargs, producer=producer, **options)

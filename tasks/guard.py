@@ -22,6 +22,7 @@ from celery.app.task import Context
 from celery.exceptions import Ignore, Retry
 
 from tasks import headers
+from tasks.entry_retry import retry_for
 from tasks.publish_checks import refuse_long_delay
 from tasks.middleware import Middleware, middlewares_of
 from tasks.overlap import HANDOFF_HEADER
@@ -146,7 +147,11 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
             outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time(), reason="ignored by the task")
             raise
         except BaseException as exc:
-            outcome = Outcome.of_error(RunStatus.FAILURE, exc, finished_at=time.time())
+            retry = retry_for(task, request, exc)  # the schedule entry's retry policy, if it has one
+            status = RunStatus.FAILURE if retry is None else RunStatus.RETRY
+            outcome = Outcome.of_error(status, exc, finished_at=time.time())
+            if retry is not None:
+                raise retry from exc
             raise
         outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time())
         return result

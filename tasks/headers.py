@@ -13,8 +13,10 @@ FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
 POLICY = "beatkeeper_policy"  # JSON: the entry's overlap, lock_ttl_s, lock_key, max_runtime_s, time_limit_s
 PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
+RETRY = "beatkeeper_retry"  # JSON: the entry's retry policy (max_retries, backoff_s, backoff_max_s, jitter, on)
+
 #: Headers a retry's message must carry again: Celery does not copy custom headers on retry.
-CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY, PIPELINE_RUN)
+CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY, RETRY, PIPELINE_RUN)
 
 
 def dispatch_headers(entry: str, fire_at: datetime, *,
@@ -49,4 +51,10 @@ def pipeline_run_of(request: Any) -> str | None:
 def policy_of(request: Any) -> dict[str, Any]:
     """The entry's policy fields beat sent with a request; {} for a hand-triggered run."""
     raw = getattr(request, POLICY, None)
+    return json.loads(raw) if raw else {}
+
+
+def retry_of(request: Any) -> dict[str, Any]:
+    """The entry's retry policy beat sent with a request; {} when none (the task's own applies)."""
+    raw = getattr(request, RETRY, None)
     return json.loads(raw) if raw else {}

@@ -87,11 +87,12 @@ def test_fall_back_day_in_sydney_fires_the_repeated_half_hours_twice_and_0230_on
 def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
         app, redis_client, monkeypatch, tmp_path):
     from tasks.beat import BeatkeeperScheduler
-    from tasks.headers import POLICY, dispatch_headers
+    from tasks.headers import POLICY, RETRY, dispatch_headers
     from tasks.policy import PUBLISHED_POLICIES_KEY
 
     schedule = {"sweep": {"task": "beatkeeper.heartbeat", "every": 60, "overlap": "buffer_one",
-                          "lock_ttl": 90, "max_runtime": "5m", "time_limit": "10m", "queue": "singleton"}}
+                          "lock_ttl": 90, "max_runtime": "5m", "time_limit": "10m", "queue": "singleton",
+                          "retry": {"max_retries": 2, "backoff": "30s", "on": ["TimeoutError"]}}}
     start = utc(2026, 11, 2, 0, 0, 30)
     driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=start)
     published = json.loads(redis_client.hget(PUBLISHED_POLICIES_KEY, "beatkeeper.heartbeat"))
@@ -106,4 +107,6 @@ def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
     header = json.loads(sent[0]["headers"][POLICY])
     assert header == {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300, "time_limit_s": 600}
     assert sent[0]["queue"] == "singleton" and sent[0]["time_limit"] == 600
+    assert json.loads(sent[0]["headers"][RETRY]) == {"max_retries": 2, "backoff_s": 30, "backoff_max_s": 600,
+                                                      "jitter": True, "on": ["TimeoutError"]}
     assert dispatch_headers("sweep", start)["beatkeeper_fire_at"] == sent[0]["headers"]["beatkeeper_fire_at"]
