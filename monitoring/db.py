@@ -20,6 +20,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from schedules.errors import SettingsError
+
 DEFAULT_DATA_DIR = "./var"
 DEFAULT_HISTORY_DAYS = 30
 SQLITE_FILE_NAME = "history.db"
@@ -30,14 +32,8 @@ _engines: dict[tuple[int, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-class HistorySettingError(ValueError):
-    """A history setting in the environment that cannot be used; carries the variable and value."""
-
-    def __init__(self, variable: str, value: str, problem: str):
-        super().__init__(f"{variable}={value!r}: {problem}")
-        self.variable = variable
-        self.value = value
-        self.problem = problem
+class HistorySettingError(SettingsError):
+    """A history setting (DATABASE_URL, BEATKEEPER_HISTORY_DAYS...) that cannot be used."""
 
 
 def data_dir(environ: Mapping[str, str] = os.environ) -> Path:

@@ -78,14 +78,19 @@ class DurationError(BeatkeeperScheduleError, ValueError):
         super().__init__(reason)
 
 
-class SettingsError(BeatkeeperScheduleError):
-    """An environment variable with a value the schedule settings cannot use."""
+class SettingsError(BeatkeeperScheduleError, ValueError):
+    """An environment variable with a value beatkeeper cannot use (schedule, history, monitor,
+    GTFS settings alike subclass it, so the CLI reports any of them as one line, exit 2)."""
 
     def __init__(self, variable: str, value: str, reason: str):
         self.variable = variable
         self.value = value
         self.reason = reason
         super().__init__(f"{variable}={value!r}: {reason}")
+
+    @property
+    def problem(self) -> str:
+        return self.reason
 
 
 class TriggerDecodeError(BeatkeeperScheduleError, ValueError):

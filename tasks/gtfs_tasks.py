@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from monitoring.db import data_dir
+from schedules.errors import SettingsError
 from tasks.application import app
 from tasks.gtfs import (GtfsDownloadError, GtfsPublishError, export_app_database, publish_export,
                         refresh_derived_tables, sync_static_feed)
@@ -56,14 +57,8 @@ GTFS_STATIC_PIPELINE = register(Pipeline(name=PIPELINE_NAME, start_task=START_TA
                                          steps=(SYNC, REFRESH, EXPORT, PUBLISH)))
 
 
-class GtfsSettingError(ValueError):
-    """A GTFS setting in the environment that cannot be used; carries the variable and value."""
-
-    def __init__(self, variable: str, value: str, problem: str):
-        super().__init__(f"{variable}={value!r}: {problem}")
-        self.variable = variable
-        self.value = value
-        self.problem = problem
+class GtfsSettingError(SettingsError):
+    """A GTFS setting in the environment that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The platform's housekeeping tasks: history retention.
 
-Its schedule entry is :data:`PURGE_HISTORY_ENTRY` (registered in ``schedules.platform``).
+Its schedule entry, ``beatkeeper-purge-history``, is in ``schedules.platform``.
 """
 from __future__ import annotations
 
@@ -17,15 +17,6 @@ log = logging.getLogger(__name__)
 
 PURGE_BATCH_SIZE = 1000
 
-#: The entry to add to ``schedules.platform.SCHEDULE``.
-PURGE_HISTORY_ENTRY = {
-    "task": "beatkeeper.purge_history",
-    "cron": "17 3 * * *",
-    "overlap": "skip",
-    "lock_key": [],
-    "expires": 3600,
-    "description": "deletes history rows older than BEATKEEPER_HISTORY_DAYS (default 30), in batches",
-}
 
 
 def purge_older_than(store: HistoryStore, *, now: datetime, days: int, batch_size: int = PURGE_BATCH_SIZE) -> int:

@@ -23,17 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schedules.durations import parse_duration_s
-from schedules.errors import DurationError
+from schedules.errors import DurationError, SettingsError
 
 
-class MonitorSettingError(ValueError):
-    """A monitor or alerting setting that cannot be used; carries the variable, its value and why."""
-
-    def __init__(self, variable: str, value: str, problem: str):
-        super().__init__(f"{variable}={value!r}: {problem}")
-        self.variable = variable
-        self.value = value
-        self.problem = problem
+class MonitorSettingError(SettingsError):
+    """A monitor threshold in the environment that cannot be used."""
 
 
 def seconds_from_env(environ: Mapping[str, str], variable: str, default_s: float, *,

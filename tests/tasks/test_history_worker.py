@@ -239,9 +239,10 @@ def test_the_purge_task_applies_beatkeeper_history_days(app_history, monkeypatch
 def test_the_purge_entry_for_the_platform_schedule_validates(app):
     from schedules.settings import ScheduleSettings
     from schedules.validate import validate_schedule
-    from tasks.maintenance import PURGE_HISTORY_ENTRY
+    from schedules.platform import SCHEDULE
 
-    validated = validate_schedule({"beatkeeper-purge-history": PURGE_HISTORY_ENTRY}, settings=ScheduleSettings(),
+    validated = validate_schedule({"beatkeeper-purge-history": SCHEDULE["beatkeeper-purge-history"]},
+                                  settings=ScheduleSettings(),
                                   registered_tasks=set(app.tasks), now=datetime(2026, 3, 1, tzinfo=timezone.utc))
     spec = validated.entries["beatkeeper-purge-history"]
     assert (spec.task, spec.overlap.value, spec.lock_key) == ("beatkeeper.purge_history", "skip", [])
