@@ -10,8 +10,9 @@ import pytest
 
 from monitoring.db import engine_for
 from monitoring.pipelines import PipelineStore
+from tests.gtfs.conftest import put_receiver  # noqa: F401  (the same local PUT receiver fixture)
 from tests.gtfs.feedgen import small_feed
-from tests.gtfs.servers import FeedServer, PutReceiver
+from tests.gtfs.servers import FeedServer
 from tests.monitoring.databases import app_history, sqlite_url  # noqa: F401  (fixtures)
 
 
@@ -60,13 +61,6 @@ def feed_server(feed):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def put_receiver():
-    receiver = PutReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @dataclasses.dataclass
