@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from celery import Task  # noqa: E402
 
+from bench.workers import wait_ready  # noqa: E402
+
 KINDS = ("plain", "off", "sqlite", "postgres")
 SPOOL_OF = {"sqlite": "bench:history:spool:sqlite", "postgres": "bench:history:spool:postgres"}
 SQLITE_ENV, POSTGRES_ENV = "BENCH_HISTORY_SQLITE_URL", "BENCH_HISTORY_POSTGRES_URL"
@@ -105,14 +107,6 @@ def start_worker(name: str, env: dict, logdir: Path) -> subprocess.Popen:
                              "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"],
                             cwd=ROOT, env={**os.environ, **env, "BEATKEEPER_TASK_MODULES": "bench.bench_history"},
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(app, hostname: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if app.control.ping(destination=[hostname], timeout=0.5):
-            return
-    raise RuntimeError(f"worker {hostname} did not answer within {timeout_s}s")
 
 
 def cpu_s(root_pids: list[int]) -> float:

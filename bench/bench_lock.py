@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.workers import wait_ready  # noqa: E402
+
 from celery import Task  # noqa: E402
 
 STACK_ENV = "BENCH_LOCK_STACK"  # "guard": overlap + long-run only; "standard": the app's own list
@@ -149,14 +151,6 @@ def start_worker(name: str, stack: str, logdir: Path) -> subprocess.Popen:
                              "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc
-
-
-def wait_ready(app, hostname: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if app.control.ping(destination=[hostname], timeout=0.5):
-            return
-    raise RuntimeError(f"worker {hostname} did not answer within {timeout_s}s")
 
 
 def drain_rate(app, client, task, hostname: str, n: int, queue: str) -> float:

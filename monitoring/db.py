@@ -14,10 +14,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from schedules.errors import SettingsError
@@ -107,3 +108,23 @@ def engine_for(url: str | None = None) -> Engine:
         if engine is None:
             engine = _engines[key] = make_engine(url)
         return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One real transaction, DDL included, committed on success and rolled back on error.
+
+    SQLite takes its write lock up front (BEGIN IMMEDIATE): Python's sqlite3 module would
+    otherwise start the transaction only before DML (a leading CREATE/DROP commits on its
+    own), and a read-then-write would have to upgrade its lock, which fails at once instead
+    of waiting while another writer is in.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()

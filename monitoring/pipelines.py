@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,6 +26,7 @@ from typing import Any, Iterator
 from sqlalchemy import Column, Connection, Engine, Index, Integer, String, Table, Text, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from monitoring.db import write_transaction
 from monitoring.models import UtcDateTime, metadata
 
 
@@ -340,19 +340,8 @@ class PipelineStore:
             return {row["step"]: StepRecord.from_row(row) for row in rows}
 
     # -- helpers ----------------------------------------------------------------------------
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        # SQLite: take the write lock up front (BEGIN IMMEDIATE) so a read-then-write never has
-        # to upgrade its lock, which fails at once instead of waiting when another writer is in.
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+    def _writing(self):  # a context manager: the SQLite write lock up front
+        return write_transaction(self.engine)
 
     def _locked_run(self, conn: Connection, run_id: str) -> PipelineRun:
         row = conn.execute(select(pipeline_runs).where(pipeline_runs.c.run_id == run_id)

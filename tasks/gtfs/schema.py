@@ -23,6 +23,8 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
+from monitoring.db import write_transaction
+
 metadata = sa.MetaData()  # feed + state tables (ensure_state_tables creates only the latter)
 derived_metadata = sa.MetaData()  # SQLite's derived tables (Postgres builds views instead)
 
@@ -171,22 +173,9 @@ def ensure_state_tables(engine: sa.Engine) -> None:
     metadata.create_all(engine, tables=[sync_state, refresh_state, service_dates], checkfirst=True)
 
 
-@contextmanager
-def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """One real database transaction, DDL included, committed on success, rolled back on error.
-
-    Python's sqlite3 module starts its implicit transaction only before DML, so a leading
-    CREATE/DROP would otherwise commit on its own: an explicit BEGIN makes the DDL part of it.
-    """
-    with engine.connect() as conn:
-        if is_sqlite(engine):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+def transaction(engine: sa.Engine):
+    """One real database transaction, DDL included (see ``monitoring.db.write_transaction``)."""
+    return write_transaction(engine)
 
 
 @contextmanager
