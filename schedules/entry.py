@@ -12,6 +12,7 @@ is wrong with an entry. Building the trigger from the converted values is
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -361,6 +362,8 @@ class Key:
     kind: ScheduleKind | None = None
     only_with: frozenset[ScheduleKind] | None = None  # kinds the key applies to (None: all)
     required: bool = False
+    # The converted value is immutable and costly to make: entries with equal raw values share it.
+    shared: bool = False
 
 
 _EVERY = frozenset({ScheduleKind.EVERY})
@@ -368,36 +371,56 @@ _WALL_TIME = frozenset({ScheduleKind.CRON, ScheduleKind.AT})
 
 KEYS: dict[str, Key] = {
     "task": Key(_non_empty_string, "task", required=True),
-    "every": Key(_positive_duration, kind=ScheduleKind.EVERY),
-    "cron": Key(_cron, kind=ScheduleKind.CRON),
-    "at": Key(_at, kind=ScheduleKind.AT),
-    "windows": Key(_windows, kind=ScheduleKind.WINDOWS),
-    "phase": Key(_non_negative_duration, default=0.0, only_with=_EVERY),
-    "timezone": Key(_timezone, only_with=ZONED_KINDS),
+    "every": Key(_positive_duration, kind=ScheduleKind.EVERY, shared=True),
+    "cron": Key(_cron, kind=ScheduleKind.CRON, shared=True),
+    "at": Key(_at, kind=ScheduleKind.AT, shared=True),
+    "windows": Key(_windows, kind=ScheduleKind.WINDOWS, shared=True),
+    "phase": Key(_non_negative_duration, default=0.0, only_with=_EVERY, shared=True),
+    "timezone": Key(_timezone, only_with=ZONED_KINDS, shared=True),
     "dst": Key(_dst, "dst", only_with=_WALL_TIME),  # windows grids run in real time: no DST choice
     "args": Key(_json_list, "args", default=[]),
     "kwargs": Key(_json_mapping, "kwargs", default={}),
     "queue": Key(_non_empty_string, "queue"),
-    "expires": Key(_positive_duration, "expires_s"),
+    "expires": Key(_positive_duration, "expires_s", shared=True),
     "enabled": Key(_boolean, "enabled", default=True),
     "description": Key(_string, "description", default=""),
-    "expected_runtime": Key(_positive_duration, "expected_runtime_s"),
+    "expected_runtime": Key(_positive_duration, "expected_runtime_s", shared=True),
     "max_runs_per_hour": Key(_positive_int, "max_runs_per_hour"),
     "overlap": Key(_choice(OverlapPolicy), "overlap"),
-    "lock_ttl": Key(_positive_duration, "lock_ttl_s"),
+    "lock_ttl": Key(_positive_duration, "lock_ttl_s", shared=True),
     "lock_key": Key(_string_list, "lock_key"),
-    "max_runtime": Key(_positive_duration, "max_runtime_s"),
-    "time_limit": Key(_positive_duration, "time_limit_s"),
+    "max_runtime": Key(_positive_duration, "max_runtime_s", shared=True),
+    "time_limit": Key(_positive_duration, "time_limit_s", shared=True),
     "catchup": Key(_choice(CatchupPolicy), "catchup"),
-    "catchup_window": Key(_positive_duration, "catchup_window_s"),
+    "catchup_window": Key(_positive_duration, "catchup_window_s", shared=True),
     "catchup_max": Key(_positive_int, "catchup_max"),
     "retry": Key(_retry, "retry"),
 }
 KIND_KEYS = {key: spec.kind for key, spec in KEYS.items() if spec.kind is not None}
+_SCALARS = (str, int, float)
 
 
-def convert_keys(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Every known key of ``raw`` converted, and the (field, message) problems of the others."""
+def _converted(key: str, spec: Key, value: object, shared: dict) -> Any:
+    """``spec.convert(value)``, once per distinct raw value. Scalars are told apart by type too
+    (1 and 1.0 and True are equal in Python); lists and mappings by their JSON text."""
+    if type(value) in _SCALARS:
+        found_key: tuple = (key, type(value), value)
+    else:
+        try:
+            found_key = (key, json.dumps(value, sort_keys=True, allow_nan=False))
+        except (TypeError, ValueError):  # not JSON (a datetime from YAML, say): no sharing
+            return spec.convert(value)
+    found = shared.get(found_key)
+    if found is None:
+        found = shared[found_key] = spec.convert(value)
+    return found
+
+
+def convert_keys(raw: Mapping[Any, Any], shared: dict | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Every known key of ``raw`` converted, and the (field, message) problems of the others.
+
+    ``shared`` (kept across the entries of one schedule) holds the converted values of
+    ``Key.shared`` keys, by raw value."""
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for key, value in raw.items():
@@ -406,7 +429,8 @@ def convert_keys(raw: Mapping[Any, Any]) -> tuple[dict[str, Any], list[tuple[str
             problems.append((str(key), f"unknown key{_hint(key, KEYS)}"))
             continue
         try:
-            values[key] = spec.convert(value)
+            values[key] = _converted(key, spec, value, shared) if shared is not None and spec.shared \
+                else spec.convert(value)
         except InvalidValue as exc:
             problems.extend((key + (sub if sub.startswith("[") or not sub else f".{sub}"), message)
                             for sub, message in exc.problems)

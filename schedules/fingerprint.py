@@ -40,7 +40,12 @@ def fingerprint(entries: Mapping[str, EntrySpec]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, CronExpr):
         return value.source
     if isinstance(value, datetime):

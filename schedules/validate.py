@@ -61,6 +61,7 @@ def validate_schedule(
     entries: dict[str, EntrySpec] = {}
     unsure_tasks: set[str] = set()
     timings = _TimingMemo()
+    shared: dict = {}  # converted key values, shared by entries with equal raw values
     for name, body in raw.items():
         label = name if isinstance(name, str) else show(name)
         name_ok = isinstance(name, str) and bool(name.strip())
@@ -72,7 +73,7 @@ def validate_schedule(
         if not isinstance(body, Mapping):
             problems.append(Problem(label, None, f"expected a mapping of keys (task, every, ...), got {show(body)}"))
             continue
-        spec, entry_problems, entry_warnings = _validate_entry(label, body, settings, registered, now, timings)
+        spec, entry_problems, entry_warnings = _validate_entry(label, body, settings, registered, now, timings, shared)
         problems.extend(entry_problems)
         warnings.extend(entry_warnings)
         if spec is not None and name_ok:
@@ -127,9 +128,9 @@ def _timing_key(kind: ScheduleKind, values: Mapping[str, Any], timezone: str) ->
 
 def _validate_entry(
     label: str, body: Mapping[Any, Any], settings: ScheduleSettings,
-    registered: frozenset[str] | None, now: datetime, timings: _TimingMemo,
+    registered: frozenset[str] | None, now: datetime, timings: _TimingMemo, shared: dict,
 ) -> tuple[EntrySpec | None, list[Problem], list[Problem]]:
-    values, pairs = convert_keys(body)
+    values, pairs = convert_keys(body, shared)
     problems = [Problem(label, where, message) for where, message in pairs]
     task = values.get("task")
     if registered is not None and task is not None and task not in registered:
@@ -142,18 +143,20 @@ def _validate_entry(
     trigger, timing_problems, warnings = timings.judge(label, kind, values, timezone, settings, now)
     if timing_problems:
         return None, timing_problems, []
-    spec = EntrySpec(
-        name=label, trigger=trigger, kind=kind, timezone=timezone,
-        config=canonical_config(values, timezone=timezone, kind=kind),
-        **{KEYS[key].attribute: _fresh(values.get(key, KEYS[key].default))
-           for key in KEYS if KEYS[key].attribute is not None},
-    )
+    attributes = {attribute: values[key] if key in values else _fresh(default)
+                  for key, attribute, default in _SPEC_ATTRIBUTES}
+    spec = EntrySpec(name=label, trigger=trigger, kind=kind, timezone=timezone,
+                     config=canonical_config(values, timezone=timezone, kind=kind), **attributes)
     return spec, [], warnings
+
+
+#: (entry key, EntrySpec attribute, default) of every key stored on the spec as is.
+_SPEC_ATTRIBUTES = tuple((key, k.attribute, k.default) for key, k in KEYS.items() if k.attribute is not None)
 
 
 def _fresh(value: Any) -> Any:
     # Defaults are shared objects: each spec gets its own list/dict.
-    return type(value)(value) if isinstance(value, (list, dict)) else value
+    return type(value)(value) if type(value) in (list, dict) else value
 
 
 def _build_trigger(kind: ScheduleKind, values: Mapping[str, Any], timezone: str) -> Trigger:

@@ -7,12 +7,14 @@ Stored as redbeat stores entries (hash ``definition`` + ``meta``, sorted-set sco
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from redbeat.schedulers import RedBeatSchedulerEntry, get_redis
 
-from tasks.beat_schedule import ScheduleJSONDecoder, ScheduleJSONEncoder
+from tasks.beat_schedule import ScheduleJSONDecoder, ScheduleJSONEncoder, TriggerSchedule, schedule_to_json
+
 
 
 #: Stored definition text -> decoded definition. A tick loads the same definitions again and
@@ -89,3 +91,47 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
         pipe.hset(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
         pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
         return self
+
+
+def store_entries(app, client, entries: Mapping[str, Mapping], now: datetime) -> None:
+    """Store many entries (name -> task, schedule, args, kwargs, options) in two round trips.
+
+    Each definition is replaced; an existing meta is kept (it is beat's record of the last
+    instant dispatched). A new entry is considered up to ``now``: it first fires at its next
+    instant after registration. The score is the next fire after the meta's instant. Equal
+    triggers and equal metas are worked out once: at start-up this runs for every entry."""
+    keys = [BeatkeeperEntry.generate_key(app, name) for name in entries]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(key, "meta")
+        metas = pipe.execute()
+    new_meta = json.dumps({"last_run_at": now, "total_run_count": 0}, cls=RedBeatJSONEncoder)
+    last_runs: dict[str, datetime | None] = {}
+    scores: dict[str, float] = {}
+    with client.pipeline(transaction=False) as pipe:
+        for (name, fields), key, meta in zip(entries.items(), keys, metas):
+            pipe.hset(key, "definition", _encoded_definition(name, fields))
+            if meta is None:
+                meta = new_meta
+                pipe.hsetnx(key, "meta", meta)  # NX: a beat that dispatched meanwhile wins
+            if meta not in last_runs:
+                last_runs[meta] = json.loads(meta, cls=RedBeatJSONDecoder).get("last_run_at")
+            scores[key] = _score(fields["schedule"], last_runs[meta] or now)
+        if scores:
+            pipe.zadd(app.redbeat_conf.schedule_key, scores)
+        pipe.execute()
+
+
+def _encoded_definition(name: str, fields: Mapping) -> str:
+    definition = {"name": name, "task": fields["task"], "args": fields.get("args") or [],
+                  "kwargs": fields.get("kwargs") or {}, "options": fields.get("options") or {},
+                  "schedule": fields["schedule"], "enabled": fields.get("enabled", True)}
+    # The same text ScheduleJSONEncoder writes, with the trigger's JSON worked out once per trigger.
+    encoded = json.dumps({**definition, "schedule": schedule_to_json(definition["schedule"])})
+    _remember(encoded, definition)
+    return encoded
+
+
+def _score(schedule: TriggerSchedule, after: datetime) -> float:
+    due = schedule.next_fire_after(after)
+    return -1 if due is None else due.timestamp()

@@ -58,12 +58,29 @@ class TriggerSchedule(BaseSchedule):
         return self.__class__, (self.trigger,)
 
 
+def schedule_to_json(schedule: TriggerSchedule) -> dict[str, Any]:
+    """The JSON-able form of ``schedule`` in a stored definition; worked out once per trigger
+    (triggers are immutable, and equal schedules share one)."""
+    trigger = schedule.trigger
+    found = _ENCODED.get(id(trigger))
+    if found is None or found[0] is not trigger:
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        found = _ENCODED[id(trigger)] = (trigger, {"__type__": TYPE_TAG, "version": CODEC_VERSION,
+                                                   "trigger": trigger_to_dict(trigger)})
+    return found[1]
+
+
+_ENCODED: dict[int, tuple[Trigger, dict[str, Any]]] = {}  # id(trigger) -> (trigger, its JSON form)
+_ENCODED_MAX = 100_000  # triggers kept
+
+
 class ScheduleJSONEncoder(RedBeatJSONEncoder):
     """redbeat's encoder, plus beatkeeper triggers."""
 
     def default(self, obj: Any):
         if isinstance(obj, TriggerSchedule):
-            return {"__type__": TYPE_TAG, "version": CODEC_VERSION, "trigger": trigger_to_dict(obj.trigger)}
+            return schedule_to_json(obj)
         return super().default(obj)
 
 
