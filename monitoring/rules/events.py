@@ -69,6 +69,11 @@ def _dead_lettered(subject: str, count: int, data: Mapping[str, Any]) -> str:
             f"{data.get('deaths', '?')} time(s) (cap {data.get('max_redeliveries', '?')}); it will not be retried")
 
 
+def _dispatch_lost(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    return (f"{subject}: the run for {data.get('fire_at', '?')} never reached a worker although the broker "
+            f"accepted it, sent {data.get('sends', '?')} time(s) to queue {data.get('queue', '?')}; it did not run")
+
+
 #: kind -> (severity, summary builder). ``long_run`` is the runs rule's (it resolves on the run's end).
 EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], str]]] = {
     "overlap_detected": (Severity.WARNING, _overlap),
@@ -80,6 +85,7 @@ EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], s
     "pipeline_failed": (Severity.CRITICAL, _pipeline_failed),
     "pipeline_stalled": (Severity.WARNING, _pipeline_stalled),
     "run_dead_lettered": (Severity.CRITICAL, _dead_lettered),
+    "dispatch_lost": (Severity.CRITICAL, _dispatch_lost),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -102,8 +103,11 @@ def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
     assert entry.options == {"queue": "singleton", "time_limit": 600}
     sent = []
     monkeypatch.setattr(app.tasks["beatkeeper.heartbeat"], "apply_async",
-                        lambda args, kwargs, **options: sent.append(options))
-    BeatkeeperScheduler._publish(driver.scheduler, entry, start, None)  # the real publish, not the recorder
+                        lambda args, kwargs, **options: sent.append(options) or SimpleNamespace(id="t-1"))
+    # the real publish, not the recorder; it returns the dispatch beat watches until a worker claims it
+    dispatch = BeatkeeperScheduler._publish(driver.scheduler, entry, start, None)
+    assert (dispatch.entry, dispatch.task_id, dispatch.queue) == ("sweep", "t-1", "singleton")
+    assert dispatch.run_id == f"sweep|{start.isoformat()}"
     header = json.loads(sent[0]["headers"][POLICY])
     assert header == {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300, "time_limit_s": 600}
     assert sent[0]["queue"] == "singleton" and sent[0]["time_limit"] == 600

@@ -2,7 +2,7 @@
 executes exactly once, counted by the task itself in a ledger (``tests.beat.ledger_tasks``).
 
 Two beats on one schedule with a forced lock loss; the leader SIGKILLed (catch-up policies decide
-the gap); broker connections dropped under beat's publishes; Redis itself SIGKILLed and
+the gap); beat's and the worker's Redis connections dropped under load; Redis itself SIGKILLed and
 restarted from its append-only file; and an evicting Redis refused at start.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import redis
 
 from monitoring.events import read_events
 from schedules.interval import IntervalTrigger
-from tasks import headers
+from tasks import delivery_watch, headers
 from tasks.beat import LOCK_LOST_EXIT_CODE, ON_TIME_SLACK_S
 from tests.beat import ledger_tasks as lt
 from tests.servers import RedisServer, free_port, stop_process_tree, wait_until
@@ -246,18 +246,32 @@ def test_a_killed_leader_is_replaced_within_the_lock_timeout_and_its_gap_follows
           f"{ran_late_s:.1f} s late")
 
 
-# -- 3. broker connections dropped while beat publishes -----------------------------------------
+# -- 3. broker connections dropped while beat publishes and the worker consumes --------------------
 
-def _beat_ports(pid: int) -> set[int]:
-    """Local TCP ports of the sockets process ``pid`` holds (from /proc)."""
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a prefork worker's pool children hold connections too)."""
+    tree, i = [pid], 0
+    while i < len(tree):
+        for task in Path(f"/proc/{tree[i]}/task").glob("*"):
+            try:
+                tree.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                pass
+        i += 1
+    return tree
+
+
+def _socket_ports(pids: list[int]) -> set[int]:
+    """Local TCP ports of the sockets processes ``pids`` hold (from /proc)."""
     inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -267,15 +281,18 @@ def _beat_ports(pid: int) -> set[int]:
     return ports
 
 
-def _drop_beat_connections(killer: redis.Redis, beat_pid: int) -> int:
-    """Kill every Redis connection of the beat process (scheduler store and broker publisher)."""
-    ports = _beat_ports(beat_pid)
+def _drop_connections(killer: redis.Redis, pids: list[int]) -> int:
+    """Kill every Redis connection of processes ``pids`` (and their children)."""
+    ports = _socket_ports([p for pid in pids for p in _process_tree(pid)])
     victims = [c["id"] for c in killer.client_list(_type="normal")
                if int(c["addr"].rsplit(":", 1)[1]) in ports]
     return sum(int(killer.client_kill_filter(_id=victim)) for victim in victims)
 
 
 def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, redis_client, redis_url, tmp_path):
+    """Beat's connections (scheduler store, publisher) and the worker's (consumer, pool children)
+    dropped again and again. A message the consumer's connection loses after the broker took it
+    is found by beat's delivery watch and sent again (``tasks.delivery_watch``)."""
     schedule = ticking(20, catchup="all", catchup_max=100)
     env = platform_env(tmp_path, schedule)
     worker = start_worker(processes, env, "ledger", concurrency=2)
@@ -288,15 +305,14 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     killed: list[int] = []
 
     def drop_connections() -> None:
-        # Twice just after each whole second, while beat publishes that instant, and once between.
-        # Beat's own connections: the dispatch is under test. (Dropping the worker's consumer
-        # connection too can lose a message inside kombu's Redis transport: seen, left alone.)
+        # Twice just after each whole second, while beat publishes that instant and the worker
+        # takes it, and once between.
         while not stop.is_set():
             second = int(time.time())
             for offset_s in (1.005, 1.02, 1.5):
                 if stop.wait(max(0.0, second + offset_s - time.time())):
                     return
-                killed.append(_drop_beat_connections(killer, beat.pid))
+                killed.append(_drop_connections(killer, [beat.pid, worker.pid]))
 
     thread = threading.Thread(target=drop_connections, daemon=True)
     thread.start()
@@ -310,6 +326,10 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     faults_to = datetime.now(timezone.utc)
     wait_until(lambda: all(max(runs) >= faults_to + timedelta(seconds=3) for runs in executed(redis_client).values()),
                timeout_s=40, what="every entry to run again after the faults")
+    # every dispatch of the fault window claimed by a worker (a lost one sent again first)
+    wait_until(lambda: redis_client.zcount(delivery_watch.PENDING_KEY, 0, faults_to.timestamp()) == 0,
+               timeout_s=delivery_watch.PICKUP_GRACE_S + 4 * delivery_watch.SWEEP_S,
+               what="the dispatches of the fault window to be claimed")
     assert beat.poll() is None and worker.poll() is None
     stop_process_tree(beat)
     wait_drained(redis_client)
@@ -318,9 +338,11 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     by_entry = executed(redis_client)
     assert_each_instant_once_without_gaps(by_entry, schedule)
     assert all(min(runs) < faults_from for runs in by_entry.values())  # the fault window is inside the checked span
+    assert read_events(redis_client, kind="dispatch_lost") == []
     beat_log, worker_log = Path(beat.log_path).read_text(), Path(worker.log_path).read_text()
     print(f"dropped {sum(killed)} connections in {len(killed)} rounds; beat: {beat_log.count('could not send')} "
-          f"refused publishes, {beat_log.count('Redis unavailable')} failed ticks; worker: "
+          f"refused publishes, {beat_log.count('Redis unavailable')} failed ticks, "
+          f"{beat_log.count('never reached a worker')} lost dispatches sent again; worker: "
           f"{worker_log.count('Connection to broker lost')} reconnects, "
           f"{_duplicates_skipped(worker_log)} duplicates skipped")
 
