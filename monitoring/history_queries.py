@@ -2,12 +2,12 @@
 
 Each is one query on ``monitoring.models.task_runs`` through an index
 (entry + finished_at, task_id, the primary key), so an evaluation stays cheap however long
-the history grows. Instants go in and come out timezone-aware (UTC).
+the history grows. Run identity asks one too (:func:`succeeded_task_id`). Instants go in and come out timezone-aware (UTC).
 """
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
@@ -33,6 +33,19 @@ def statuses_by_fire_instant(engine: Engine, *, entry: str, start: datetime, end
         for fire_at, status in connection.execute(statement):
             found.setdefault(instant_key(fire_at), set()).add(status)
     return found
+
+
+def succeeded_task_id(engine: Engine, *, entry: str, fire_at: datetime) -> str | None:
+    """The task id of a successful run of ``entry`` for the instant ``fire_at``; None when there is none.
+    (A run finishes after its instant: the entry + finished_at index narrows it to the rows since.)"""
+    slack = timedelta(milliseconds=1)
+    statement = (select(task_runs.c.task_id)
+                 .where(task_runs.c.entry == entry, task_runs.c.finished_at >= fire_at - slack,
+                        task_runs.c.fire_at >= fire_at - slack, task_runs.c.fire_at <= fire_at + slack,
+                        task_runs.c.status == "success")
+                 .limit(1))
+    with engine.connect() as connection:
+        return connection.scalar(statement)
 
 
 def latest_row_id(engine: Engine) -> int:

@@ -3,7 +3,7 @@
 A run's id is its schedule entry plus its scheduled fire instant in UTC (the headers beat
 sends), e.g. ``feeds|2026-03-01T09:00:00+00:00``; a hand-triggered run's is its task id, so a
 hand trigger always gets a fresh one. Before the body runs, the middleware *claims* the id in
-Redis with one Lua call (:data:`CLAIM_SCRIPT`) that reads and writes, atomically, a record
+Redis with one Lua call (``tasks.run_claim.CLAIM_SCRIPT``) that reads and writes, atomically, a record
 per run id and a lease (a ``tasks.locks.FencedLock`` renewed by the process's ``Renewer``):
 
 - the id is new, or its last run failed: claimed, fencing token 1 (or the next one);
@@ -37,20 +37,21 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import datetime
 from typing import Any, Callable
 
 import redis
 
 from monitoring.events import record_event
-from tasks.locks import RENEWER, FencedLock, Renewer
+from tasks.locks import RENEWER, Renewer
 from tasks.middleware import Middleware
 from tasks.run import Outcome, Run, RunStatus, Skip
+# The claim itself lives in tasks.run_claim; its names are this module's public ones too.
+from tasks.run_claim import (RUN_KEY_PREFIX, ClaimRecord, ClaimState, RunClaim, claim_record, record_key,  # noqa: F401
+                             run_id_for, run_id_of)
 
 log = logging.getLogger(__name__)
 
-RUN_KEY_PREFIX = "beatkeeper:run:"  # + run id: the lease; + ":meta": the run's record (hash)
 DEAD_LETTERS_KEY = "beatkeeper:dead_letters"  # list of JSON, newest first
 DEAD_LETTERS_MAX = 10_000
 DEFAULT_MAX_REDELIVERIES = 3  # executions after the first whose worker died, before dead-lettering
@@ -64,106 +65,6 @@ FINISH_RETRY_S = 30.0  # how long the end of a run is retried while Redis is unr
 FINISH_RETRY_INTERVAL_S = 0.5
 
 _CLAIM = "identity.claim"  # the run's RunClaim, in run.state
-
-
-class ClaimState(str, Enum):
-    """The state a run id's record is in."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # a later delivery may run it again
-    RETRYING = "retrying"  # only the task's own retry (same task id, higher attempt) may claim it
-    SKIPPED = "skipped"  # an inner middleware skipped it on purpose: final
-    DEAD = "dead"  # dead-lettered: final
-
-
-# KEYS[1] lease, KEYS[2] record. ARGV[1] token, ARGV[2] lease TTL ms, ARGV[3] holder JSON,
-# ARGV[4] task id, ARGV[5] attempt (Celery retries), ARGV[6] max redeliveries, ARGV[7] retention s.
-# -> {'claimed', fence, lost holder JSON or '', deaths} | {'held', holder JSON, lease pttl ms}
-#  | {'done', state, task id} | {'dead', lost holder JSON, deaths}
-CLAIM_SCRIPT = """
-    local lease = redis.call('get', KEYS[1])
-    if lease == ARGV[1] then
-        -- our own claim, answered before: a call retried after its reply was lost
-        return {'claimed', tonumber(redis.call('hget', KEYS[2], 'fence')), '',
-                tonumber(redis.call('hget', KEYS[2], 'deaths') or '0')}
-    end
-    local state = redis.call('hget', KEYS[2], 'state')
-    local owner = redis.call('hget', KEYS[2], 'task_id') or ''
-    if state == 'succeeded' or state == 'skipped' or state == 'dead' then
-        return {'done', state, owner}
-    end
-    if state == 'retrying' and (owner ~= ARGV[4]
-            or tonumber(ARGV[5]) <= tonumber(redis.call('hget', KEYS[2], 'attempt') or '0')) then
-        return {'done', state, owner}
-    end
-    if lease then
-        return {'held', redis.call('hget', KEYS[2], 'holder') or '', redis.call('pttl', KEYS[1])}
-    end
-    local lost = ''
-    if state == 'running' then
-        lost = redis.call('hget', KEYS[2], 'holder') or ''
-    end
-    local deaths = tonumber(redis.call('hget', KEYS[2], 'deaths') or '0')
-    if lost ~= '' then
-        deaths = redis.call('hincrby', KEYS[2], 'deaths', 1)
-    end
-    if deaths > tonumber(ARGV[6]) then
-        redis.call('hset', KEYS[2], 'state', 'dead', 'task_id', ARGV[4], 'attempt', ARGV[5])
-        redis.call('hdel', KEYS[2], 'holder')
-        redis.call('expire', KEYS[2], ARGV[7])
-        return {'dead', lost, deaths}
-    end
-    redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    local fence = redis.call('hincrby', KEYS[2], 'fence', 1)
-    redis.call('hset', KEYS[2], 'state', 'running', 'holder', ARGV[3], 'task_id', ARGV[4], 'attempt', ARGV[5])
-    redis.call('expire', KEYS[2], ARGV[7])
-    return {'claimed', fence, lost, deaths}
-"""
-
-# KEYS[1] lease, KEYS[2] record. ARGV[1] token, ARGV[2] our fence, ARGV[3] final state,
-# ARGV[4] retention s. -> 1 recorded, 0 a newer delivery claimed the run meanwhile (its record
-# is left alone). A lease that lapsed under a run nobody claimed since still records its end.
-FINISH_SCRIPT = """
-    local fence = redis.call('hget', KEYS[2], 'fence')
-    local state = redis.call('hget', KEYS[2], 'state')
-    if redis.call('get', KEYS[1]) == ARGV[1] then
-        redis.call('del', KEYS[1])
-    elseif fence == ARGV[2] and state == ARGV[3] then
-        return 1  -- recorded already: a call retried after its reply was lost
-    elseif fence ~= ARGV[2] or state ~= 'running' then
-        return 0
-    end
-    redis.call('hset', KEYS[2], 'state', ARGV[3])
-    redis.call('hdel', KEYS[2], 'holder')
-    redis.call('expire', KEYS[2], ARGV[4])
-    return 1
-"""
-
-
-def run_id_for(*, entry: str, fire_at: datetime | None, task_id: str) -> str:
-    """The identity of a run: ``entry|fire instant (UTC, ISO)``; a hand-triggered run's own task id."""
-    if entry and fire_at is not None:
-        moment = fire_at.replace(tzinfo=timezone.utc) if fire_at.tzinfo is None else fire_at.astimezone(timezone.utc)
-        return f"{entry}|{moment.isoformat()}"
-    return f"task:{task_id}"
-
-
-def run_id_of(run: Run) -> str:
-    return run_id_for(entry=run.entry, fire_at=run.fire_at, task_id=run.task_id)
-
-
-@dataclass(frozen=True)
-class ClaimRecord:
-    """What Redis holds about one run id (see :func:`claim_record`)."""
-
-    run_id: str
-    state: ClaimState
-    task_id: str  # the delivery that last claimed (or dead-lettered) it
-    attempt: int
-    fence: int  # fencing tokens handed out so far: the latest claim's
-    deaths: int  # claims whose worker died before recording an end
-    holder: dict[str, Any] | None  # the current claimant while running
 
 
 @dataclass(frozen=True)
@@ -183,79 +84,16 @@ class DeadLetter:
     last_holder: dict[str, Any] | None
 
 
-class RunClaim(FencedLock):
-    """The lease on one run id: a FencedLock whose acquire is the claim script.
-
-    Renewal (``reacquire``) is redis-py's compare-and-pexpire, so the process's ``Renewer``
-    keeps it alive while the body runs; a dead worker stops renewing and it lapses.
-    """
-
-    lua_acquire = None  # own class attributes: redis-py registers scripts per class
-    lua_release = None
-    lua_extend = None
-    lua_reacquire = None
-    lua_finish = None
-    LUA_ACQUIRE_SCRIPT = CLAIM_SCRIPT
-
-    def __init__(self, client: redis.Redis, run_id: str, *, ttl_s: float, holder: dict[str, Any],
-                 task_id: str, attempt: int, max_redeliveries: int, retention_s: float):
-        super().__init__(client, RUN_KEY_PREFIX + run_id, ttl_s=ttl_s, holder=holder)
-        self.run_id = run_id
-        self.task_id = task_id
-        self.attempt = attempt
-        self.max_redeliveries = max_redeliveries
-        self.retention_s = retention_s
-        self.verdict: str | None = None  # 'claimed' | 'held' | 'done' | 'dead', after try_acquire
-        self.deaths = 0
-        self.done_state: ClaimState | None = None
-        self.done_task_id = ""
-
-    def register_scripts(self) -> None:
-        super().register_scripts()
-        cls = self.__class__
-        if cls.lua_finish is None:
-            cls.lua_finish = self.redis.register_script(FINISH_SCRIPT)
-
-    def do_acquire(self, token: bytes) -> bool:
-        reply = self.lua_acquire(
-            keys=[self.name, self.meta_key],
-            args=[token, max(int(self.timeout * 1000), 1), self.holder_record, self.task_id, self.attempt,
-                  self.max_redeliveries, max(int(self.retention_s), 1)],
-            client=self.redis)
-        verdict = self.verdict = _text(reply[0])
-        if verdict == "claimed":
-            self.fencing_token = int(reply[1])
-            self.lost_holder = _record(reply[2])
-            self.deaths = int(reply[3])
-            return True
-        if verdict == "held":
-            self.current_holder = _record(reply[1]) or {}
-            self.remaining_ttl_s = max(int(reply[2]), 0) / 1000
-        elif verdict == "done":
-            self.done_state = ClaimState(_text(reply[1]))
-            self.done_task_id = _text(reply[2])
-        else:  # dead
-            self.lost_holder = _record(reply[1])
-            self.deaths = int(reply[2])
-        return False
-
-    def finish(self, state: ClaimState) -> bool:
-        """Record how the run ended and drop the lease; False if a newer delivery claimed it meanwhile."""
-        token = self.local.token
-        return bool(self.lua_finish(keys=[self.name, self.meta_key],
-                                    args=[token or "", self.fencing_token or 0, state.value,
-                                          max(int(self.retention_s), 1)],
-                                    client=self.redis))
-
-
 class RunIdentityMiddleware(Middleware):
     """Claims each run's id before its body; see the module docstring."""
 
     def __init__(self, client: redis.Redis, *, max_redeliveries: int = DEFAULT_MAX_REDELIVERIES,
                  retention_s: float = DEFAULT_RETENTION_S, renewer: Renewer = RENEWER,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, poll_s: float = 0.05):
+                 sleep: Callable[[float], None] = time.sleep, poll_s: float = 0.05,
+                 succeeded_in_history: Callable[[str, datetime], str | None] | None = None):
         self.client = client
+        self.succeeded_in_history = succeeded_in_history  # (entry, fire_at) -> task id of a success
         self.max_redeliveries = max_redeliveries
         self.retention_s = retention_s
         self.renewer = renewer
@@ -285,12 +123,38 @@ class RunIdentityMiddleware(Middleware):
             self.sleep(self.poll_s)
             claim = self._claim(run, run_id)
         if claim.verdict == "done":
+            if run.idempotent and claim.done_state is ClaimState.SUCCEEDED and claim.done_task_id == run.task_id:
+                # Its worker died after the body, before the ack: what the body sends next (a
+                # chain's next step) may never have left. An idempotent body repeats nothing.
+                log.info("identity: %s[%s] delivered again after run %s succeeded; idempotent, so it runs",
+                         run.task_name, run.task_id, run_id)
+                return None
             return _duplicate(run, f"run {run_id} is {claim.done_state.value} already",
                               store_result=claim.done_task_id != run.task_id)
         if claim.verdict == "dead":
             return self._dead_letter(run, run_id, claim)
+        succeeded_as = self._succeeded_as(run, claim)
+        if succeeded_as is not None:
+            claim.finish(ClaimState.SUCCEEDED)  # the record Redis lost, written again
+            return _duplicate(run, f"run {run_id} succeeded already as task {succeeded_as} (the history says so; "
+                                   "Redis had lost its record)", store_result=succeeded_as != run.task_id)
         self._hold(run, run_id, claim)
         return None
+
+    def _succeeded_as(self, run: Run, claim: "RunClaim") -> str | None:
+        """The history is the record of truth where Redis may have lost a run's record: a fresh
+        record (fencing token 1) for a scheduled run that was delivered before, or older than
+        records are kept. Then the task id of its success in the history, if any."""
+        if self.succeeded_in_history is None or not (run.entry and run.fire_at) or claim.fencing_token != 1:
+            return None
+        if not run.redelivered and self.clock() - run.fire_at.timestamp() < self.retention_s:
+            return None  # a first delivery of a recent instant: Redis's record is complete
+        try:
+            return self.succeeded_in_history(run.entry, run.fire_at)
+        except Exception as exc:  # the database is down: Redis's word stands (its outage fails no run)
+            log.warning("identity: cannot ask the history about run %s|%s (%r); running it", run.entry,
+                        run.fire_at.isoformat(), exc)
+            return None
 
     def after_run(self, run: Run, outcome: Outcome) -> None:
         claim: RunClaim | None = run.state.pop(_CLAIM, None)
@@ -359,21 +223,17 @@ class RunIdentityMiddleware(Middleware):
 
 
 def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddleware:
-    """The app's run-identity middleware: records kept an hour past the broker's visibility timeout."""
+    """The app's run-identity middleware: records kept an hour past the broker's visibility timeout,
+    the app's execution history asked where Redis may have lost one."""
+    from monitoring.history_queries import succeeded_task_id
+    from tasks.history_mw import history_store_for
+
     visibility_s = float(app.conf.broker_transport_options.get("visibility_timeout", 3600))
     max_redeliveries = int(app.conf.get("beatkeeper_max_redeliveries") or DEFAULT_MAX_REDELIVERIES)
     return RunIdentityMiddleware(client, max_redeliveries=max_redeliveries,
-                                 retention_s=max(DEFAULT_RETENTION_S, visibility_s + 3600))
-
-
-def claim_record(client: redis.Redis, run_id: str) -> ClaimRecord | None:
-    """What Redis holds about ``run_id``; None when it was never claimed (or its record expired)."""
-    raw = {_text(k): _text(v) for k, v in client.hgetall(RUN_KEY_PREFIX + run_id + ":meta").items()}
-    if "state" not in raw:
-        return None
-    return ClaimRecord(run_id=run_id, state=ClaimState(raw["state"]), task_id=raw.get("task_id", ""),
-                       attempt=int(raw.get("attempt", 0)), fence=int(raw.get("fence", 0)),
-                       deaths=int(raw.get("deaths", 0)), holder=_record(raw.get("holder")))
+                                 retention_s=max(DEFAULT_RETENTION_S, visibility_s + 3600),
+                                 succeeded_in_history=lambda entry, fire_at: succeeded_task_id(
+                                     history_store_for(app).engine, entry=entry, fire_at=fire_at))
 
 
 def dead_letters(client: redis.Redis, *, limit: int = 100) -> list[DeadLetter]:
@@ -394,11 +254,3 @@ def _state_after(status: RunStatus) -> ClaimState:
     if status is RunStatus.FAILURE:
         return ClaimState.FAILED
     return ClaimState.SKIPPED  # paused, over budget, overlapping, expired: decided, not to be re-run
-
-
-def _record(raw: Any) -> dict[str, Any] | None:
-    return json.loads(raw) if raw else None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
