@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Index, Integer, String, Table, Text, insert, select, text, update
 from sqlalchemy.exc import IntegrityError

@@ -28,7 +28,7 @@ from tasks.middleware import Middleware, middlewares_of
 from tasks.overlap import HANDOFF_HEADER
 from tasks.policy import OverlapPolicy, PublishedPolicies, declared_fields, lock_key_for, resolve_policy
 from tasks.redis_client import app_redis
-from tasks.run import LostRun, Outcome, Run, RunStatus, Skip
+from tasks.run import LostRun, Outcome, Run, RunSkipped, RunStatus, Skip
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,10 @@ class GuardedTask(Task):
     lock_ttl_s: float | None = None
     lock_key: Sequence[str] | None = None
     max_runtime_s: float | None = None
+    #: True: running the body again for a run that succeeded repeats nothing (it returns the
+    #: stored result), so a redelivery after the worker died unacknowledged runs it, and a
+    #: chain's next step is still sent. False: such a delivery is skipped as a duplicate.
+    idempotent: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request_stack.top
@@ -113,6 +117,7 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
                policy=policy, lock_key=lock_key, received_at=received_at,
                entry=headers.entry_of(request), fire_at=headers.fire_at_of(request),
                retries=request.retries or 0, redelivered=bool(delivery.get("redelivered")),
+               idempotent=bool(getattr(task, "idempotent", False)),
                hostname=request.hostname or "", expires_at=_timestamp(getattr(request, "expires", None)),
                handoff_token=getattr(request, HANDOFF_HEADER, None))
 
@@ -146,6 +151,9 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
         except Ignore:
             outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time(), reason="ignored by the task")
             raise
+        except RunSkipped as skipped:
+            outcome = Outcome(status=skipped.status, finished_at=time.time(), reason=skipped.reason)
+            return skipped.result
         except BaseException as exc:
             retry = retry_for(task, request, exc)  # the schedule entry's retry policy, if it has one
             status = RunStatus.FAILURE if retry is None else RunStatus.RETRY

@@ -37,6 +37,7 @@ from monitoring.pipelines import (PipelineRun, PipelineRunStatus, PipelineStore,
 from tasks import headers
 from tasks.overlap import SKIPPED_COUNTS_KEY
 from tasks.pipeline import Pipeline, Step, build, pipeline_named
+from tasks.run import RunSkipped, RunStatus
 from tasks.redis_client import app_redis
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,11 @@ def set_pipeline_store(app: Any, store: PipelineStore | None) -> None:
 
 def step_policy(step_max_runtime_s: float) -> dict[str, Any]:
     """The ``@app.task`` options of a step task: one attempt of a run's step at a time (a resume
-    racing a slow but live step is skipped, not doubled), and its ``long_run`` bound."""
-    return {"overlap": "skip", "lock_key": ["pipeline_run_id"], "max_runtime_s": step_max_runtime_s}
+    racing a slow but live step is skipped, not doubled), its ``long_run`` bound, and
+    idempotent (:func:`run_step` returns a done step's stored output): a step message delivered
+    again after its worker died unacknowledged sends the next step instead of ending the chain."""
+    return {"overlap": "skip", "lock_key": ["pipeline_run_id"], "max_runtime_s": step_max_runtime_s,
+            "idempotent": True}
 
 
 def _utc(unix_s: float) -> datetime:
@@ -156,7 +160,8 @@ class StartResult:
 
 def start_pipeline(task: Any, pipeline: Pipeline, *, params: dict[str, Any]) -> StartResult:
     """Start a run of ``pipeline`` from inside its start task: the run id is the start task's id,
-    so a redelivered start finds its run instead of making a second one."""
+    so a redelivered start finds its run instead of making a second one. While another run is
+    going, raises ``RunSkipped`` (skipped_overlap) carrying the refusal as the task's result."""
     request = task.request
     run_id = request.id or uuid.uuid4().hex
     store = pipeline_store_for(task.app)
@@ -169,14 +174,16 @@ def start_pipeline(task: Any, pipeline: Pipeline, *, params: dict[str, Any]) -> 
         return StartResult(pipeline.name, started=False, run_id=run_id, skipped="duplicate")
     if decision.run is None:
         running = decision.blocked_by.run_id if decision.blocked_by else None
-        _record_overlap(task, pipeline, run_id=run_id, running_run_id=running, at=now)
-        return StartResult(pipeline.name, started=False, run_id=None, skipped="overlap", running_run_id=running)
+        reason = _record_overlap(task, pipeline, run_id=run_id, running_run_id=running, at=now)
+        refused = StartResult(pipeline.name, started=False, run_id=None, skipped="overlap", running_run_id=running)
+        # In the history as skipped_overlap, not success; the caller still gets the answer.
+        raise RunSkipped(RunStatus.SKIPPED_OVERLAP, reason, result=refused.as_dict())
     setattr(request, headers.PIPELINE_RUN, run_id)  # the start task's own history row names its run
     _send(task.app, store, pipeline, decision.run, done=())
     return StartResult(pipeline.name, started=True, run_id=run_id, abandoned=decision.abandoned)
 
 
-def _record_overlap(task: Any, pipeline: Pipeline, *, run_id: str, running_run_id: str | None, at: float) -> None:
+def _record_overlap(task: Any, pipeline: Pipeline, *, run_id: str, running_run_id: str | None, at: float) -> str:
     reason = f"pipeline {pipeline.name} run {running_run_id} is still running"
     log.warning("%s[%s] skipped: %s", task.name, run_id, reason)
     client = app_redis(task.app)
@@ -185,6 +192,7 @@ def _record_overlap(task: Any, pipeline: Pipeline, *, run_id: str, running_run_i
                      action="skipped", task_id=run_id, holder_task_id=running_run_id, reason=reason)
         pipe.hincrby(SKIPPED_COUNTS_KEY, task.name, 1)
         pipe.execute()
+    return reason
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class Run:
     fire_at: datetime | None = None  # the scheduled instant; None for a hand-triggered run
     retries: int = 0
     redelivered: bool = False  # the broker delivered this message before (worker lost, timeout)
+    idempotent: bool = False  # the task declares that running its body again repeats nothing
     hostname: str = ""
     expires_at: float | None = None  # unix seconds; a run still waiting then gives up as expired
     handoff_token: str | None = None  # the lock token a retry may take over from its predecessor
@@ -67,6 +68,18 @@ class Skip:
     #: False when the skipped delivery shares its task id with the run that did execute: its
     #: status must not overwrite that run's result in the backend.
     store_result: bool = True
+
+
+class RunSkipped(Exception):
+    """Raised by a task body that finds its work must not run now (a pipeline start while a run
+    is going): the run ends with ``status`` and ``reason`` in the history instead of success,
+    and the task still returns ``result`` to its caller."""
+
+    def __init__(self, status: RunStatus, reason: str, *, result: Any = None):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.result = result
 
 
 @dataclass(frozen=True)

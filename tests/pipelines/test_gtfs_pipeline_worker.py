@@ -206,6 +206,9 @@ def test_a_trigger_while_a_run_is_going_is_skipped_as_overlap_until_the_run_ends
     assert (by_hand["started"], by_hand["skipped"], by_hand["running_run_id"]) == (False, "overlap", scheduled)
     skips = read_events(redis_client, kind="overlap_detected")
     assert len(skips) == 2 and {e.data["holder_task_id"] for e in skips} == {scheduled}
+    refused = drained_records(app_history, expected=2, status="skipped_overlap")  # in the history: not success
+    assert [r.task_name for r in refused] == [gtfs_tasks.START_TASK] * 2
+    assert all(r.reason == f"pipeline gtfs-static run {scheduled} is still running" for r in refused)
 
     feed_server.open()
     assert finished(pipeline_store, scheduled).status is PipelineRunStatus.SUCCEEDED

@@ -5,8 +5,9 @@ automatic policy) finishes it without running the committed steps again; the res
 byte-identical to a clean run.
 
 Two shapes of death: a solo worker dies whole (its message waits for the broker's visibility
-timeout); a prefork pool child dies, its worker requeues the message at once, and the
-redelivery is recognised as a duplicate of a run that succeeded, so it sends nothing on."""
+timeout: the run stalls and is resumed); a prefork pool child dies, its worker requeues the
+message at once, and the redelivered step -- idempotent -- repeats nothing and sends the next
+step, so the run finishes by itself."""
 from __future__ import annotations
 
 import signal
@@ -38,22 +39,26 @@ def start_hooked_worker(processes, pool: str, env: dict[str, str]):
     return proc
 
 
-@pytest.mark.parametrize("pool, resume", [("solo", "by_hand"), ("prefork", "automatic")],
-                         ids=["a_dead_worker_is_resumed_by_hand", "a_dead_pool_child_is_resumed_automatically"])
+def _hooked_env(sqlite_url, gtfs_env, feed_server, put_receiver) -> dict[str, str]:
+    return {"DATABASE_URL": sqlite_url, "GTFS_STATIC_URL": feed_server.url, "GTFS_DATABASE_URL": gtfs_env.database_url,
+            "GTFS_PUBLISH_URL": put_receiver.base_url, "BEATKEEPER_DATA_DIR": str(gtfs_env.data_dir)}
+
+
+def _assert_published_like_a_clean_run(feed, feed_server, put_receiver, tmp_path) -> None:
+    assert feed_server.counts["requests"] == 1
+    assert manifest(put_receiver)["sha256"] == clean_export_checksum(feed, tmp_path)
+    assert published_departures(put_receiver, tmp_path) == feed.expected_departures(*feed.date_range())
+
+
+@pytest.mark.parametrize("resume", ["by_hand", "automatic"])
 def test_a_worker_killed_between_steps_leaves_a_stalled_run_that_resume_finishes_without_redoing_steps(
         request, app, processes, redis_client, sqlite_url, pipeline_store, app_history, gtfs_env, feed,
-        feed_server, put_receiver, tmp_path, pool, resume):
+        feed_server, put_receiver, tmp_path, resume):
     redis_client.set(crash_key(gtfs_tasks.EXPORT.task), 1)
-    hooked = start_hooked_worker(processes, pool, {
-        "DATABASE_URL": sqlite_url, "GTFS_STATIC_URL": feed_server.url, "GTFS_DATABASE_URL": gtfs_env.database_url,
-        "GTFS_PUBLISH_URL": put_receiver.base_url, "BEATKEEPER_DATA_DIR": str(gtfs_env.data_dir)})
+    hooked = start_hooked_worker(processes, "solo", _hooked_env(sqlite_url, gtfs_env, feed_server, put_receiver))
     run_id = gtfs_tasks.start.delay().get(timeout=30)["run_id"]
-    if pool == "solo":
-        wait_until(lambda: hooked.poll() is not None, timeout_s=60, what="the worker to die before sending export")
-        assert hooked.returncode == -signal.SIGKILL
-    else:
-        duplicate = drained_records(app_history, expected=1, status="skipped_duplicate")
-        assert [r.task_name for r in duplicate] == [gtfs_tasks.REFRESH.task] and hooked.poll() is None
+    wait_until(lambda: hooked.poll() is not None, timeout_s=60, what="the worker to die before sending export")
+    assert hooked.returncode == -signal.SIGKILL
 
     run = pipeline_store.run(run_id)
     records = pipeline_store.step_records(run_id)
@@ -83,6 +88,23 @@ def test_a_worker_killed_between_steps_leaves_a_stalled_run_that_resume_finishes
         "sync": 1, "refresh": 1, "export": 1, "publish": 1}
     rows = [r for r in drained_records(app_history, expected=5, status="success") if r.pipeline_run_id == run_id]
     assert sorted(r.task_name.rsplit(".", 1)[-1] for r in rows) == ["export", "publish", "refresh", "start", "sync"]
-    assert feed_server.counts["requests"] == 1
-    assert manifest(put_receiver)["sha256"] == clean_export_checksum(feed, tmp_path)
-    assert published_departures(put_receiver, tmp_path) == feed.expected_departures(*feed.date_range())
+    _assert_published_like_a_clean_run(feed, feed_server, put_receiver, tmp_path)
+
+
+def test_a_pool_child_killed_between_steps_is_redelivered_and_the_run_finishes_by_itself(
+        app, processes, redis_client, sqlite_url, pipeline_store, app_history, gtfs_env, feed, feed_server,
+        put_receiver, tmp_path):
+    redis_client.set(crash_key(gtfs_tasks.EXPORT.task), 1)
+    hooked = start_hooked_worker(processes, "prefork", _hooked_env(sqlite_url, gtfs_env, feed_server, put_receiver))
+    run_id = gtfs_tasks.start.delay().get(timeout=30)["run_id"]
+    done = finished(pipeline_store, run_id)
+
+    assert hooked.poll() is None  # the worker lived on: only its pool child died
+    assert (done.status, done.resumes) == (PipelineRunStatus.SUCCEEDED, 0)
+    assert {s: r.attempts for s, r in pipeline_store.step_records(run_id).items()} == {
+        "sync": 1, "refresh": 1, "export": 1, "publish": 1}  # refresh's second delivery redid nothing
+    rows = [r for r in drained_records(app_history, expected=6, status="success") if r.pipeline_run_id == run_id]
+    assert sorted(r.task_name.rsplit(".", 1)[-1] for r in rows) == [
+        "export", "publish", "refresh", "refresh", "start", "sync"]
+    assert read_events(redis_client, kind="pipeline_stalled") == []
+    _assert_published_like_a_clean_run(feed, feed_server, put_receiver, tmp_path)
