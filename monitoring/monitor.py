@@ -35,6 +35,7 @@ import redis
 from monitoring.alerts import DEFAULT_REPEAT_S, Alert, AlertManager, AlertStore, Notification, Severity
 from monitoring.heartbeats import HEARTBEATS_KEY
 from monitoring.history import HistoryStore
+from monitoring.leadership import Leadership
 from monitoring.rules import default_rules
 from monitoring.rules.base import (NEEDS_HISTORY, NEEDS_REDIS, NEEDS_WORKERS, PlatformKeys, Rule, RuleContext,
                                    WorkerProbe)
@@ -112,6 +113,8 @@ class Monitor:
         self.manager = AlertManager(self.store, repeat_s=self.settings.repeat_s,
                                     pending_s={QUEUE_RULE: self.settings.rules.workers_for_s})
         self.last_evaluation: Evaluation | None = None
+        # A lease of three passes: one slow evaluation does not hand the lead over.
+        self.leadership = Leadership(client, lease_s=max(3 * self.settings.interval_s, 1.0))
         self.last_loop_at: float | None = None  # time.monotonic() of the latest finished loop pass
         self._specs: dict[str, EntrySpec] = {}
         self._specs_at: float | None = None
@@ -233,17 +236,27 @@ class Monitor:
 
     # -- the process -----------------------------------------------------------------------
     def run(self, *, stop: threading.Event, clock: Callable[[], float] = time.time) -> None:
-        """Evaluate every ``interval_s`` until ``stop`` is set."""
+        """Evaluate every ``interval_s`` until ``stop`` is set (while this monitor leads)."""
         interval_s = self.settings.interval_s
         log.info("monitor: evaluating %d rules every %.1f s", len(self.rules), interval_s)
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                self.evaluate(clock())
-            except Exception:  # evaluate never raises by design; this is the last line of defence
-                log.exception("monitor: evaluation failed")
-            self.last_loop_at = time.monotonic()
-            stop.wait(max(0.0, interval_s - (self.last_loop_at - started)))
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                self.run_once(clock())
+                stop.wait(max(0.0, interval_s - (self.last_loop_at - started)))
+        finally:
+            self.leadership.release()
+
+    def run_once(self, now: float) -> Evaluation | None:
+        """One pass of the loop: evaluate if this monitor leads (None when it stands by)."""
+        evaluation = None
+        try:
+            if self.leadership.hold():
+                evaluation = self.evaluate(now)
+        except Exception:  # evaluate never raises by design; this is the last line of defence
+            log.exception("monitor: evaluation failed")
+        self.last_loop_at = time.monotonic()
+        return evaluation
 
     @property
     def specs(self) -> dict[str, EntrySpec]:
@@ -254,6 +267,7 @@ class Monitor:
         """Whether the evaluation loop is turning (``/healthz``)."""
         limit_s = max(3 * self.settings.interval_s, 30.0)
         if self.last_loop_at is None:
-            return {"alive": True, "detail": "starting"}
+            return {"alive": True, "detail": "starting", "role": self.leadership.role}
         age_s = time.monotonic() - self.last_loop_at
-        return {"alive": age_s <= limit_s, "last_evaluation_age_s": round(age_s, 3), "limit_s": limit_s}
+        return {"alive": age_s <= limit_s, "last_evaluation_age_s": round(age_s, 3), "limit_s": limit_s,
+                "role": self.leadership.role}

@@ -32,12 +32,15 @@ PATHS = ("/metrics", "/healthz", "/readyz")
 
 
 def readiness_report(monitor: Monitor, *, now: float, ping_client: redis.Redis) -> dict[str, Any]:
-    """``{"ready": bool, "checks": {"redis"|"beat"|"workers": {"ok": bool, "reason": str}}, "at": ISO}``."""
+    """``{"ready": bool, "role": str, "checks": {"redis"|"beat"|"workers": {"ok": bool, "reason": str}},
+    "at": ISO}``. A standby monitor judges nothing but its own readiness to lead: Redis."""
     checks = {"redis": _redis_check(ping_client)}
-    checks["beat"] = _beat_check(monitor, ping_client, now) if checks["redis"]["ok"] else \
-        {"ok": False, "reason": "unknown: Redis is unreachable"}
-    checks["workers"] = _workers_check(monitor)
-    return {"ready": all(c["ok"] for c in checks.values()), "checks": checks,
+    role = monitor.leadership.role
+    if role == "leader":
+        checks["beat"] = _beat_check(monitor, ping_client, now) if checks["redis"]["ok"] else \
+            {"ok": False, "reason": "unknown: Redis is unreachable"}
+        checks["workers"] = _workers_check(monitor)
+    return {"ready": all(c["ok"] for c in checks.values()), "role": role, "checks": checks,
             "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")}
 
 
