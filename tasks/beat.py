@@ -20,9 +20,9 @@ import sys
 from datetime import datetime, timezone
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import LockError
+from redis.exceptions import LockNotOwnedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redbeat.schedulers import RedBeatScheduler, get_redis
+from redbeat.schedulers import REDBEAT_REDIS_KEY, RedBeatScheduler, get_redis
 
 from monitoring.events import record_event
 from schedules.catchup import CatchupDecision, decide_catchup
@@ -35,6 +35,7 @@ from tasks.guard import GuardedTask
 from tasks.policy import publish_entry_policies
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
+from tasks.due_read import DueReader
 from tasks.schedule_source import load_validated_schedule
 
 logger = logging.getLogger("beatkeeper.beat")
@@ -55,6 +56,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
     def __init__(self, app, *args, lazy: bool = False, **kwargs):
         self._publish_failures: dict[str, int] = {}
         self._next_sweep_ts = 0.0
+        self._due_reader: DueReader | None = None
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -82,6 +84,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         super().setup_schedule()
         self._remove_ghosts(set(kept))
         self._record_fingerprint(kept)
+        self._due_reader = DueReader(self._redis())
         publish_entry_policies(get_redis(self.app), entry_policy.published_policies(kept))
 
     # -- start-up --------------------------------------------------------------
@@ -154,23 +157,30 @@ class BeatkeeperScheduler(RedBeatScheduler):
             logger.warning("beat: Redis unavailable (%s); retrying in %.0fs", exc, REDIS_RETRY_S)
             return REDIS_RETRY_S
 
+    def _redis(self):
+        """redbeat's client of the app: its ``get_redis`` re-reads the configuration on every call,
+        a third of an idle tick's time."""
+        return getattr(self.app, REDBEAT_REDIS_KEY, None) or get_redis(self.app)
+
     def _tick(self) -> float:
-        client = get_redis(self.app)
-        self._renew_lock()
+        client = self._redis()
         now = self.app.now()
         now_ts = now.timestamp()
-        schedule_key = self.app.redbeat_conf.schedule_key
-        with client.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(schedule_key, 0, now_ts)
-            pipe.zrangebyscore(schedule_key, f"({now_ts}", "+inf", start=0, num=1, withscores=True)
-            pipe.zcard(schedule_key)
-            due_keys, upcoming, stored = pipe.execute()
-        if stored != len(self.specs):
+        holding = bool(self.lock_key) and self.lock is not None
+        if self._due_reader is None:
+            self._due_reader = DueReader(client)
+        read = self._due_reader.read(client, schedule_key=self.app.redbeat_conf.schedule_key, now_ts=now_ts,
+                                     lock_key=self.lock.name if holding else None,
+                                     token=self.lock.local.token if holding else None,
+                                     lock_ttl_ms=int(self.lock_timeout * 1000))
+        if read.renewed is False and not self._retake_expired_lock():
+            self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=self.lock.name))
+        if read.stored != len(self.specs):
             self._reconcile(client)
         waits = [self.max_interval]
-        if upcoming:
-            waits.append(upcoming[0][1] - now_ts)
-        entries = self._load_entries(client, due_keys)
+        if read.next_score is not None:
+            waits.append(read.next_score - now_ts)
+        entries = self._entries_of(client, read.due)
         if entries:
             # Records go in one pipeline run after the publishes (publish-then-record), even
             # when a later publish fails part-way.
@@ -201,15 +211,6 @@ class BeatkeeperScheduler(RedBeatScheduler):
                 record_event(client, "schedule_entry_restored", name)
         self._remove_ghosts(set(self.specs))
 
-    def _renew_lock(self) -> None:
-        if not self.lock_key or self.lock is None:
-            return
-        try:
-            self.lock.extend(int(self.lock_timeout))
-        except LockError as exc:
-            if not self._retake_expired_lock():
-                self.on_lock_lost(exc)
-
     def _retake_expired_lock(self) -> bool:
         """Take the lock back if it merely expired with nobody taking it (Redis was away longer than the
         lock timeout); False when another beat holds it. SET NX: two beats can never both succeed."""
@@ -235,8 +236,12 @@ class BeatkeeperScheduler(RedBeatScheduler):
             for key in keys:
                 pipe.hmget(key, "definition", "meta")
             rows = pipe.execute()
+        return self._entries_of(client, [(key, definition, meta) for key, (definition, meta) in zip(keys, rows)])
+
+    def _entries_of(self, client, stored: list[tuple[str, str | None, str | None]]) -> list[BeatkeeperEntry]:
+        """Entries from their stored (key, definition, meta); a key without a definition leaves the schedule."""
         entries = []
-        for key, (definition, meta) in zip(keys, rows):
+        for key, definition, meta in stored:
             if not definition:
                 logger.warning("beat: %s has no definition; removing it from the schedule", key)
                 client.zrem(self.app.redbeat_conf.schedule_key, key)
@@ -250,7 +255,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
 
         What was sent is recorded in the ``records`` pipeline, which the caller executes."""
         if records is None:
-            with get_redis(self.app).pipeline(transaction=False) as own:
+            with self._redis().pipeline(transaction=False) as own:
                 try:
                     return self.maybe_due(entry, producer, now, records=own)
                 finally:
@@ -295,7 +300,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         logger.warning("beat: %s missed %d instant(s) from %s to %s (catch-up policy ran %d)", entry.name,
                        len(decision.missed), decision.missed[0].isoformat(), decision.missed[-1].isoformat(),
                        len(decision.run))
-        record_event(get_redis(self.app), "missed_runs", entry.name, count=len(decision.missed),
+        record_event(self._redis(), "missed_runs", entry.name, count=len(decision.missed),
                      first=decision.missed[0].isoformat(), last=decision.missed[-1].isoformat(),
                      instants=[t.isoformat() for t in decision.missed[-MISSED_LISTED:]], capped=decision.capped)
 

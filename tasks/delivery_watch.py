@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -82,9 +83,9 @@ def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked") -> l
             pipe.exists(record_key(dispatch.run_id))
         replies = pipe.execute()
     n = len(queues)
-    waiting = {queue: (length > QUEUE_SCAN_MAX, _text(messages))
+    waiting = {queue: (length > QUEUE_SCAN_MAX, _task_ids(messages))
                for queue, length, messages in zip(queues, replies[0:2 * n:2], replies[1:2 * n:2])}
-    unacked, claimed = _text(replies[2 * n]), replies[2 * n + 1:]
+    unacked, claimed = _task_ids(replies[2 * n]), replies[2 * n + 1:]
 
     lost, done = [], []
     for (member, dispatch), is_claimed in zip(dispatches.items(), claimed):
@@ -106,5 +107,11 @@ def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked") -> l
     return lost
 
 
-def _text(values: list[bytes | str]) -> str:
-    return "\n".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values)
+#: A Celery message's task id, in the JSON kombu stores (headers ``"id"``; the body is base64).
+_TASK_ID = re.compile(r'"id": "([^"]+)"')
+
+
+def _task_ids(messages: list[bytes | str]) -> set[str]:
+    """The task ids of stored messages (queue entries, unacked values), without decoding each."""
+    text = "\n".join(m.decode("utf-8", "replace") if isinstance(m, bytes) else m for m in messages)
+    return set(_TASK_ID.findall(text))
