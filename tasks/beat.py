@@ -309,18 +309,23 @@ class BeatkeeperScheduler(RedBeatScheduler):
         unacked_key = self.app.conf.broker_transport_options.get("unacked_key", "unacked")
         for lost in delivery_watch.sweep(client, now=now.timestamp(), unacked_key=unacked_key):
             entries = self._load_entries(client, [self.Entry.generate_key(self.app, lost.entry)])
-            with client.pipeline(transaction=False) as records:
+            sent = None
+            if entries:  # else the entry left the schedule: nothing to send for it
+                try:
+                    sent = self._publish(entries[0], datetime.fromisoformat(lost.fire_at), self.producer,
+                                         expires_at=lost.expires_at)
+                except Exception as exc:  # still refused: the next sweep tries again
+                    logger.error("beat: could not send %s for %s again: %r", lost.entry, lost.fire_at, exc)
+                    continue
+            with client.pipeline(transaction=False) as records:  # after the publish, as every record
                 records.zrem(delivery_watch.PENDING_KEY, lost.member())
-                if entries:  # else the entry left the schedule: nothing to send for it
-                    try:
-                        sent = self._publish(entries[0], datetime.fromisoformat(lost.fire_at), self.producer,
-                                             expires_at=lost.expires_at)
-                    except Exception as exc:  # still refused: the next sweep tries again
-                        logger.error("beat: could not send %s again: %r", lost.entry, exc)
-                        continue
-                    if sent is not None:
-                        delivery_watch.watch(records, lost.resent(sent.task_id, sent.sent_at))
+                if sent is not None:
+                    delivery_watch.watch(records, lost.resent(sent.task_id, sent.sent_at))
                 records.execute()
+            if not entries:
+                logger.warning("beat: %s for %s never reached a worker; the entry is no longer scheduled",
+                               lost.entry, lost.fire_at)
+                continue
             logger.warning("beat: %s for %s never reached a worker; sent it again", lost.entry, lost.fire_at)
             record_event(client, "dispatch_resent", lost.entry, fire_at=lost.fire_at, run_id=lost.run_id,
                          resends=lost.resends + 1)

@@ -117,3 +117,16 @@ def test_an_expired_dispatch_is_not_sent_again(app, redis_client, monkeypatch, t
     driver.tick_at(FIRE + timedelta(seconds=delivery_watch.PICKUP_GRACE_S + delivery_watch.SWEEP_S))
     assert queued(redis_client) == [] and pending(redis_client) == []
     assert read_events(redis_client, kind="dispatch_resent") == []
+
+
+def test_a_lost_dispatch_of_an_entry_no_longer_scheduled_is_forgotten(driver, app, redis_client, monkeypatch,
+                                                                      tmp_path):
+    redis_client.delete(QUEUE)
+    other = tmp_path / "restarted"
+    other.mkdir()
+    # beat restarted on a schedule without the entry (its redbeat key is removed at start)
+    restarted = Driver(app, monkeypatch, other, {"other": {"task": "beatkeeper.heartbeat", "every": "1h"}},
+                       start=FIRE + timedelta(seconds=1))
+    restarted.tick_at(FIRE + timedelta(seconds=delivery_watch.PICKUP_GRACE_S + delivery_watch.SWEEP_S))
+    assert queued(redis_client) == [] and pending(redis_client) == []
+    assert read_events(redis_client, kind="dispatch_resent") == []
