@@ -3,6 +3,9 @@
 Stored as redbeat stores entries (hash ``definition`` + ``meta``, sorted-set score), so
 ``redis-cli`` and redbeat's tooling still read it; ``meta.last_run_at`` is the last
 *scheduled instant* handed to the broker, not the wall time of the publish.
+
+Entries are written only by :func:`store_entries`, from the validated schedule (there is no
+per-entry ``save``: an entry added behind beat's back is removed at its next start).
 """
 from __future__ import annotations
 
@@ -11,10 +14,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
-from redbeat.schedulers import RedBeatSchedulerEntry, get_redis
+from redbeat.schedulers import RedBeatSchedulerEntry
 
-from tasks.beat_schedule import ScheduleJSONDecoder, ScheduleJSONEncoder, TriggerSchedule, schedule_to_json
-
+from tasks.beat_schedule import ScheduleJSONDecoder, TriggerSchedule, schedule_to_json
 
 
 #: Stored definition text -> decoded definition. A tick loads the same definitions again and
@@ -65,23 +67,6 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
         due = self.due_at
         return -1 if due is None else due.timestamp()
 
-    def save(self, pipe=None) -> "BeatkeeperEntry":
-        """Store definition, meta (only if absent: it is beat's record) and score; in ``pipe`` if given."""
-        if pipe is None:
-            with get_redis(self.app).pipeline() as own:
-                self.save(own)
-                own.execute()
-            return self
-        definition = {"name": self.name, "task": self.task, "args": self.args, "kwargs": self.kwargs,
-                      "options": self.options, "schedule": self.schedule, "enabled": self.enabled}
-        meta = {"last_run_at": self.last_run_at, "total_run_count": self.total_run_count}
-        encoded = json.dumps(definition, cls=ScheduleJSONEncoder)
-        _remember(encoded, definition)
-        pipe.hset(self.key, "definition", encoded)
-        pipe.hsetnx(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
-        pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
-        return self
-
     def record_fire(self, fire_at: datetime, pipe, *, dispatched: bool = True) -> "BeatkeeperEntry":
         """Record in ``pipe`` that ``fire_at`` was handed to the broker (or, not dispatched, only
         considered) and rescore by the next fire. The caller executes ``pipe`` — after the publish."""
@@ -126,7 +111,7 @@ def _encoded_definition(name: str, fields: Mapping) -> str:
     definition = {"name": name, "task": fields["task"], "args": fields.get("args") or [],
                   "kwargs": fields.get("kwargs") or {}, "options": fields.get("options") or {},
                   "schedule": fields["schedule"], "enabled": fields.get("enabled", True)}
-    # The same text ScheduleJSONEncoder writes, with the trigger's JSON worked out once per trigger.
+    # The trigger's JSON is worked out once per trigger (ScheduleJSONDecoder reads it back).
     encoded = json.dumps({**definition, "schedule": schedule_to_json(definition["schedule"])})
     _remember(encoded, definition)
     return encoded

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celery.schedules import BaseSchedule, schedstate
-from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
+from redbeat.decoder import RedBeatJSONDecoder
 
 from schedules.codec import trigger_from_dict, trigger_to_dict
 from schedules.trigger import Trigger
@@ -73,15 +73,6 @@ def schedule_to_json(schedule: TriggerSchedule) -> dict[str, Any]:
 
 _ENCODED: dict[int, tuple[Trigger, dict[str, Any]]] = {}  # id(trigger) -> (trigger, its JSON form)
 _ENCODED_MAX = 100_000  # triggers kept
-
-
-class ScheduleJSONEncoder(RedBeatJSONEncoder):
-    """redbeat's encoder, plus beatkeeper triggers."""
-
-    def default(self, obj: Any):
-        if isinstance(obj, TriggerSchedule):
-            return schedule_to_json(obj)
-        return super().default(obj)
 
 
 class ScheduleJSONDecoder(RedBeatJSONDecoder):

@@ -37,8 +37,8 @@ from monitoring.pipelines import (PipelineRun, PipelineRunStatus, PipelineStore,
 from tasks import headers
 from tasks.overlap import SKIPPED_COUNTS_KEY
 from tasks.pipeline import Pipeline, Step, build, pipeline_named
-from tasks.run import RunSkipped, RunStatus
 from tasks.redis_client import app_redis
+from tasks.run import RunSkipped, RunStatus
 
 log = logging.getLogger(__name__)
 
