@@ -9,7 +9,7 @@ from typing import Iterable
 
 import redis
 
-SAFE_EVICTION_POLICIES = ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
+VOLATILE_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
 MIN_LOCK_TO_LOOP_RATIO = 5  # a live beat renews its lock at least this many times per lock timeout
 
 
@@ -21,12 +21,21 @@ class Finding:
 
 
 def check_eviction_policy(client: redis.Redis) -> list[Finding]:
-    """beatkeeper's keys (schedule, locks, claims) carry no TTL; an evicting policy would drop them."""
-    policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
-    if policy in SAFE_EVICTION_POLICIES:
+    """The schedule and the queues carry no TTL, but locks, leases and run claims do: ``allkeys-*``
+    may evict any of them, ``volatile-*`` evicts exactly those (a lost lock lets runs overlap)
+    once ``maxmemory`` is reached. Only ``noeviction`` is safe with a memory limit."""
+    config = client.config_get("maxmemory*")
+    policy, maxmemory = config.get("maxmemory-policy", ""), int(config.get("maxmemory", 0) or 0)
+    if policy == "noeviction":
         return []
-    return [Finding("redis-eviction", f"Redis maxmemory-policy is '{policy}': it can silently evict the "
-                    "schedule and locks; set `maxmemory-policy noeviction` (redis.conf or CONFIG SET)", True)]
+    fix = "set `maxmemory-policy noeviction` (redis.conf or CONFIG SET)"
+    if policy in VOLATILE_POLICIES and not maxmemory:
+        return [Finding("redis-eviction", f"Redis maxmemory-policy is '{policy}' with no maxmemory: nothing is "
+                        f"evicted now, but a memory limit would evict beatkeeper's locks and run claims; {fix}",
+                        False)]
+    evicts = "locks and run claims (they carry TTLs)" if policy in VOLATILE_POLICIES else "the schedule and locks"
+    return [Finding("redis-eviction", f"Redis maxmemory-policy is '{policy}': it can silently evict {evicts}; "
+                    f"{fix}", True)]
 
 
 def check_beat_timing(*, lock_timeout_s: float, loop_interval_s: float) -> list[Finding]:
