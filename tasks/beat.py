@@ -47,6 +47,7 @@ PUBLISH_RETRY_S = 0.5  # seconds before a refused publish is first tried again (
 PUBLISH_RETRY_MAX_S = 5.0  # seconds: the longest wait between publish attempts
 REDIS_RETRY_S = 1.0  # seconds between ticks while Redis is unreachable
 MISSED_LISTED = 50  # missed instants listed in one event (all are counted)
+RECONCILE_S = 60.0  # seconds between full comparisons of redbeat's schedule with the config
 
 
 class BeatkeeperScheduler(RedBeatScheduler):
@@ -57,6 +58,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._publish_failures: dict[str, int] = {}
         self._next_sweep_ts = 0.0
         self._due_reader: DueReader | None = None
+        self._next_reconcile_ts = 0.0
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -85,6 +87,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._remove_ghosts(set(kept))
         self._record_fingerprint(kept)
         self._due_reader = DueReader(self._redis())
+        self._next_reconcile_ts = self.app.now().timestamp() + RECONCILE_S
         publish_entry_policies(get_redis(self.app), entry_policy.published_policies(kept))
 
     # -- start-up --------------------------------------------------------------
@@ -175,7 +178,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
                                      lock_ttl_ms=int(self.lock_timeout * 1000))
         if read.renewed is False and not self._retake_expired_lock():
             self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=self.lock.name))
-        if read.stored != len(self.specs):
+        # A changed count is noticed at once; an entry swapped for a stranger at the next full look.
+        if read.stored != len(self.specs) or now_ts >= self._next_reconcile_ts:
+            self._next_reconcile_ts = now_ts + RECONCILE_S
             self._reconcile(client)
         waits = [self.max_interval]
         if read.next_score is not None:
@@ -239,12 +244,21 @@ class BeatkeeperScheduler(RedBeatScheduler):
         return self._entries_of(client, [(key, definition, meta) for key, (definition, meta) in zip(keys, rows)])
 
     def _entries_of(self, client, stored: list[tuple[str, str | None, str | None]]) -> list[BeatkeeperEntry]:
-        """Entries from their stored (key, definition, meta); a key without a definition leaves the schedule."""
+        """Entries from their stored (key, definition, meta). A key that is not a registered entry
+        (written behind beat's back, say by redbeat's own API) or has no definition leaves the
+        schedule instead of reaching ``maybe_due``."""
+        prefix = self.app.redbeat_conf.key_prefix
         entries = []
         for key, definition, meta in stored:
-            if not definition:
-                logger.warning("beat: %s has no definition; removing it from the schedule", key)
-                client.zrem(self.app.redbeat_conf.schedule_key, key)
+            registered = key.startswith(prefix) and key[len(prefix):] in self.specs
+            if not registered or not definition:
+                why = "has no definition" if registered else "is not in the registered schedule"
+                logger.warning("beat: %s %s; removing it", key, why)
+                with client.pipeline() as pipe:
+                    pipe.zrem(self.app.redbeat_conf.schedule_key, key)
+                    if not registered:
+                        pipe.delete(key)
+                    pipe.execute()
                 continue
             entries.append(self.Entry.from_stored(self.app, definition, meta))
         return entries

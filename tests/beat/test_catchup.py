@@ -4,6 +4,8 @@ Expected instants are computed here with plain datetime arithmetic, independentl
 triggers and of ``schedules.catchup``."""
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timedelta
 
 import pytest
@@ -103,3 +105,35 @@ def test_an_entry_deleted_behind_beats_back_is_restored_and_reported(app, redis_
     assert driver.fires_of("hourly") == [utc(2026, 11, 2, 1, 0)]
     restored = [f for _, f in redis_client.xrange("beatkeeper:events") if f["kind"] == "schedule_entry_restored"]
     assert [f["subject"] for f in restored] == ["hourly"]
+
+
+def test_an_entry_swapped_for_a_stranger_behind_beats_back_is_found_by_the_periodic_reconcile(
+        app, redis_client, monkeypatch, tmp_path):
+    schedule = {"minutely": {"task": "beatkeeper.heartbeat", "every": 60},
+                "hourly": {"task": "beatkeeper.heartbeat", "cron": "0 * * * *"}}
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=DOWN_FROM, max_interval_s=5)
+    driver.run_until(DOWN_FROM + timedelta(minutes=2))
+    # the same count: deleting one entry while a stranger appears is no change in size
+    redis_client.delete("redbeat:hourly")
+    redis_client.zrem("redbeat::schedule", "redbeat:hourly")
+    redis_client.zadd("redbeat::schedule", {"redbeat:stranger": (DOWN_FROM + timedelta(days=1)).timestamp()})
+    redis_client.hset("redbeat:stranger", "definition", "{}")  # never due here: only a full look finds it
+    driver.run_until(DOWN_FROM + timedelta(minutes=65))
+    assert redis_client.exists("redbeat:hourly") and not redis_client.exists("redbeat:stranger")
+    assert driver.fires_of("hourly") == [utc(2026, 11, 2, 1, 0)]
+    restored = [f for _, f in redis_client.xrange("beatkeeper:events") if f["kind"] == "schedule_entry_restored"]
+    assert [f["subject"] for f in restored] == ["hourly"]
+
+
+def test_a_due_key_that_is_not_a_registered_entry_is_removed_not_run(app, redis_client, monkeypatch, tmp_path):
+    schedule = {"minutely": {"task": "beatkeeper.heartbeat", "every": 60}}
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=DOWN_FROM, max_interval_s=5)
+    # what redbeat's own API writes: a definition beat cannot run (a stock crontab)
+    redis_client.hset("redbeat:foreign", mapping={"definition": json.dumps(
+        {"name": "foreign", "task": "beatkeeper.heartbeat", "schedule": {"__type__": "crontab", "minute": "*"}}),
+        "meta": json.dumps({"last_run_at": None})})
+    redis_client.zadd("redbeat::schedule", {"redbeat:foreign": DOWN_FROM.timestamp()})
+    driver.run_until(DOWN_FROM + timedelta(minutes=3))
+    assert not redis_client.exists("redbeat:foreign")
+    assert redis_client.zscore("redbeat::schedule", "redbeat:foreign") is None
+    assert len(driver.fires_of("minutely")) == 3 and driver.fires_of("foreign") == []
