@@ -4,29 +4,24 @@ Each key of an entry dict is one line of :data:`KEYS`: the converter that checks
 converts its value, the :class:`EntrySpec` attribute it fills, its default and, for
 schedule kinds, which kind it is. Adding a key is one line there (plus the attribute).
 
-A converter raises :class:`~schedules.errors.InvalidValue` with one or more ``(sub-field, message)`` pairs;
-:func:`convert_keys` collects every message of every key, so one pass reports all that
+A converter (``schedules.converters``) raises :class:`~schedules.errors.InvalidValue` with one or
+more ``(sub-field, message)`` pairs; :func:`convert_keys` collects every message of every key, so one pass reports all that
 is wrong with an entry. Building the trigger from the converted values is
 ``schedules.validate``'s job: it needs the zone and DST policy together.
 """
 from __future__ import annotations
 
-import difflib
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from schedules.cron import GapPolicy, RepeatPolicy
-from schedules.cronexpr import CronExpr, CronSyntaxError, parse_field
-from schedules.durations import parse_duration_s
-from schedules.errors import DurationError, InvalidValue
+from schedules import converters
+# The value types of the dst and retry keys, and ``show``, are this module's public names too.
+from schedules.converters import DstPolicy, RetrySpec, show  # noqa: F401
+from schedules.errors import InvalidValue
 from schedules.trigger import Trigger
-from schedules.windows import Window
-from schedules.zones import is_valid_timezone
 
 
 class ScheduleKind(StrEnum):
@@ -56,32 +51,6 @@ class CatchupPolicy(StrEnum):
     SKIP = "skip"
     LATEST = "latest"
     ALL = "all"
-
-
-@dataclass(frozen=True)
-class DstPolicy:
-    """An entry's ``dst`` key: what a local time in a gap or a repeated hour does (None: the trigger's default)."""
-
-    gap: GapPolicy | None = None
-    repeat: RepeatPolicy | None = None
-
-
-@dataclass(frozen=True)
-class RetrySpec:
-    """An entry's ``retry`` key: transient errors are retried with exponential backoff and jitter.
-
-    Retry n (0-based) waits ``min(backoff_s * 2**n, backoff_max_s)``, scaled by a random
-    factor in [0.5, 1] when ``jitter`` -- Celery's ``retry_backoff``/``retry_jitter`` rule."""
-
-    max_retries: int = 3
-    backoff_s: float = 1.0  # seconds before the first retry
-    backoff_max_s: float = 600.0  # seconds: the longest wait
-    jitter: bool = True
-    on: tuple[str, ...] = ()  # exception class names (any base class counts); empty: any Exception
-
-    def as_fields(self) -> dict[str, Any]:
-        return {"max_retries": self.max_retries, "backoff_s": self.backoff_s, "backoff_max_s": self.backoff_max_s,
-                "jitter": self.jitter, "on": list(self.on)}
 
 
 @dataclass(frozen=True)
@@ -115,242 +84,6 @@ class EntrySpec:
     config: dict[str, Any]
 
 
-def show(value: object, limit: int = 60) -> str:
-    """``value`` as it appears after "got" in a message (repr, shortened)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _type_name(value: object) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-# -- converters: value -> converted value, or InvalidValue --------------------------------------
-def _string(value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidValue(f"expected a string, got {_type_name(value)} {show(value)}")
-    return value
-
-
-def _non_empty_string(value: object) -> str:
-    if not _string(value).strip():
-        raise InvalidValue("must not be empty")
-    return value
-
-
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidValue(f"expected true or false, got {show(value)}")
-    return value
-
-
-def _positive_int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidValue(f"expected a whole number, got {show(value)}")
-    if value <= 0:
-        raise InvalidValue(f"must be greater than 0, got {value}")
-    return value
-
-
-def _duration(value: object) -> float:
-    try:
-        return parse_duration_s(value)
-    except DurationError as exc:
-        raise InvalidValue(exc.reason) from None
-
-
-def _positive_duration(value: object) -> float:
-    seconds = _duration(value)
-    if seconds <= 0:
-        raise InvalidValue(f"must be greater than 0 seconds, got {show(value)}")
-    return seconds
-
-
-def _non_negative_duration(value: object) -> float:
-    seconds = _duration(value)
-    if seconds < 0:
-        raise InvalidValue(f"must not be negative, got {show(value)}")
-    return seconds
-
-
-def _choice(enum: type[StrEnum]) -> Callable[[object], StrEnum]:
-    options = [member.value for member in enum]
-
-    def convert(value: object) -> StrEnum:
-        if not isinstance(value, str) or value not in options:
-            raise InvalidValue(f"expected one of {', '.join(options)}, got {show(value)}")
-        return enum(value)
-    return convert
-
-
-def _string_list(value: object) -> list[str]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
-        raise InvalidValue(f"expected a list of non-empty strings, got {show(value)}")
-    return list(value)
-
-
-def _json_problem(value: object, path: str) -> str | None:
-    """Where ``value`` stops being JSON (``path`` names it), or None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path} is {value}, which JSON cannot hold"
-    if isinstance(value, (list, tuple)):
-        return next((p for i, item in enumerate(value) if (p := _json_problem(item, f"{path}[{i}]"))), None)
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{path} has key {show(key)}; JSON keys must be strings"
-            if problem := _json_problem(item, f"{path}[{key!r}]"):
-                return problem
-        return None
-    return f"{path} is {_type_name(value)} {show(value)}, not JSON-serialisable"
-
-
-def _json_list(value: object) -> list[Any]:
-    if not isinstance(value, (list, tuple)):
-        raise InvalidValue(f"expected a list, got {_type_name(value)} {show(value)}")
-    if problem := _json_problem(value, "args"):
-        raise InvalidValue(problem)
-    return list(value)
-
-
-def _json_mapping(value: object) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidValue(f"expected a mapping, got {_type_name(value)} {show(value)}")
-    if problem := _json_problem(value, "kwargs"):
-        raise InvalidValue(problem)
-    return dict(value)
-
-
-def _timezone(value: object) -> str:
-    if not is_valid_timezone(_string(value)):
-        raise InvalidValue(f"unknown time zone {show(value)} (expected an IANA name such as 'Europe/London')")
-    return value
-
-
-def _cron(value: object) -> CronExpr:
-    try:
-        return CronExpr.parse(_string(value))
-    except CronSyntaxError as exc:
-        raise InvalidValue(exc.reason if exc.field == "cron" else f"{exc.field}: {exc.reason}") from None
-
-
-def _at(value: object) -> datetime:
-    if isinstance(value, datetime):  # YAML and TOML parse date-times themselves
-        return value
-    if isinstance(value, date):
-        raise InvalidValue(f"expected an ISO-8601 date-time, got the date {value.isoformat()}")
-    try:
-        return datetime.fromisoformat(_string(value).strip())
-    except ValueError:
-        raise InvalidValue(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', got {show(value)}") from None
-
-
-def _dst(value: object) -> DstPolicy:
-    if not isinstance(value, Mapping):
-        raise InvalidValue(f"expected a mapping such as {{gap: shift, repeat: first}}, got {show(value)}")
-    problems: list[tuple[str, str]] = []
-    converted: dict[str, Any] = {}
-    for key, item in value.items():
-        policy = {"gap": GapPolicy, "repeat": RepeatPolicy}.get(key)
-        if policy is None:
-            problems.append((f"{key}", f"unknown key{_hint(key, ['gap', 'repeat'])}"))
-            continue
-        try:
-            converted[key] = _choice(policy)(item)
-        except InvalidValue as exc:
-            problems.extend((key, message) for _, message in exc.problems)
-    if problems:
-        raise InvalidValue.many(problems)
-    return DstPolicy(**converted)
-
-
-#: retry sub-key -> (RetrySpec attribute, converter)
-_RETRY_KEYS = {"max_retries": ("max_retries", _positive_int),
-               "backoff": ("backoff_s", _positive_duration),
-               "backoff_max": ("backoff_max_s", _positive_duration),
-               "jitter": ("jitter", _boolean),
-               "on": ("on", lambda v: tuple(_string_list(v)))}
-
-
-def _retry(value: object) -> RetrySpec:
-    if not isinstance(value, Mapping):
-        raise InvalidValue(f"expected a mapping such as {{max_retries: 3, backoff: 30s, on: [TimeoutError]}}, "
-                           f"got {show(value)}")
-    problems: list[tuple[str, str]] = []
-    converted: dict[str, Any] = {}
-    for key, item in value.items():
-        if key not in _RETRY_KEYS:
-            problems.append((f"{key}", f"unknown key{_hint(key, list(_RETRY_KEYS))}"))
-            continue
-        attribute, convert = _RETRY_KEYS[key]
-        try:
-            converted[attribute] = convert(item)
-        except InvalidValue as exc:
-            problems.extend((key, message) for _, message in exc.problems)
-    if problems:
-        raise InvalidValue.many(problems)
-    return RetrySpec(**converted)
-
-
-_WINDOW_KEYS = ("hours", "days", "every", "phase")
-
-
-def _windows(value: object) -> list[Window]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise InvalidValue(f"expected a non-empty list of windows, got {show(value)}")
-    problems: list[tuple[str, str]] = []
-    windows: list[Window] = []
-    for i, item in enumerate(value):
-        at = f"[{i}]"
-        if not isinstance(item, Mapping):
-            problems.append((at, f"expected a mapping with every (and hours, days), got {show(item)}"))
-            continue
-        found: dict[str, Any] = {}
-        for key, raw in item.items():
-            if key not in _WINDOW_KEYS:
-                problems.append((f"{at}.{key}", f"unknown key{_hint(key, _WINDOW_KEYS)}"))
-                continue
-            try:
-                if key == "every":
-                    found["every_s"] = _positive_duration(raw)
-                elif key == "phase":
-                    found["phase_s"] = _non_negative_duration(raw)
-                else:
-                    field_name = "hour" if key == "hours" else "day_of_week"
-                    text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else _string(raw)
-                    found["hours" if key == "hours" else "days_of_week"] = _cron_list(text, field_name)
-            except InvalidValue as exc:
-                problems.extend((f"{at}.{key}", message) for _, message in exc.problems)
-        if "every" not in item:
-            problems.append((f"{at}.every", "is required"))
-        last = i == len(value) - 1
-        if last and ("hours" in item or "days" in item):
-            problems.append((at, "the last window is the catch-all: it must have neither hours nor days"))
-        if not last and "hours" not in item and "days" not in item:
-            problems.append((at, "only the last window may omit both hours and days (later ones could never apply)"))
-        if "every_s" in found:
-            windows.append(Window(**found))
-    if problems:
-        raise InvalidValue.many(problems)
-    return windows
-
-
-def _cron_list(text: str, field_name: str) -> frozenset[int]:
-    try:
-        return parse_field(text.strip(), field_name)
-    except CronSyntaxError as exc:
-        raise InvalidValue(exc.reason) from None
-
-
-def _hint(key: object, known: Any) -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-    return f" {show(key)}; did you mean '{close[0]}'?" if close else f" {show(key)}"
-
-
 # -- the key table ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Key:
@@ -370,31 +103,31 @@ _EVERY = frozenset({ScheduleKind.EVERY})
 _WALL_TIME = frozenset({ScheduleKind.CRON, ScheduleKind.AT})
 
 KEYS: dict[str, Key] = {
-    "task": Key(_non_empty_string, "task", required=True),
-    "every": Key(_positive_duration, kind=ScheduleKind.EVERY, shared=True),
-    "cron": Key(_cron, kind=ScheduleKind.CRON, shared=True),
-    "at": Key(_at, kind=ScheduleKind.AT, shared=True),
-    "windows": Key(_windows, kind=ScheduleKind.WINDOWS, shared=True),
-    "phase": Key(_non_negative_duration, default=0.0, only_with=_EVERY, shared=True),
-    "timezone": Key(_timezone, only_with=ZONED_KINDS, shared=True),
-    "dst": Key(_dst, "dst", only_with=_WALL_TIME),  # windows grids run in real time: no DST choice
-    "args": Key(_json_list, "args", default=[]),
-    "kwargs": Key(_json_mapping, "kwargs", default={}),
-    "queue": Key(_non_empty_string, "queue"),
-    "expires": Key(_positive_duration, "expires_s", shared=True),
-    "enabled": Key(_boolean, "enabled", default=True),
-    "description": Key(_string, "description", default=""),
-    "expected_runtime": Key(_positive_duration, "expected_runtime_s", shared=True),
-    "max_runs_per_hour": Key(_positive_int, "max_runs_per_hour"),
-    "overlap": Key(_choice(OverlapPolicy), "overlap"),
-    "lock_ttl": Key(_positive_duration, "lock_ttl_s", shared=True),
-    "lock_key": Key(_string_list, "lock_key"),
-    "max_runtime": Key(_positive_duration, "max_runtime_s", shared=True),
-    "time_limit": Key(_positive_duration, "time_limit_s", shared=True),
-    "catchup": Key(_choice(CatchupPolicy), "catchup"),
-    "catchup_window": Key(_positive_duration, "catchup_window_s", shared=True),
-    "catchup_max": Key(_positive_int, "catchup_max"),
-    "retry": Key(_retry, "retry"),
+    "task": Key(converters.non_empty_string, "task", required=True),
+    "every": Key(converters.positive_duration, kind=ScheduleKind.EVERY, shared=True),
+    "cron": Key(converters.cron, kind=ScheduleKind.CRON, shared=True),
+    "at": Key(converters.at, kind=ScheduleKind.AT, shared=True),
+    "windows": Key(converters.windows, kind=ScheduleKind.WINDOWS, shared=True),
+    "phase": Key(converters.non_negative_duration, default=0.0, only_with=_EVERY, shared=True),
+    "timezone": Key(converters.timezone_name, only_with=ZONED_KINDS, shared=True),
+    "dst": Key(converters.dst, "dst", only_with=_WALL_TIME),  # windows grids run in real time: no DST choice
+    "args": Key(converters.json_list, "args", default=[]),
+    "kwargs": Key(converters.json_mapping, "kwargs", default={}),
+    "queue": Key(converters.non_empty_string, "queue"),
+    "expires": Key(converters.positive_duration, "expires_s", shared=True),
+    "enabled": Key(converters.boolean, "enabled", default=True),
+    "description": Key(converters.string, "description", default=""),
+    "expected_runtime": Key(converters.positive_duration, "expected_runtime_s", shared=True),
+    "max_runs_per_hour": Key(converters.positive_int, "max_runs_per_hour"),
+    "overlap": Key(converters.choice(OverlapPolicy), "overlap"),
+    "lock_ttl": Key(converters.positive_duration, "lock_ttl_s", shared=True),
+    "lock_key": Key(converters.string_list, "lock_key"),
+    "max_runtime": Key(converters.positive_duration, "max_runtime_s", shared=True),
+    "time_limit": Key(converters.positive_duration, "time_limit_s", shared=True),
+    "catchup": Key(converters.choice(CatchupPolicy), "catchup"),
+    "catchup_window": Key(converters.positive_duration, "catchup_window_s", shared=True),
+    "catchup_max": Key(converters.positive_int, "catchup_max"),
+    "retry": Key(converters.retry, "retry"),
 }
 KIND_KEYS = {key: spec.kind for key, spec in KEYS.items() if spec.kind is not None}
 _SCALARS = (str, int, float)
@@ -426,7 +159,7 @@ def convert_keys(raw: Mapping[Any, Any], shared: dict | None = None) -> tuple[di
     for key, value in raw.items():
         spec = KEYS.get(key) if isinstance(key, str) else None
         if spec is None:
-            problems.append((str(key), f"unknown key{_hint(key, KEYS)}"))
+            problems.append((str(key), f"unknown key{converters.close_match_hint(key, KEYS)}"))
             continue
         try:
             values[key] = _converted(key, spec, value, shared) if shared is not None and spec.shared \
