@@ -10,8 +10,9 @@ STAMP  := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/python -m tasks.runner
 
+# PYTEST_ARGS narrows or adds to the run, e.g. `make test PYTEST_ARGS=tests/schedules`.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
@@ -22,6 +23,6 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# redis-server (and PostgreSQL for the history tests) from the OS packages when missing.
+# redis-server and PostgreSQL (required in CI) from the OS packages when missing.
 system-deps:
 	@bash .ci/system-deps

@@ -1,26 +1,35 @@
 """Shared fixtures: one private redis-server for the whole session, a clean database per test,
 a real in-process Celery worker on the real app, and process spawning that always cleans up.
 
-REDIS_URL is pointed at the private server before anything imports the app's settings.
-Set BEATKEEPER_TEST_REDIS_URL to use an existing, empty Redis instead.
+REDIS_URL and DATABASE_URL are pointed at the session's own servers before anything imports the
+app's settings, whatever the environment says: the suite never touches a developer's data.
+Set BEATKEEPER_TEST_REDIS_URL (an empty Redis) or BEATKEEPER_TEST_DATABASE_URL (an empty SQL
+database) to use one of yours instead. The session's directory is removed at the end.
+
+A test that cannot run for want of a server or tool (``tests.servers.missing``) skips locally and
+is listed at the end of the run; with ``CI=true`` it fails. The count of such tests is written to
+the file named by BEATKEEPER_TEST_MISSING_REPORT, for ``.ci/run``.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.postgres import postgres_url  # noqa: F401  (session fixture: one private Postgres, started on use)
-from tests.servers import RedisServer, stop_process_tree
+from tests.servers import MISSING, RedisServer, in_ci, stop_process_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 _session_dir = Path(tempfile.mkdtemp(prefix="beatkeeper-tests-"))
 _redis_server: RedisServer | None = None
+_missing: dict[str, str] = {}  # test id -> the server or tool it lacked
 
 
 def pytest_configure(config):
@@ -34,17 +43,65 @@ def pytest_configure(config):
     if client.dbsize():
         raise pytest.UsageError(f"refusing to run tests against non-empty Redis at {url}")
     os.environ["REDIS_URL"] = url
-    os.environ.setdefault("BEATKEEPER_DATA_DIR", str(_session_dir / "data"))
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{_session_dir / 'history.db'}")
+    os.environ["BEATKEEPER_DATA_DIR"] = str(_session_dir / "data")
+    os.environ["DATABASE_URL"] = _test_database_url()
     # The history schema exists before any worker writes to it, as the runner ensures in production.
     from monitoring.migrations import upgrade_database
 
     upgrade_database(os.environ["DATABASE_URL"])
 
 
+def _test_database_url() -> str:
+    """The session's own SQLite file, or BEATKEEPER_TEST_DATABASE_URL when it names an empty database."""
+    url = os.environ.get("BEATKEEPER_TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{_session_dir / 'history.db'}"
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        tables = inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    if tables:
+        raise pytest.UsageError(f"refusing to run tests against a non-empty database "
+                                f"(BEATKEEPER_TEST_DATABASE_URL has tables: {', '.join(sorted(tables)[:5])})")
+    return url
+
+
 def pytest_unconfigure(config):
     if _redis_server is not None:
         _redis_server.kill()
+    shutil.rmtree(_session_dir, ignore_errors=True)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped or report.failed:
+        reason = _missing_reason(report.longrepr)
+        if reason:
+            _missing.setdefault(report.nodeid, reason)
+
+
+def _missing_reason(longrepr) -> str | None:
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr or "")
+    at = text.find(MISSING)
+    return text[at:].splitlines()[0] if at >= 0 else None
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _missing:
+        return
+    verdict = "failed (CI=true)" if in_ci() else "skipped"
+    terminalreporter.write_sep("=", f"{len(_missing)} test(s) {verdict}: a server or tool they need is missing")
+    for reason, count in Counter(_missing.values()).most_common():
+        terminalreporter.write_line(f"{count} x {reason}")
+
+
+def pytest_sessionfinish(session):
+    report = os.environ.get("BEATKEEPER_TEST_MISSING_REPORT")
+    if report:
+        lines = [f"{count} test(s): {reason}" for reason, count in Counter(_missing.values()).most_common()]
+        Path(report).write_text("\n".join([str(len(_missing)), *lines]) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,11 @@ Use the session fixture from a test module (or a conftest)::
 
 or, for a new empty database per test on that same server, ``fresh_database_url(request)``.
 
-Tests skip, with the reason, only when the Postgres server binaries are not installed
-(``apt-get install postgresql``). Postgres refuses to run as root: as root, the server runs
-as the ``postgres`` user (or ``nobody``) through ``runuser``.
+The server binaries are found under ``/usr/lib/postgresql/*/bin`` (Debian's layout) or on PATH;
+``BEATKEEPER_TEST_POSTGRES_BIN`` names their directory instead (empty: as if not installed).
+When they are missing a test skips, naming them, and fails in CI (``tests.servers.missing``).
+Postgres refuses to run as root: as root, the server runs as the ``postgres`` user (or
+``nobody``) through ``runuser``.
 """
 from __future__ import annotations
 
@@ -27,15 +29,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, missing
 
 _BIN_GLOB = "/usr/lib/postgresql/*/bin"
+BIN_ENV = "BEATKEEPER_TEST_POSTGRES_BIN"  # the server binaries' directory, overriding the search
+NOT_FOUND = (f"PostgreSQL server binaries (initdb, pg_ctl) not found under {_BIN_GLOB}, on PATH or in "
+             f"${BIN_ENV} (apt-get install postgresql)")
 
 
 def postgres_bin_dir() -> Path | None:
-    """The newest installed Postgres server bin directory, or None."""
-    found = [Path(d) for d in glob.glob(_BIN_GLOB) if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists()]
+    """The Postgres server bin directory: ``$BEATKEEPER_TEST_POSTGRES_BIN`` when set, else the newest
+    installed under /usr/lib/postgresql, else initdb's on PATH; None when there is none."""
+    if BIN_ENV in os.environ:
+        candidates = [Path(os.environ[BIN_ENV])] if os.environ[BIN_ENV] else []
+    else:
+        on_path = shutil.which("initdb")
+        candidates = [Path(d) for d in glob.glob(_BIN_GLOB)] + ([Path(on_path).resolve().parent] if on_path else [])
+    found = [d for d in candidates if (d / "initdb").is_file() and (d / "pg_ctl").is_file()]
     return max(found, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0) if found else None
+
+
+def require_postgres_bin_dir() -> Path:
+    """The server bin directory; the calling test skips (fails in CI) when there is none."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        missing(NOT_FOUND)
+    return bin_dir
 
 
 class PostgresServer:
@@ -91,13 +110,10 @@ _shared: PostgresServer | None = None
 
 def shared_server(config: pytest.Config) -> PostgresServer:
     """The session's server, started on first use (stopped when the session ends); skips the
-    calling test when the Postgres binaries are missing."""
+    calling test (fails it in CI) when the Postgres binaries are missing."""
     global _shared
     if _shared is None:
-        bin_dir = postgres_bin_dir()
-        if bin_dir is None:
-            pytest.skip(f"Postgres server binaries not found under {_BIN_GLOB} (apt-get install postgresql)")
-        _shared = PostgresServer(bin_dir).start()
+        _shared = PostgresServer(require_postgres_bin_dir()).start()
         config.add_cleanup(_stop_shared)
     return _shared
 

@@ -8,8 +8,27 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 import redis
+
+#: How a test that cannot run for want of a server or tool says so; tests/conftest.py counts these.
+MISSING = "missing server or tool:"
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI=true``, as CI services set it): nothing may be missing there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> NoReturn:
+    """The calling test needs ``what`` (a server or tool, and how to install it), which is not here.
+    Locally it skips, listed at the end of the run; in CI it fails, naming what is missing."""
+    message = f"{MISSING} {what}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: required, not skipped)", pytrace=False)
+    pytest.skip(message)
 
 
 def free_port() -> int:

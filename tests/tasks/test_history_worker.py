@@ -29,7 +29,7 @@ from tasks.redis_client import app_redis
 from tests.monitoring.databases import (app_history, app_history_on, drained_records,  # noqa: F401
                                         fresh_postgres_database, history_url, postgres_db_url, postgres_url,
                                         sqlite_url, upgraded)
-from tests.postgres import PostgresServer, postgres_bin_dir
+from tests.postgres import PostgresServer, require_postgres_bin_dir
 from tests.servers import free_port, wait_until
 from tests.tasks import history_tasks as ht
 
@@ -150,10 +150,7 @@ class RestartablePostgres:
     """A private Postgres cluster this test really stops and starts again (pg_ctl)."""
 
     def __init__(self):
-        bin_dir = postgres_bin_dir()
-        if bin_dir is None:
-            pytest.skip("Postgres server binaries not installed (apt-get install postgresql)")
-        self.server = PostgresServer(bin_dir).start()
+        self.server = PostgresServer(require_postgres_bin_dir()).start()
         self.url = upgraded(fresh_postgres_database(self.server.url))
         self.options = (f"-p {self.server.port} -k {self.server.root} -c listen_addresses=127.0.0.1 "
                         "-c fsync=off -c synchronous_commit=off")
