@@ -65,7 +65,9 @@ def test_stopping_beat_fires_the_heartbeat_alert_in_time_and_restarting_it_resol
     monitor.evaluate(time.time())
     beat.terminate()
     beat.wait(timeout=30)
-    time.sleep(1.5)  # a heartbeat already queued still runs
+    # a heartbeat already queued still runs: until the worker has taken and acknowledged every message
+    wait_until(lambda: not redis_client.llen("default") and not redis_client.hlen("unacked"), timeout_s=30,
+               what="the worker to finish what beat queued")
     last_beat = last_heartbeat(redis_client).scheduled_at
     period_s = monitor.settings.interval_s
     # The injected clock: 3 min after the last heartbeat nothing fires; one evaluation period later it has.

@@ -334,7 +334,8 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     stop_process_tree(beat)
     wait_drained(redis_client)
 
-    assert sum(killed) >= len(killed)  # every round dropped at least one connection
+    # every round (three a second for 12 s) dropped at least one connection
+    assert len(killed) >= 12 and all(killed), f"connections dropped per round: {killed}"
     by_entry = executed(redis_client)
     assert_each_instant_once_without_gaps(by_entry, schedule)
     assert all(min(runs) < faults_from for runs in by_entry.values())  # the fault window is inside the checked span

@@ -63,7 +63,10 @@ def test_a_real_worker_records_every_kind_of_run(app_history_on, worker, redis_c
     expired = ht.ok.apply_async(("k",), expires=datetime(2000, 1, 1, tzinfo=timezone.utc))
 
     records = drained_records(store, expected=12)
-    time.sleep(0.2)  # a straggler would be a duplicate: give it the chance to show up
+    # Every message taken and acknowledged (a run's record is spooled before its ack): a duplicate
+    # record would be in the spool now.
+    wait_until(lambda: not any(redis_client.llen(q) for q in ("default", "singleton")) and
+               not redis_client.hlen("unacked"), timeout_s=30, what="every message acknowledged")
     store.drain()
     assert store.count() == 12
     by_id: dict[str, list[RunRecord]] = {}
