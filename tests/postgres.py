@@ -18,6 +18,7 @@ Postgres refuses to run as root: as root, the server runs as the ``postgres`` us
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import uuid
@@ -72,15 +73,21 @@ class PostgresServer:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> "PostgresServer":
-        if self.run_as:
-            os.chmod(self.root, 0o700)
-            shutil.chown(self.root, user=self.run_as)
-        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--no-sync", "--no-instructions")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
-                  "-l", str(self.root / "postgres.log"), "-w", "-t", "30", "start")
+        try:
+            if self.run_as:
+                os.chmod(self.root, 0o700)
+                shutil.chown(self.root, user=self.run_as)
+            self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                      "-E", "UTF8", "--no-sync", "--no-instructions")
+            options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                       "-c synchronous_commit=off -c full_page_writes=off")
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
+                      "-l", str(self.root / "postgres.log"), "-w", "-t", "30", "start")
+        except BaseException:
+            with contextlib.suppress(Exception):  # the start's own error is the one to report
+                self.stop()  # a server that did not come up leaves neither a process nor its directory
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
         return self
 
     def stop(self) -> None:
