@@ -26,7 +26,7 @@ def sqlite_url(tmp_path) -> str:
 
 @pytest.fixture
 def postgres_db_url(postgres_url) -> str:
-    """A new, migrated database on the session's Postgres (skipped only when Postgres cannot start)."""
+    """A new, migrated database on the session's Postgres (skips, or fails in CI, when Postgres is not installed)."""
     return upgraded(fresh_postgres_database(postgres_url))
 
 
