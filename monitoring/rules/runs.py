@@ -29,6 +29,7 @@ RATE = "invocations_per_hour"
 ROW_BATCH = 500
 MAX_ROW_BATCHES = 20  # per evaluation
 FAILED_STATUSES = ("failure", "lost")
+UNKNOWN_TASK_ERROR = "NotRegistered"  # error_type of the history row of a message for a task no worker knows
 
 
 class LongRunRule(Rule):
@@ -108,6 +109,8 @@ class FailedRunRule(Rule):
 
     @staticmethod
     def _apply(ctx: RuleContext, record: Any, incidents: dict[str, Incident], changed: dict[str, Incident]) -> None:
+        if record.error_type == UNKNOWN_TASK_ERROR:
+            return  # never ran: the task_unknown event alerts on it (and resolves when the messages stop)
         subject = subject_of(record)
         finished = record.finished_at.timestamp()
         incident = incidents.get(subject)
