@@ -91,3 +91,26 @@ def test_a_heartbeat_alert_resolved_by_a_pause_says_it_is_paused(redis_client):
     assert firing.kind is NotificationKind.FIRING and resolved.kind is NotificationKind.RESOLVED
     assert "the heartbeat is paused" in resolved.text and "moving workers" in resolved.text
     assert "400 s" not in resolved.text
+
+
+def test_instants_due_while_an_entry_is_paused_are_never_missed(redis_client, history):
+    specs = specs_of({"feed-sync": {"task": "jobs.sync", "every": 60}})
+    register_in_redbeat(redis_client, "feed-sync")
+    sink = RecordingSink()
+    monitor = make_monitor(redis_client, specs, sinks=[sink], history=history, rules=[HistoryRule(), MissedRunsRule()])
+    pauses = PauseStore(redis_client)
+    evaluate(monitor, 0)
+    pauses.pause("jobs.sync", now=ts(30), reason="feed outage")  # the task: every entry running it
+    for second in range(5, 600, 5):  # ten minutes paused; no run on record (their messages expired, say)
+        evaluate(monitor, second)
+    assert pauses.resume("jobs.sync", now=ts(600))
+    for second in range(600, 900, 5):
+        if second % 60 == 0:
+            history.record(a_run("feed-sync", second, task="jobs.sync"))
+        evaluate(monitor, second)
+    assert sink.sent == []
+    history.record(a_run("feed-sync", 900, task="jobs.sync"))
+    evaluate(monitor, 1200)  # after the pause, an instant with no run is a miss again
+    [missed] = sink.sent
+    assert missed.alert.rule == "missed_run"
+    assert missed.alert.details["instants"] == [at(s).isoformat() for s in range(960, 1140 + 1, 60)]
