@@ -78,3 +78,14 @@ def test_a_scheduled_tasks_hand_run_keeps_the_guard(app_history, fresh_scope, wo
     states = sorted(run_state(r) for r in results)
     assert "SKIPPED_OVERLAP" in states and "SUCCESS" in states
     assert int(redis_client.get(pt.keys("bob@example.com")["most_at_once"])) == 1
+
+
+def test_beat_publishes_the_tasks_its_entries_run(app, redis_client, monkeypatch, tmp_path):
+    from datetime import datetime, timezone
+
+    from tasks.guard_scope import SCHEDULED_TASKS_KEY
+    from tests.beat.harness import BeatDriver
+
+    schedule = {"digest": {"task": TASK, "every": 3600, "kwargs": {"to": "team@example.com"}}}
+    BeatDriver(app, monkeypatch, tmp_path, schedule, start=datetime(2026, 11, 2, tzinfo=timezone.utc))
+    assert TASK in redis_client.smembers(SCHEDULED_TASKS_KEY)  # so its hand runs keep the guard
