@@ -119,7 +119,7 @@ def read_new_events(client: redis.Redis, key: str) -> tuple[list[Event], str]:
 
 class EventsRule(Rule):
     names = tuple(EVENT_RULES)
-    book_name = "events"
+    book_name = "events"  # also read by InvocationRateRule
 
     def evaluate(self, ctx: RuleContext) -> list[Alert]:
         key = cursor_key(self.book_name)

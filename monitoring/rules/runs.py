@@ -8,7 +8,9 @@
 - ``consecutive_failures``: an entry's latest N runs (``consecutive_failures``, default 3)
   all failed or were lost;
 - ``invocations_per_hour``: a task ran more than ``invocations_per_hour`` (default 1000)
-  times in the rolling hour the budget counts (``budget_exceeded`` is the budget refusing).
+  times in the rolling hour the budget counts (``budget_exceeded`` is the budget refusing, or
+  for a plain task observing; a task with an open ``budget_exceeded`` incident is not alerted
+  on twice).
 """
 from __future__ import annotations
 
@@ -162,7 +164,11 @@ class InvocationRateRule(Rule):
 
     def evaluate(self, ctx: RuleContext) -> list[Alert]:
         limit = ctx.settings.invocations_per_hour
-        tasks = sorted(_text(t) for t in ctx.client.smembers(INVOCATION_TASKS_KEY))
+        # A task whose budget already alerted (a plain task runs on past it) is one incident, not two.
+        budget_alerted = {k.split("|", 1)[1] for k in IncidentBook(ctx.client, "events").load()
+                          if k.startswith("budget_exceeded|")}
+        tasks = sorted(t for t in (_text(t) for t in ctx.client.smembers(INVOCATION_TASKS_KEY))
+                       if t not in budget_alerted)
         if not tasks:
             return []
         with ctx.client.pipeline(transaction=False) as pipe:
