@@ -219,11 +219,13 @@ class AlertManager:
         self.pending_s = dict(pending_s or {})
         self._pending_since: dict[str, float] = {}
 
-    def reconcile(self, rules: Collection[str], firing: Sequence[Alert], *, now: float) -> list[Notification]:
+    def reconcile(self, rules: Collection[str], firing: Sequence[Alert], *, now: float,
+                  resolution: Callable[[Alert], str] | None = None) -> list[Notification]:
         """Notifications for the alerts of ``rules`` firing now versus those already firing.
 
         Only alerts of ``rules`` are resolved: a rule that could not be evaluated is simply
-        not passed, and its alerts stay as they were.
+        not passed, and its alerts stay as they were. A resolve message states the current
+        situation, ``resolution(alert)`` (the rule's), never the stale summary it fired with.
         """
         active = self.store.active()
         notes: list[Notification] = []
@@ -246,7 +248,8 @@ class AlertManager:
         for key, current in active.items():
             if current.alert.rule in rules and key not in firing_keys:
                 self.store.remove(key)
-                notes.append(Notification(NotificationKind.RESOLVED, current.alert, at=now, since=current.since))
+                notes.append(Notification(NotificationKind.RESOLVED, _resolved(current.alert, resolution),
+                                          at=now, since=current.since))
         for key in [k for k in self._pending_since if k.split("|", 1)[0] in rules and k not in firing_keys]:
             del self._pending_since[key]
         return notes
@@ -260,6 +263,17 @@ class AlertManager:
             return True
         del self._pending_since[alert.key]
         return False
+
+
+def _resolved(alert: Alert, resolution: Callable[[Alert], str] | None) -> Alert:
+    """The alert as its resolve message says it: the situation now, with what it said before in details."""
+    now_summary = f"cleared (it said: {alert.summary})"
+    if resolution is not None:
+        try:
+            now_summary = resolution(alert)
+        except Exception as exc:  # the resolve must still be sent
+            log.warning("alerts: cannot describe the resolution of %s (%r)", alert.key, exc)
+    return replace(alert, summary=now_summary, details={**alert.details, "fired_with": alert.summary})
 
 
 def _text(value: str | bytes) -> str:

@@ -147,7 +147,8 @@ class Monitor:
                 log.exception("monitor: rule %s failed", name)
                 errors[name] = f"{type(exc).__name__}: {exc}"
                 continue
-            notes += self.manager.reconcile(rule.names, firing, now=now)
+            notes += self.manager.reconcile(rule.names, firing, now=now,
+                                            resolution=lambda alert, rule=rule: rule.resolution(ctx, alert))
         notes += self.manager.reconcile(META_RULES, self._meta_alerts(skipped, errors), now=now)
         if ctx.redis_error is None:
             self._beat(now)

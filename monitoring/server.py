@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import redis
 from prometheus_client import CollectorRegistry
 
-from monitoring.heartbeats import heartbeat_ages_s
+from monitoring.heartbeats import beat_heartbeat
 from monitoring.metrics_server import metrics_wsgi_app
 from monitoring.monitor import Monitor
 
@@ -55,15 +55,18 @@ def _redis_check(client: redis.Redis) -> dict[str, Any]:
 def _beat_check(monitor: Monitor, client: redis.Redis, now: float) -> dict[str, Any]:
     keys, limit_s = monitor.keys, monitor.settings.rules.heartbeat_max_age_s
     try:
-        if any(spec.task == keys.heartbeat_task for spec in monitor.specs.values()):
-            age_s = heartbeat_ages_s(client, now=now).get("beat")
+        entries = [name for name, spec in monitor.specs.items() if spec.task == keys.heartbeat_task]
+        heartbeat = beat_heartbeat(client, now=now, entries=entries, task=keys.heartbeat_task) if entries else None
+        if heartbeat is not None and heartbeat.pause is None:
+            age_s = heartbeat.age_s
             if age_s is None:
                 return {"ok": False, "reason": "no beat heartbeat recorded yet"}
             return {"ok": age_s <= limit_s, "reason": f"heartbeat {age_s:.0f} s old (limit {limit_s:.0f} s)",
                     "age_s": round(age_s, 1)}
+        why = "the heartbeat entry is switched off" if heartbeat is None else heartbeat.describe(limit_s)
         held = client.exists(keys.redbeat_lock_key)
         return {"ok": bool(held), "reason": f"{keys.redbeat_lock_key} {'held' if held else 'not held: beat is down'} "
-                                            "(the heartbeat entry is switched off)"}
+                                            f"({why})"}
     except redis.RedisError as exc:
         return {"ok": False, "reason": f"unknown: {type(exc).__name__}: {exc}"}
 

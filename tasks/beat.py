@@ -32,6 +32,7 @@ from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
 from tasks import delivery_watch, entry_policy, headers, selfchecks
 from tasks.guard import GuardedTask
+from tasks.guard_scope import publish_scheduled_tasks
 from tasks.policy import publish_entry_policies
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
@@ -89,6 +90,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._due_reader = DueReader(self._redis())
         self._next_reconcile_ts = self.app.now().timestamp() + RECONCILE_S
         publish_entry_policies(get_redis(self.app), entry_policy.published_policies(kept))
+        publish_scheduled_tasks(get_redis(self.app), (spec.task for spec in kept.values()))  # tasks.guard_scope
 
     # -- start-up --------------------------------------------------------------
     def _registered_entries(self) -> dict[str, EntrySpec]:

@@ -113,8 +113,10 @@ class BudgetMiddleware(Middleware):
     """Refuses a run beyond its task's budget (``skipped_budget``) and alerts once per hour per task."""
 
     def __init__(self, client: redis.Redis, *, limits: BudgetLimits | Callable[[], BudgetLimits],
-                 clock: Callable[[], float] = time.time, window_s: float = INVOCATION_WINDOW_S):
+                 clock: Callable[[], float] = time.time, window_s: float = INVOCATION_WINDOW_S,
+                 enforce: bool = True):
         self.client = client
+        self.enforce = enforce  # False (plain runs): a run past the budget is counted and alerted on, not refused
         self._limits = limits
         self.clock = clock
         self.window_s = window_s
@@ -136,6 +138,10 @@ class BudgetMiddleware(Middleware):
                                      args=[repr(now), repr(self.window_s), budget, member, run.task_name])
         if int(admitted):
             return None
+        if not self.enforce:
+            self.client.zadd(invocation_window_key(run.task_name), {member: now})  # every run counts
+            self._alert_once(run, budget=budget, runs=int(runs) + 1, now=now)
+            return None
         self._alert_once(run, budget=budget, runs=int(runs), now=now)
         return Skip(RunStatus.SKIPPED_BUDGET,
                     reason=f"{run.task_name} already ran {int(runs)} times in the last hour (budget {budget}/h)")
@@ -144,10 +150,14 @@ class BudgetMiddleware(Middleware):
         first = self._claim_alert(keys=[ALERTED_PREFIX + run.task_name],
                                   args=[repr(now), repr(self.window_s), int(self.window_s) + 60])
         if int(first):
-            log.warning("budget: %s exceeded its budget of %d runs/hour; further runs are refused",
-                        run.task_name, budget)
+            log.warning("budget: %s exceeded its budget of %d runs/hour; further runs are %s", run.task_name,
+                        budget, "refused" if self.enforce else "counted, not refused (a plain task)")
             record_event(self.client, "budget_exceeded", run.task_name, at=now, budget=budget, runs=runs,
-                         entry=run.entry, task_id=run.task_id)
+                         entry=run.entry, task_id=run.task_id, enforced=self.enforce)
+
+    def for_plain_runs(self) -> "BudgetMiddleware":
+        return BudgetMiddleware(self.client, limits=self._limits, clock=self.clock, window_s=self.window_s,
+                                enforce=False)
 
 
 def runs_in_last_hour(client: redis.Redis, task_name: str, *, now: float,

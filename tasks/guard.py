@@ -6,8 +6,17 @@ runs the body only if none skipped it. Scheduled, hand-triggered (``celery -A ta
 ``send_task``) and retried runs all go through the same path; calling the task object as a
 plain function (``my_task(1)``) is not a task run and is not guarded.
 
-A skipped run ends with Celery's ``Ignore`` after storing its status (``SKIPPED_OVERLAP``,
-``EXPIRED``...) as the task state, so Flower and ``AsyncResult(id).state`` show it.
+Which middlewares a run passes through is decided per run (``tasks.guard_scope``): a plain
+run (no schedule entry, no declared policy) runs as a plain Celery task would, recorded but
+never refused for overlap or budget.
+
+A run that never executes ends ``REVOKED`` — Celery's terminal state for a task that did not
+run — in the result backend (``AsyncResult.result`` is a ``TaskRevokedError`` whose message
+is ``"<status>: <reason>"``, e.g. ``skipped_overlap: the previous run still holds the lock``)
+and in the task events (a ``task-revoked`` event carrying ``reason`` and ``beatkeeper_status``),
+so Flower, celery-exporter and ``AsyncResult.get()`` see it end; then Celery's ``Ignore``.
+A scheduled run is named ``<task> [<entry> @ <instant>]`` in the events (Celery's ``shadow``),
+so Flower's task list shows which entry and instant each run is.
 """
 from __future__ import annotations
 
@@ -17,14 +26,15 @@ import time
 from datetime import datetime
 from typing import Any, Sequence
 
-from celery import Task, signals
+from celery import Task, signals, states
 from celery.app.task import Context
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Retry, TaskRevokedError
 
 from tasks import headers
 from tasks.entry_retry import retry_for
 from tasks.publish_checks import refuse_long_delay
-from tasks.middleware import Middleware, middlewares_of
+from tasks.guard_scope import is_plain, scheduled_tasks_of
+from tasks.middleware import Middleware, middlewares_of, plain_middlewares_of
 from tasks.overlap import HANDOFF_HEADER
 from tasks.policy import OverlapPolicy, PublishedPolicies, declared_fields, lock_key_for, resolve_policy
 from tasks.redis_client import app_redis
@@ -88,6 +98,12 @@ class GuardedTask(Task):
         refuse_long_delay(self.app, self.name, countdown=options.get("countdown"), eta=options.get("eta"))
         return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
 
+    def shadow_name(self, args, kwargs, options) -> str | None:
+        """Celery's name for the run in events and logs: a scheduled run's shows its entry and instant."""
+        sent = options.get("headers") or {}
+        entry = sent.get(headers.ENTRY)
+        return f"{self.name} [{entry} @ {sent.get(headers.FIRE_AT) or '?'}]" if entry else None
+
     def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None,
               max_retries=None, **options):
         """Celery's retry, with beatkeeper's headers carried over and the lock handed to the retry."""
@@ -123,8 +139,8 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
 
 
 def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    chain = middlewares_of(task.app, default=standard_middlewares)
     run = build_run(task, request, args, kwargs, received_at=time.time())
+    chain = _middlewares_for(task, run)
     setattr(request, _RUN_ATTRIBUTE, run)
     entered: list[Middleware] = []
     outcome: Outcome | None = None
@@ -175,6 +191,15 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
                 log.exception("%s.after_run failed for %s[%s]", type(middleware).__name__, run.task_name, run.task_id)
 
 
+def _middlewares_for(task: Task, run: Run) -> tuple[Middleware, ...]:
+    """The full guard, or for a plain run each middleware's plain variant (``tasks.guard_scope``)."""
+    published = _published_policies(task.app).fields_for(task.name)
+    if not published and is_plain(task, entry=run.entry, declared=_declaration(task)[0],
+                                  scheduled=scheduled_tasks_of(task.app)):
+        return plain_middlewares_of(task.app, default=standard_middlewares)
+    return middlewares_of(task.app, default=standard_middlewares)
+
+
 def _dispatch_lost(chain: Sequence[Middleware], lost_runs: Sequence[LostRun]) -> None:
     for lost in lost_runs:
         for middleware in chain:
@@ -185,11 +210,20 @@ def _dispatch_lost(chain: Sequence[Middleware], lost_runs: Sequence[LostRun]) ->
 
 
 def _store_not_run(task: Task, request: Any, outcome: Outcome) -> None:
-    """Make a run that never executed visible in the result backend (not as success)."""
-    if request.is_eager or request.ignore_result or task.ignore_result:
+    """End a run that never executed as REVOKED, with its reason, in the backend and the events."""
+    if request.is_eager:
         return
-    task.backend.store_result(request.id, {"status": outcome.status.value, "reason": outcome.reason},
-                              outcome.status.celery_state, request=request)
+    reason = f"{outcome.status.value}: {outcome.reason}"
+    try:
+        if not (request.ignore_result or task.ignore_result):
+            task.backend.mark_as_revoked(request.id, reason, request=request, state=states.REVOKED)
+        # The worker sends no event after Ignore: without this one, Flower shows STARTED for ever.
+        task.send_event("task-revoked", terminated=False, signum=None,
+                        expired=outcome.status is RunStatus.EXPIRED, reason=reason,
+                        beatkeeper_status=outcome.status.value, result=reason,
+                        exception=repr(TaskRevokedError(reason)))
+    except Exception:  # the skip itself is recorded by history; its display must not fail the run
+        log.exception("could not publish the end of skipped run %s[%s]", task.name, request.id)
 
 
 @signals.task_revoked.connect

@@ -22,7 +22,9 @@ import redis
 from celery import current_task, signals
 
 from monitoring.db import database_url, engine_for
+from monitoring.events import record_event
 from monitoring.history import HistoryStore, InvalidRunRecord, RunRecord, unix_to_utc
+from monitoring.rules.runs import UNKNOWN_TASK_ERROR
 from tasks import headers
 from tasks.middleware import Middleware
 from tasks.run import LostRun, Outcome, Run, RunStatus
@@ -42,6 +44,32 @@ def _stamp_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     request_dict = getattr(request, "request_dict", None)
     if isinstance(request_dict, dict):
         request_dict[RECEIVED_AT] = time.time()
+
+
+@signals.task_unknown.connect
+def _record_unknown_task(sender: Any = None, message: Any = None, exc: Any = None, name: str | None = None,
+                         id: str | None = None, **_: Any) -> None:  # noqa: A002 (Celery's argument name)
+    """A message for a task this worker does not know (``celery call no.such.task``): Celery drops
+    it and marks it FAILURE; it is also recorded in the history and raises a ``task_unknown`` event."""
+    app = getattr(sender, "app", None)
+    if app is None:
+        return
+    try:
+        sent = dict(getattr(message, "headers", None) or {})
+        now = time.time()
+        fire_at = sent.get(headers.FIRE_AT)
+        hostname = getattr(sender, "hostname", "") or ""
+        store = history_store_for(app)
+        store.record(RunRecord(task_name=str(name), task_id=str(id or ""), status=RunStatus.FAILURE.value,
+                               finished_at=unix_to_utc(now), received_at=unix_to_utc(now),
+                               entry=str(sent.get(headers.ENTRY) or ""),
+                               fire_at=datetime.fromisoformat(fire_at) if fire_at else None,
+                               error_type=UNKNOWN_TASK_ERROR, hostname=hostname,
+                               error_message=f"no task named {name!r} is registered in this worker: not executed"))
+        DRAINER.wake(store)
+        record_event(store.redis, "task_unknown", str(name), at=now, task_id=id, hostname=hostname)
+    except Exception:  # a record that cannot be written must not stop the consumer
+        log.exception("history: could not record the unknown task %s[%s]", name, id)
 
 
 class Drainer:

@@ -11,7 +11,9 @@ The guard (``tasks.guard.GuardedTask``, the app's default task base) builds a ``
 Outer middlewares (history, metrics, run identity) therefore see every outcome, skips
 included; inner ones (overlap, long-run) only runs that got past the outer ones.
 The list is set in one place, ``tasks.guard.standard_middlewares``; ``set_middlewares``
-replaces it (tests, or a deployment that adds its own).
+replaces it (tests, or a deployment that adds its own). A plain run (a task with no schedule
+entry and no declared policy) passes through each middleware's ``for_plain_runs()`` variant:
+overlap leaves it out, the budget only observes.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from tasks.run import LostRun, Outcome, Run, Skip
 
 _ATTRIBUTE = "beatkeeper_middlewares"
+_PLAIN_ATTRIBUTE = "beatkeeper_plain_middlewares"  # (the list it was derived from, its plain variant)
 _install_lock = threading.Lock()
 
 
@@ -46,6 +49,12 @@ class Middleware:
     def on_expired(self, run: "Run") -> None:
         """A message reached a worker after its ``expires`` and was dropped without running."""
 
+    def for_plain_runs(self) -> "Middleware | None":
+        """The middleware a *plain* run passes through instead (``tasks.guard`` says which runs are
+        plain: no schedule entry, no declared policy): itself by default, None to leave it out,
+        or a variant that observes without refusing."""
+        return self
+
 
 def set_middlewares(app: Any, middlewares: Sequence[Middleware]) -> None:
     """Install the ordered middleware list on ``app`` (replacing any previous one)."""
@@ -62,3 +71,15 @@ def middlewares_of(app: Any, *, default: Callable[[Any], Sequence[Middleware]]) 
                 set_middlewares(app, default(app))
                 installed = getattr(app, _ATTRIBUTE)
     return installed
+
+
+def plain_middlewares_of(app: Any, *, default: Callable[[Any], Sequence[Middleware]]) -> tuple[Middleware, ...]:
+    """The list a plain run passes through: each middleware's ``for_plain_runs()``, derived once
+    from the app's current list (again whenever ``set_middlewares`` replaced it)."""
+    full = middlewares_of(app, default=default)
+    derived = getattr(app, _PLAIN_ATTRIBUTE, None)
+    if derived is None or derived[0] is not full:
+        plain = tuple(v for v in (m.for_plain_runs() for m in full) if v is not None)
+        derived = (full, plain)
+        setattr(app, _PLAIN_ATTRIBUTE, derived)
+    return derived[1]

@@ -75,6 +75,9 @@ class OverlapMiddleware(Middleware):
             return self._buffer(run, lock, holder)
         return self._skipped(run, holder, reason="the previous run still holds the lock")
 
+    def for_plain_runs(self) -> None:
+        return None  # a plain task runs as Celery would: two calls with the same arguments both run
+
     def after_run(self, run: Run, outcome: Outcome) -> None:
         lock: FencedLock | None = run.state.pop(_LOCK, None)
         if lock is None:

@@ -2,7 +2,8 @@
 
 Order matters: Redis first (everything else needs it), then the history rule (it drains the
 run-record spool, so the rules after it see the newest runs, and tells them whether SQL
-answers), then the rest.
+answers), then the rest; events before the invocation rate (a task whose budget alerted is
+not alerted on again for its rate).
 """
 from __future__ import annotations
 
@@ -20,4 +21,4 @@ __all__ = ["CeleryWorkers", "MonitorSettingError", "PlatformKeys", "Rule", "Rule
 
 def default_rules() -> list[Rule]:
     return [RedisRule(), HistoryRule(), HeartbeatRule(), QueueConsumersRule(), MissedRunsRule(), LongRunRule(),
-            FailedRunRule(), ConsecutiveFailuresRule(), InvocationRateRule(), EventsRule()]
+            FailedRunRule(), ConsecutiveFailuresRule(), EventsRule(), InvocationRateRule()]

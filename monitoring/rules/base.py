@@ -17,6 +17,7 @@ import redis
 
 from monitoring.alerts import Alert
 from monitoring.history import HistoryStore
+from monitoring.pauses import PauseSpan, PauseStore
 from monitoring.rules.settings import RuleSettings
 from schedules.entry import EntrySpec
 from schedules.zones import zone
@@ -77,6 +78,12 @@ class RuleContext:
             return self.queue_of(spec)
         return spec.queue or self.keys.default_queue
 
+    def pause_spans(self) -> dict[str, list[PauseSpan]]:
+        """Per entry or task name, its current and latest ended pause (read once per evaluation)."""
+        if "pause_spans" not in self.cache:
+            self.cache["pause_spans"] = PauseStore(self.client).spans(now=self.now)
+        return self.cache["pause_spans"]
+
     def redbeat_entries(self) -> set[str]:
         """Entry names beat has registered in redbeat's schedule (read once per evaluation)."""
         if "redbeat_entries" not in self.cache:
@@ -95,6 +102,10 @@ class Rule(ABC):
     @abstractmethod
     def evaluate(self, ctx: RuleContext) -> list[Alert]:
         """The alerts of this rule firing at ``ctx.now``."""
+
+    def resolution(self, ctx: RuleContext, alert: Alert) -> str:
+        """The current situation, said when ``alert`` resolves (rules that can tell more override it)."""
+        return f"cleared (it said: {alert.summary})"
 
 
 def local_and_utc(instant: datetime, zone_name: str) -> str:

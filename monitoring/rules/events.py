@@ -30,8 +30,16 @@ def _overlap(subject: str, count: int, data: Mapping[str, Any]) -> str:
 
 
 def _budget(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    then = "further runs are skipped" if data.get("enforced", True) else \
+        "its runs still execute (a plain task: no entry, no declared policy): a loop enqueueing it?"
     return (f"task {subject} hit its budget of {data.get('budget', '?')} runs per hour "
-            f"({data.get('runs', '?')} in the last hour): further runs are skipped")
+            f"({data.get('runs', '?')} in the last hour): {then}")
+
+
+def _unknown(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    return (f"task {subject}: {count} message(s) for a task no worker has registered (latest "
+            f"{data.get('task_id', '?')} on {data.get('hostname') or '?'}): not executed; is its module in "
+            "BEATKEEPER_TASK_MODULES?")
 
 
 def _lost(subject: str, count: int, data: Mapping[str, Any]) -> str:
@@ -86,6 +94,7 @@ EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], s
     "pipeline_stalled": (Severity.WARNING, _pipeline_stalled),
     "run_dead_lettered": (Severity.CRITICAL, _dead_lettered),
     "dispatch_lost": (Severity.CRITICAL, _dispatch_lost),
+    "task_unknown": (Severity.CRITICAL, _unknown),
 }
 
 
@@ -110,7 +119,7 @@ def read_new_events(client: redis.Redis, key: str) -> tuple[list[Event], str]:
 
 class EventsRule(Rule):
     names = tuple(EVENT_RULES)
-    book_name = "events"
+    book_name = "events"  # also read by InvocationRateRule
 
     def evaluate(self, ctx: RuleContext) -> list[Alert]:
         key = cursor_key(self.book_name)

@@ -9,6 +9,8 @@ an entry that takes no lock (``overlap: allow``), its declared ``max_runtime`` o
 
 - a row for the instant whose run executed or was deliberately skipped (paused, overlap,
   budget) means it ran as far as the schedule is concerned;
+- an instant due while the entry or its task was paused (``monitoring.pauses``) is never a
+  miss, whatever its row says;
 - no row, or only an ``expired`` one (it waited past ``expires`` and never executed), is a
   miss, unless a lock of the entry taken at or after the instant is still held (the run is
   in progress): the judgement then waits.
@@ -53,6 +55,7 @@ class EntryVerdict:
 
     missed: list[datetime] = field(default_factory=list)
     ran: list[datetime] = field(default_factory=list)
+    paused: list[datetime] = field(default_factory=list)  # due while the entry or its task was paused
     expired: list[datetime] = field(default_factory=list)
     judged_until: datetime | None = None  # the next watermark
 
@@ -122,13 +125,17 @@ class MissedRunsRule(Rule):
         recorded = statuses_by_fire_instant(ctx.history.engine, entry=name, start=due[0],
                                             end=due[-1] + timedelta(microseconds=1))
         settings = ctx.settings
+        spans = ctx.pause_spans()
+        pauses = [*spans.get(name, ()), *spans.get(spec.task, ())]
         for instant in due:
             grace = grace_s(spec, instant, min_grace_s=settings.missed_grace_s, fraction=settings.missed_grace_fraction)
             if instant + timedelta(seconds=grace) > now:
                 verdict.judged_until = instant
                 return verdict
             statuses = recorded.get(instant_key(instant), set())
-            if statuses - NOT_EXECUTED_STATUSES:
+            if any(p.covers(instant.timestamp()) for p in pauses) and not statuses - NOT_EXECUTED_STATUSES:
+                verdict.paused.append(instant)  # the operator stopped it: not a miss, not a recovery
+            elif statuses - NOT_EXECUTED_STATUSES:
                 verdict.ran.append(instant)
             elif not statuses and locks.in_progress(name, instant):
                 verdict.judged_until = instant  # its run holds the lock: judge it when it ends

@@ -8,7 +8,9 @@
 - ``consecutive_failures``: an entry's latest N runs (``consecutive_failures``, default 3)
   all failed or were lost;
 - ``invocations_per_hour``: a task ran more than ``invocations_per_hour`` (default 1000)
-  times in the rolling hour the budget counts (``budget_exceeded`` is the budget refusing).
+  times in the rolling hour the budget counts (``budget_exceeded`` is the budget refusing, or
+  for a plain task observing; a task with an open ``budget_exceeded`` incident is not alerted
+  on twice).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ RATE = "invocations_per_hour"
 ROW_BATCH = 500
 MAX_ROW_BATCHES = 20  # per evaluation
 FAILED_STATUSES = ("failure", "lost")
+UNKNOWN_TASK_ERROR = "NotRegistered"  # error_type of the history row of a message for a task no worker knows
 
 
 class LongRunRule(Rule):
@@ -108,6 +111,8 @@ class FailedRunRule(Rule):
 
     @staticmethod
     def _apply(ctx: RuleContext, record: Any, incidents: dict[str, Incident], changed: dict[str, Incident]) -> None:
+        if record.error_type == UNKNOWN_TASK_ERROR:
+            return  # never ran: the task_unknown event alerts on it (and resolves when the messages stop)
         subject = subject_of(record)
         finished = record.finished_at.timestamp()
         incident = incidents.get(subject)
@@ -159,7 +164,11 @@ class InvocationRateRule(Rule):
 
     def evaluate(self, ctx: RuleContext) -> list[Alert]:
         limit = ctx.settings.invocations_per_hour
-        tasks = sorted(_text(t) for t in ctx.client.smembers(INVOCATION_TASKS_KEY))
+        # A task whose budget already alerted (a plain task runs on past it) is one incident, not two.
+        budget_alerted = {k.split("|", 1)[1] for k in IncidentBook(ctx.client, "events").load()
+                          if k.startswith("budget_exceeded|")}
+        tasks = sorted(t for t in (_text(t) for t in ctx.client.smembers(INVOCATION_TASKS_KEY))
+                       if t not in budget_alerted)
         if not tasks:
             return []
         with ctx.client.pipeline(transaction=False) as pipe:

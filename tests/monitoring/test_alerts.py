@@ -62,7 +62,9 @@ def test_new_details_of_a_firing_alert_are_kept_without_a_message(redis_client):
     manager.store.flush()
     assert AlertStore(redis_client).active()["beat_heartbeat|beat"].alert.summary == "260 s old"
     resolved = manager.reconcile(["beat_heartbeat"], [], now=NOW + 120)
-    assert resolved[0].alert.summary == "260 s old"  # the resolve names the latest state
+    # the resolve says it cleared, and keeps the latest state it fired with
+    assert resolved[0].alert.summary == "cleared (it said: 260 s old)"
+    assert resolved[0].alert.details["fired_with"] == "260 s old"
 
 
 def test_only_the_rules_that_answered_resolve_their_alerts(redis_client):

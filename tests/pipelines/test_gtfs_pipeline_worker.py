@@ -24,6 +24,7 @@ from tests.gtfs.feedgen import NOW, small_feed, zip_files
 from tests.gtfs.test_pipeline import published_departures
 from tests.monitoring.databases import drained_records
 from tests.servers import wait_until
+from tests.run_states import run_state
 
 STEPS = ("sync", "refresh", "export", "publish")
 ENTRY = "gtfs-static-pipeline"
@@ -232,11 +233,11 @@ def test_two_triggers_at_the_same_instant_start_one_run(app, pipeline_store, app
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    wait_until(lambda: all(r.state in (states.SUCCESS, "SKIPPED_OVERLAP") for r in results) and len(results) == 2,
+    wait_until(lambda: all(run_state(r) in (states.SUCCESS, "SKIPPED_OVERLAP") for r in results) and len(results) == 2,
                timeout_s=30, what="both triggers to be handled")
 
     def outcome(result) -> str:  # skipped by the start task's own lock, or refused by the running run
-        if result.state == "SKIPPED_OVERLAP":
+        if run_state(result) == "SKIPPED_OVERLAP":
             return "skipped"
         return "started" if result.result["started"] else result.result["skipped"]
 

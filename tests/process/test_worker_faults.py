@@ -16,6 +16,7 @@ from tasks import headers
 from tasks.identity import DEFAULT_MAX_REDELIVERIES, ClaimState, claim_record, dead_letters, run_id_for
 from tests.beat import ledger_tasks as lt
 from tests.servers import wait_until
+from tests.run_states import run_state
 
 pytestmark = pytest.mark.process
 LEDGER_MODULES = "tests.beat.ledger_tasks"
@@ -49,7 +50,7 @@ def test_a_pool_process_killed_mid_run_runs_the_instant_again_exactly_once(proce
 
     # Whichever comes first, the requeued message or the second dispatch, runs the instant; the other
     # is a duplicate.
-    wait_until(lambda: {result.state, duplicate.state} == {"SUCCESS", "SKIPPED_DUPLICATE"}, timeout_s=40,
+    wait_until(lambda: {run_state(result), run_state(duplicate)} == {"SUCCESS", "SKIPPED_DUPLICATE"}, timeout_s=40,
                what="one delivery to succeed and the other to be skipped")
     starts = lt.entered(redis_client, "k")
     assert len(starts) == 2 and starts[0]["task_id"] == result.id  # the killed run, then one re-execution
@@ -68,7 +69,7 @@ def test_a_task_that_kills_its_worker_every_time_is_dead_lettered_after_the_cap(
 
     [event] = wait_until(lambda: read_events(redis_client, kind="run_dead_lettered"), timeout_s=60,
                          what="the run to be dead-lettered")
-    wait_until(lambda: result.state == "DEAD_LETTERED", timeout_s=10, what="the dead letter's state")
+    wait_until(lambda: run_state(result) == "DEAD_LETTERED", timeout_s=10, what="the dead letter's state")
     starts = lt.entered(redis_client, "d")
     assert len(starts) == DEFAULT_MAX_REDELIVERIES + 1  # the first delivery and the capped redeliveries
     assert len({s["pid"] for s in starts}) == len(starts)  # each one killed its pool process

@@ -12,6 +12,7 @@ import pytest
 from monitoring.events import read_events
 from tasks import headers
 from tasks.overlap import skipped_counts
+from tests.run_states import run_state
 from tests.servers import wait_until
 from tests.tasks import guarded_tasks as gt
 from tests.tasks.conftest import GUARDED_MODULES, lock_key_of, start_worker_process
@@ -34,7 +35,7 @@ def test_four_pool_processes_hammering_a_skip_task_never_overlap(processes, redi
 
     wait_until(accounted, timeout_s=60, what=f"all {attempts} attempts to run or be skipped")
     assert probe.violations() == 0
-    states = {r.state for r in results}
+    states = {run_state(r) for r in results}
     assert states <= {"SUCCESS", "SKIPPED_OVERLAP"}
     assert len({pid for r in results if r.state == "SUCCESS" for pid in [r.result]}) > 1  # several processes ran it
 
@@ -79,7 +80,7 @@ def test_a_redelivered_message_never_runs_alongside_a_newer_run(processes, redis
                                           headers=scheduled("redo-entry", lock_ttl_s=ttl_s)))
         time.sleep(0.25)
     assert first.get(timeout=20)
-    wait_until(lambda: all(r.state in ("SUCCESS", "SKIPPED_OVERLAP") for r in newer), timeout_s=20,
+    wait_until(lambda: all(run_state(r) in ("SUCCESS", "SKIPPED_OVERLAP") for r in newer), timeout_s=20,
                what="every newer trigger to run or be skipped")
     first_deliveries = [e for e in probe.entered() if e["task_id"] == first.id]
     assert len(first_deliveries) == 2 and first_deliveries[0]["pid"] != first_deliveries[1]["pid"]

@@ -16,6 +16,7 @@ from tasks.pause import PauseStore
 from tests.monitoring.databases import sqlite_url  # noqa: F401
 from tests.servers import free_port, wait_until
 from tests.tasks import history_tasks as ht
+from tests.run_states import run_state
 
 pytestmark = pytest.mark.process
 START_TIMEOUT_S = 60  # a cold worker import on a busy 2-core machine
@@ -71,7 +72,7 @@ def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_c
     holder = ht.blocker.delay("mo")
     wait_until(lambda: redis_client.get("hist:mo:entered"), timeout_s=20, what="the blocker to start")
     overlapped = ht.blocker.delay("mo")
-    wait_until(lambda: overlapped.state == "SKIPPED_OVERLAP", timeout_s=20, what="the overlapping run")
+    wait_until(lambda: run_state(overlapped) == "SKIPPED_OVERLAP", timeout_s=20, what="the overlapping run")
     redis_client.delete(ht.block_key("mo"))
     every = [*oks, *failures, paused, *budget, holder, overlapped]
     wait_until(lambda: all(r.state not in ("PENDING", "STARTED") for r in every), timeout_s=60, what="all runs")

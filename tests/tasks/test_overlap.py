@@ -21,6 +21,7 @@ from tasks.run import RunStatus, Skip
 from tests.servers import wait_until
 from tests.tasks import guarded_tasks as gt
 from tests.tasks.conftest import call_guarded, guard_middlewares, lock_key_of
+from tests.run_states import run_state
 
 pytestmark = pytest.mark.usefixtures("guard_only")
 
@@ -208,7 +209,7 @@ def test_skipped_run_is_recorded_counted_and_visible_as_skipped(worker, redis_cl
     first = gt.probe.delay("busy", record=True)
     wait_until(lambda: probe.entered(), timeout_s=10, what="the first run to start")
     second = gt.probe.delay("busy")
-    wait_until(lambda: second.state == "SKIPPED_OVERLAP", timeout_s=10, what="the second run to be skipped")
+    wait_until(lambda: run_state(second) == "SKIPPED_OVERLAP", timeout_s=10, what="the second run to be skipped")
     [event] = read_events(redis_client, kind="overlap_detected")
     assert event.data["task_id"] == second.id and event.data["holder_task_id"] == first.id
     assert skipped_counts(redis_client) == {"tests.guarded.probe": 1}
@@ -259,7 +260,7 @@ def test_a_run_three_times_its_ttl_keeps_its_lock_and_blocks_a_second(worker, re
         assert held == token or first.ready(), "the lock changed hands while the run was alive"
         time.sleep(0.05)
     assert first.get(timeout=5)
-    wait_until(lambda: second.state == "SKIPPED_OVERLAP", timeout_s=5, what="the second attempt skipped")
+    wait_until(lambda: run_state(second) == "SKIPPED_OVERLAP", timeout_s=5, what="the second attempt skipped")
     [(enter, exit_)] = probe.intervals().values()
     assert exit_ - enter >= 1.5 and probe.ran() == 1
     assert not read_events(redis_client, kind="run_lost")
@@ -364,7 +365,7 @@ def test_hand_triggered_run_takes_the_lock_the_entry_published(worker, app, redi
     wait_until(lambda: probe.ran() == 0 and redis_client.keys("beatkeeper:lock:tests.guarded.undeclared_probe"),
                timeout_s=10, what="the scheduled run to hold the task-wide lock")
     by_hand = app.send_task(gt.undeclared_probe.name, args=["other-args"])
-    wait_until(lambda: by_hand.state == "SKIPPED_OVERLAP", timeout_s=10, what="the hand-triggered run skipped")
+    wait_until(lambda: run_state(by_hand) == "SKIPPED_OVERLAP", timeout_s=10, what="the hand-triggered run skipped")
     probe.unblock()
     assert scheduled_run.get(timeout=10)
 

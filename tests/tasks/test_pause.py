@@ -16,6 +16,7 @@ from tasks.run import Run, RunStatus
 from tests.monitoring.databases import app_history, drained_records, sqlite_url  # noqa: F401
 from tests.servers import wait_until
 from tests.tasks import history_tasks as ht
+from tests.run_states import run_state
 
 T0 = 1_780_000_000.0
 
@@ -103,7 +104,7 @@ def test_pause_takes_effect_on_the_next_run_and_resume_likewise(app_history, wor
     resumed = CliRunner().invoke(main, ["resume", "tests.history.ok"])
     assert resumed.output.strip() == "tests.history.ok resumed"
     after = run_and_wait(ht.ok, "p")
-    assert [before.state, during.state, after.state] == ["SUCCESS", "SKIPPED_PAUSED", "SUCCESS"]
+    assert [run_state(before), run_state(during), run_state(after)] == ["SUCCESS", "SKIPPED_PAUSED", "SUCCESS"]
     assert int(redis_client.get(ht.ran_key("p"))) == 2  # the paused run did no work
     records = {r.task_id: r for r in drained_records(app_history, expected=3)}
     assert records[during.id].status == "skipped_paused" and "pricing lock" in records[during.id].reason
@@ -115,7 +116,7 @@ def test_pausing_an_entry_leaves_the_tasks_other_entries_running(app_history, wo
     fire_at = datetime.now(timezone.utc)
     nightly = run_and_wait(ht.ok, "e", headers=headers.dispatch_headers("nightly-sync", fire_at))
     hourly = run_and_wait(ht.ok, "e", headers=headers.dispatch_headers("hourly-sync", fire_at))
-    assert (nightly.state, hourly.state) == ("SKIPPED_PAUSED", "SUCCESS")
+    assert (run_state(nightly), run_state(hourly)) == ("SKIPPED_PAUSED", "SUCCESS")
 
 
 def test_until_expires_on_its_own_on_a_running_worker(app, app_history, worker, redis_client):
@@ -125,7 +126,7 @@ def test_until_expires_on_its_own_on_a_running_worker(app, app_history, worker, 
     set_middlewares(app, chain)
     until = datetime.now(timezone.utc) + timedelta(hours=2)
     assert CliRunner().invoke(main, ["pause", "tests.history.ok", "--until", until.isoformat()]).exit_code == 0
-    assert run_and_wait(ht.ok, "u").state == "SKIPPED_PAUSED"
+    assert run_state(run_and_wait(ht.ok, "u")) == "SKIPPED_PAUSED"
     clock["now"] = until.timestamp() + 1  # two hours later, on the injected clock
     assert run_and_wait(ht.ok, "u").state == "SUCCESS"
 
