@@ -16,7 +16,8 @@ from tasks.redis_client import app_redis
 
 @click.command("metrics-server")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True)
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface, e.g. in a container).")
 def command(port: int, host: str) -> None:
     """Serve the Prometheus metrics at http://HOST:PORT/metrics until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

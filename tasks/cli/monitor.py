@@ -35,6 +35,7 @@ from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
 from tasks.history_mw import history_store_for
+from tasks.infra_errors import masked_redis_url
 from tasks.locks import META_SUFFIX
 from tasks.policy import LOCK_PREFIX
 from tasks.schedule_source import load_validated_schedule
@@ -75,13 +76,14 @@ def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client
     dispatcher = Dispatcher(sinks_from_env(os.environ), client=client, attempts=settings.sink_attempts)
     return Monitor(client=client, load_specs=registered_specs, settings=settings, history=history_store_for(app),
                    workers=CeleryWorkers(app, timeout_s=settings.inspect_timeout_s), keys=platform_keys(),
-                   queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client)
+                   queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client,
+                   redis_label=f"Redis at REDIS_URL={masked_redis_url(app.conf.redis_url)}")
 
 
 @click.command("monitor")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
               help="HTTP port of /metrics, /healthz, /readyz (default: BEATKEEPER_MONITOR_PORT or 9808).")
-@click.option("--host", default=None, help="Address to listen on (default: BEATKEEPER_MONITOR_HOST or 0.0.0.0).")
+@click.option("--host", default=None, help="Address to listen on (default: BEATKEEPER_MONITOR_HOST or 127.0.0.1).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Seconds between evaluations (default: BEATKEEPER_MONITOR_INTERVAL or 5).")
 def command(port: int | None, host: str | None, interval: float | None) -> None:

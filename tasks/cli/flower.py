@@ -1,0 +1,57 @@
+"""``beatkeeper flower``: start Flower (Celery's web monitor) only with credentials.
+
+Flower serves every task's arguments and results and can revoke tasks, and it starts
+without authentication when ``FLOWER_BASIC_AUTH`` is unset or accepts an empty password.
+This launcher refuses both with one line (exit 2), listens on 127.0.0.1 unless
+``FLOWER_ADDRESS`` says otherwise, waits for Redis like beat does, then becomes
+``celery -A tasks flower`` (exec: same pid, Flower reads its other ``FLOWER_*`` settings).
+The Procfile, docker-compose.yml and the local runner all start Flower through it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from tasks import app
+from tasks.cli import EXIT_USAGE
+from tasks.infra_errors import wait_for_broker
+
+log = logging.getLogger("beatkeeper.flower")
+
+DEFAULT_ADDRESS = "127.0.0.1"
+
+
+def credentials_problem(value: str | None) -> str | None:
+    """Why ``FLOWER_BASIC_AUTH`` cannot protect Flower, or None when every ``user:password``
+    pair (comma-separated, as Flower reads it) has a non-empty user and password."""
+    if not (value or "").strip():
+        return "FLOWER_BASIC_AUTH is not set: set it to user:password (both non-empty) to start Flower"
+    for pair in value.split(","):
+        user, colon, password = pair.strip().partition(":")
+        if not user or not colon or not password:
+            shown = user or "(none)"
+            return (f"FLOWER_BASIC_AUTH: the entry for user {shown} has an empty user or password: "
+                    "set user:password with both non-empty")
+    return None
+
+
+def flower_argv() -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "tasks", "flower"]
+
+
+@click.command("flower")
+def command() -> None:
+    """Start Flower behind FLOWER_BASIC_AUTH (user:password, both non-empty), on 127.0.0.1 by default."""
+    problem = credentials_problem(os.environ.get("FLOWER_BASIC_AUTH"))
+    if problem is not None:
+        click.echo(f"beatkeeper: {problem}", err=True)
+        raise SystemExit(EXIT_USAGE)
+    os.environ.setdefault("FLOWER_ADDRESS", DEFAULT_ADDRESS)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    wait_for_broker(app, who="flower", log=log)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, flower_argv())
