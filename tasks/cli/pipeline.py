@@ -82,6 +82,7 @@ def start_command(name: str) -> None:
 @click.argument("run_id")
 def resume_command(run_id: str) -> None:
     """Continue RUN_ID from its first step not done (a failed, abandoned or stalled run)."""
+    app_redis(app).ping()  # it sends the step's task: Redis down is one line at once
     app.loader.import_default_modules()  # the pipeline definitions live in the task modules
     try:
         resumed = resume_pipeline(app, run_id, now=utc_now().timestamp())

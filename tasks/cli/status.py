@@ -61,8 +61,9 @@ def render(report: StatusReport) -> str:
     ages = report.heartbeat_ages_s
     beats = "  ".join(f"{component} {_age(age)} ago" for component, age in sorted(ages.items()))
     lines.append(f"heartbeats   {beats or 'none recorded'}")
-    lock = "not held: beat is not running" if report.beat_lock_ttl_s is None else \
-        f"held ({report.beat_lock_ttl_s:.0f} s left)"
+    redis_away = any(p.startswith("Redis is unreachable") for p in report.problems)
+    lock = "unknown: Redis is unreachable" if redis_away else "not held: beat is not running" \
+        if report.beat_lock_ttl_s is None else f"held ({report.beat_lock_ttl_s:.0f} s left)"
     lines.append(f"beat lock    {lock}")
     if report.workers is None:
         lines.append("workers      not asked")
