@@ -173,3 +173,14 @@ def test_make_run_refuses_in_one_line_within_10_s(setting, expected, tmp_path):
     [line] = out.stderr.splitlines()
     assert line.startswith(expected.format(closed=closed)), line
     assert took_s < 10, took_s
+
+
+@pytest.mark.parametrize("program", ["worker", "beat"])
+def test_worker_and_beat_refuse_a_misspelt_task_module_in_one_line_naming_the_setting(program):
+    out = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", program],
+                         env={**os.environ, "BEATKEEPER_TASK_MODULES": "tasks.builtin,myapp.jbos"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == ["beatkeeper: BEATKEEPER_TASK_MODULES='myapp.jbos': cannot import it "
+                                       "(ModuleNotFoundError: No module named 'myapp')"]
+    assert "Traceback" not in out.stdout
