@@ -184,3 +184,15 @@ def test_worker_and_beat_refuse_a_misspelt_task_module_in_one_line_naming_the_se
     assert out.stderr.splitlines() == ["beatkeeper: BEATKEEPER_TASK_MODULES='myapp.jbos': cannot import it "
                                        "(ModuleNotFoundError: No module named 'myapp')"]
     assert "Traceback" not in out.stdout
+
+
+def test_metrics_server_with_redis_down_answers_503_on_127_0_0_1_without_a_traceback(processes, down_redis):
+    port = free_port()
+    server = processes.start([sys.executable, "-m", "tasks.cli", "metrics-server", "--port", str(port)],
+                             name="metrics", env={"REDIS_URL": down_redis.url})
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert wait_until(lambda: _http_status(url), timeout_s=START_S, what="the metrics server") == 503
+    assert _listening_on(port) == {f"127.0.0.1:{port}"}
+    down_redis.start()
+    assert wait_until(lambda: _http_status(url) == 200, timeout_s=10, what="metrics once Redis is up")
+    assert server.poll() is None and "Traceback" not in _log(server)
