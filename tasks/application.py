@@ -49,6 +49,7 @@ class BeatkeeperLoader(AppLoader):
 
 
 @signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
 def _one_line_infra_errors(logger=None, **_) -> None:
     """Beat's and the workers' logs: an unreachable Redis or database is one line, not a traceback."""
     if logger is not None:

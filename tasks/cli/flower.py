@@ -17,7 +17,7 @@ import click
 
 from tasks import app
 from tasks.cli import EXIT_USAGE
-from tasks.infra_errors import wait_for_broker
+from tasks.infra_errors import install_on, wait_for_broker
 
 log = logging.getLogger("beatkeeper.flower")
 
@@ -51,6 +51,7 @@ def command() -> None:
         raise SystemExit(EXIT_USAGE)
     os.environ.setdefault("FLOWER_ADDRESS", DEFAULT_ADDRESS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_on(logging.getLogger())  # an unreachable Redis or database is one line, not a traceback
     wait_for_broker(app, who="flower", log=log)
     sys.stdout.flush()
     sys.stderr.flush()

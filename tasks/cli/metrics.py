@@ -11,6 +11,7 @@ import click
 from monitoring.metrics import metrics_registry
 from monitoring.metrics_server import DEFAULT_PORT, serve_forever
 from tasks import app
+from tasks.infra_errors import install_on
 from tasks.redis_client import app_redis
 
 
@@ -21,6 +22,7 @@ from tasks.redis_client import app_redis
 def command(port: int, host: str) -> None:
     """Serve the Prometheus metrics at http://HOST:PORT/metrics until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_on(logging.getLogger())  # an unreachable Redis or database is one line, not a traceback
     registry = metrics_registry(app_redis(app), redbeat_prefix=app.conf.redbeat_key_prefix)
     click.echo(f"beatkeeper: metrics at http://{host}:{port}/metrics", err=True)
     serve_forever(registry, host=host, port=port)

@@ -35,7 +35,7 @@ from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
 from tasks.history_mw import history_store_for
-from tasks.infra_errors import masked_redis_url
+from tasks.infra_errors import install_on, masked_redis_url
 from tasks.locks import META_SUFFIX
 from tasks.policy import LOCK_PREFIX
 from tasks.schedule_source import load_validated_schedule
@@ -89,6 +89,7 @@ def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client
 def command(port: int | None, host: str | None, interval: float | None) -> None:
     """Watch beat, workers, queues and every entry's runs; alert on what goes wrong."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_on(logging.getLogger())  # an unreachable Redis or database is one line, not a traceback
     try:
         settings = MonitorSettings.from_env(os.environ)
     except MonitorSettingError as exc:
