@@ -22,6 +22,7 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
 
+from monitoring.basic_auth import credentials_problem
 from schedules.errors import SettingsError
 from tasks.infra_errors import check_redis_url, infra_error_line
 
@@ -85,12 +86,11 @@ def start_local_redis() -> subprocess.Popen:
 def flower_credentials() -> tuple[str, Path | None]:
     """FLOWER_BASIC_AUTH, or generated credentials kept (0600) in the data dir (and that file).
     Set but unusable (an empty password): refused here, before anything starts."""
-    from tasks.cli.flower import credentials_problem
-
-    if os.environ.get("FLOWER_BASIC_AUTH") is not None and os.environ["FLOWER_BASIC_AUTH"].strip():
-        problem = credentials_problem(os.environ["FLOWER_BASIC_AUTH"])
-        if problem is not None:
-            raise RunnerError(problem)
+    for variable in ("BEATKEEPER_MONITOR_BASIC_AUTH", "FLOWER_BASIC_AUTH"):
+        value = os.environ.get(variable, "")
+        if value.strip() and credentials_problem(variable, value) is not None:
+            raise RunnerError(credentials_problem(variable, value))
+    if os.environ.get("FLOWER_BASIC_AUTH", "").strip():
         return os.environ["FLOWER_BASIC_AUTH"], None
     path = data_dir() / "flower_basic_auth"
     if not path.exists():
@@ -103,6 +103,7 @@ def process_env(redis_url: str, flower_auth: str) -> dict[str, str]:
     env = dict(os.environ)
     env["REDIS_URL"] = redis_url
     env["FLOWER_BASIC_AUTH"] = flower_auth
+    env.setdefault("BEATKEEPER_MONITOR_BASIC_AUTH", flower_auth)  # the monitor's /metrics and /readyz too
     env.setdefault("FLOWER_PORT", "5555")
     env.setdefault("FLOWER_ADDRESS", "127.0.0.1")
     env.setdefault("BEATKEEPER_MONITOR_HOST", "127.0.0.1")  # containers listen on 0.0.0.0 instead
@@ -167,7 +168,7 @@ def run() -> int:
         env = process_env(redis_url, flower_auth)
         migrate_history_database(env)
         if generated_in is not None:
-            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} "
+            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the monitor's /metrics: "
                   f"user:password = {flower_auth} (from {generated_in})", flush=True)
         manager = Manager(Printer(sys.stdout))
         for name, command in procfile_commands().items():

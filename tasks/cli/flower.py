@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from monitoring.basic_auth import credentials_problem
 from tasks import app
 from tasks.cli import EXIT_USAGE
 from tasks.infra_errors import install_on, wait_for_broker
@@ -24,20 +25,6 @@ log = logging.getLogger("beatkeeper.flower")
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
-def credentials_problem(value: str | None) -> str | None:
-    """Why ``FLOWER_BASIC_AUTH`` cannot protect Flower, or None when every ``user:password``
-    pair (comma-separated, as Flower reads it) has a non-empty user and password."""
-    if not (value or "").strip():
-        return "FLOWER_BASIC_AUTH is not set: set it to user:password (both non-empty) to start Flower"
-    for pair in value.split(","):
-        user, colon, password = pair.strip().partition(":")
-        if not user or not colon or not password:
-            shown = user or "(none)"
-            return (f"FLOWER_BASIC_AUTH: the entry for user {shown} has an empty user or password: "
-                    "set user:password with both non-empty")
-    return None
-
-
 def flower_argv() -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "tasks", "flower"]
 
@@ -45,7 +32,7 @@ def flower_argv() -> list[str]:
 @click.command("flower")
 def command() -> None:
     """Start Flower behind FLOWER_BASIC_AUTH (user:password, both non-empty), on 127.0.0.1 by default."""
-    problem = credentials_problem(os.environ.get("FLOWER_BASIC_AUTH"))
+    problem = credentials_problem("FLOWER_BASIC_AUTH", os.environ.get("FLOWER_BASIC_AUTH"))
     if problem is not None:
         click.echo(f"beatkeeper: {problem}", err=True)
         raise SystemExit(EXIT_USAGE)

@@ -26,6 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from monitoring.basic_auth import credentials_problem
 from monitoring.metrics import metrics_registry
 from monitoring.monitor import Monitor, MonitorSettings
 from monitoring.rules import CeleryWorkers, MonitorSettingError, PlatformKeys
@@ -34,6 +35,7 @@ from monitoring.sinks import Dispatcher, sinks_from_env
 from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
+from tasks.cli import EXIT_USAGE
 from tasks.history_mw import history_store_for
 from tasks.infra_errors import install_on, masked_redis_url
 from tasks.locks import META_SUFFIX
@@ -96,20 +98,26 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
         raise click.UsageError(str(exc)) from None
     settings = replace(settings, port=settings.port if port is None else port, host=host or settings.host,
                        interval_s=interval or settings.interval_s)
+    basic_auth = os.environ.get("BEATKEEPER_MONITOR_BASIC_AUTH") or None
+    problem = basic_auth and credentials_problem("BEATKEEPER_MONITOR_BASIC_AUTH", basic_auth)
+    if problem:
+        click.echo(f"beatkeeper: {problem}", err=True)
+        raise SystemExit(EXIT_USAGE)
     ping_client = monitor_redis(app.conf.redis_url, timeout_s=1.0, retries=False)
     try:
         monitor = build_monitor(settings, client=monitor_redis(app.conf.redis_url), ping_client=ping_client)
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
-    server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client),
-                             host=settings.host, port=settings.port)
+    server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client,
+                                              basic_auth=basic_auth), host=settings.host, port=settings.port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sinks = ", ".join(["log"] + [d.sink.name for d in monitor.dispatcher.deliveries])
+    auth = "behind BEATKEEPER_MONITOR_BASIC_AUTH but /healthz" if basic_auth else "no credentials asked"
     click.echo(f"beatkeeper: monitor on http://{settings.host}:{server.server_port} "
-               f"(/metrics /healthz /readyz); alerts to {sinks}", err=True)
+               f"(/metrics /healthz /readyz; {auth}); alerts to {sinks}", err=True)
     monitor.dispatcher.start()
     try:
         monitor.run(stop=stop)

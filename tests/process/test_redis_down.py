@@ -134,15 +134,30 @@ def test_flower_as_the_procfile_starts_it_waits_for_redis_then_serves_127_0_0_1_
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
 
 
-def test_monitor_as_the_procfile_starts_it_listens_on_127_0_0_1_only(processes):
+def test_monitor_as_the_procfile_starts_it_listens_on_127_0_0_1_only_behind_credentials(processes):
     from tasks.runner import procfile_commands
 
     port = free_port()
     processes.start(procfile_commands()["monitor"].split(), name="monitor", env={
         "BEATKEEPER_MONITOR_PORT": str(port), "BEATKEEPER_MONITOR_HOST": None,
+        "BEATKEEPER_MONITOR_BASIC_AUTH": "ops:s3cret",  # what make run and compose set
         "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"})
-    wait_until(lambda: _http_status(f"http://127.0.0.1:{port}/healthz"), timeout_s=START_S, what="the monitor")
+    base = f"http://127.0.0.1:{port}"
+    assert wait_until(lambda: _http_status(f"{base}/healthz"), timeout_s=START_S, what="the monitor") == 200
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
+    for path in ("/metrics", "/readyz", "/"):
+        assert _http_status(f"{base}{path}") == 401, path
+        assert _http_status(f"{base}{path}", "ops:wrong") == 401, path
+    assert _http_status(f"{base}/metrics", "ops:s3cret") == 200
+
+
+def test_monitor_refuses_empty_credentials_in_one_line():
+    out = subprocess.run([sys.executable, "-m", "tasks.cli", "monitor", "--port", "0"],
+                         env={**os.environ, "BEATKEEPER_MONITOR_BASIC_AUTH": "ops:"}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == ["beatkeeper: BEATKEEPER_MONITOR_BASIC_AUTH: the entry for user ops has an "
+                                       "empty user or password: set user:password with both non-empty"]
 
 
 @pytest.mark.parametrize("setting, expected", [
