@@ -10,7 +10,7 @@ failing as ``alert_sink_failing``.
 | variable                       | default | meaning                                         |
 |--------------------------------|---------|-------------------------------------------------|
 | BEATKEEPER_MONITOR_INTERVAL    | 5s      | between evaluations                             |
-| BEATKEEPER_MONITOR_HOST        | 0.0.0.0 | address of /metrics, /healthz, /readyz          |
+| BEATKEEPER_MONITOR_HOST        | 127.0.0.1 | address of /metrics, /healthz, /readyz (0.0.0.0 in a container) |
 | BEATKEEPER_MONITOR_PORT        | 9808    | their port                                      |
 | BEATKEEPER_ALERT_REPEAT        | 1h      | reminder period of an alert that keeps firing   |
 | BEATKEEPER_ALERT_SINK_ATTEMPTS | 8       | tries per notification and sink                 |
@@ -56,7 +56,7 @@ META_RULES = (RULE_FAILED, SCHEDULE_UNLOADABLE, SINK_FAILING)
 @dataclass(frozen=True)
 class MonitorSettings:
     interval_s: float = 5.0
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # only this machine, unless told otherwise
     port: int = 9808
     repeat_s: float = DEFAULT_REPEAT_S
     sink_attempts: int = 8
@@ -68,7 +68,7 @@ class MonitorSettings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> MonitorSettings:
         """Every setting from ``environ``; raises MonitorSettingError on one it cannot use."""
         return cls(interval_s=seconds_from_env(environ, "BEATKEEPER_MONITOR_INTERVAL", 5.0),
-                   host=(environ.get("BEATKEEPER_MONITOR_HOST") or "0.0.0.0").strip(),
+                   host=(environ.get("BEATKEEPER_MONITOR_HOST") or "127.0.0.1").strip(),
                    port=int_from_env(environ, "BEATKEEPER_MONITOR_PORT", 9808),
                    repeat_s=seconds_from_env(environ, "BEATKEEPER_ALERT_REPEAT", DEFAULT_REPEAT_S),
                    sink_attempts=int_from_env(environ, "BEATKEEPER_ALERT_SINK_ATTEMPTS", 8),
@@ -97,10 +97,13 @@ class Monitor:
                  settings: MonitorSettings | None = None, history: HistoryStore | None = None,
                  workers: WorkerProbe | None = None, keys: PlatformKeys | None = None,
                  queue_of: Callable[[EntrySpec], str] | None = None, dispatcher: Dispatcher | None = None,
-                 rules: Sequence[Rule] | None = None, ping_client: redis.Redis | None = None):
+                 rules: Sequence[Rule] | None = None, ping_client: redis.Redis | None = None,
+                 redis_label: str = "Redis"):
         self.client = client
         # Asked first in each evaluation: a client without retries notices an outage at once.
         self.ping_client = ping_client or client
+        self.redis_label = redis_label  # how the one-line "unreachable" log names Redis (setting=target)
+        self.redis_retries = 0  # failed attempts in a row while standing by with Redis away
         self.load_specs = load_specs
         self.settings = settings or MonitorSettings()
         self.history = history
@@ -252,12 +255,28 @@ class Monitor:
         """One pass of the loop: evaluate if this monitor leads (None when it stands by)."""
         evaluation = None
         try:
-            if self.leadership.hold():
+            redis_away = not self.leadership.leading and self._standby_without_redis()
+            if not redis_away and self.leadership.hold():
                 evaluation = self.evaluate(now)
         except Exception:  # evaluate never raises by design; this is the last line of defence
             log.exception("monitor: evaluation failed")
         self.last_loop_at = time.monotonic()
         return evaluation
+
+    def _standby_without_redis(self) -> bool:
+        """True (after one log line) while Redis does not answer a monitor that does not lead:
+        there is nothing to take the lead in, and nothing to evaluate. A leader keeps
+        evaluating through an outage, to alert on it."""
+        error = self._ping()
+        if error is None:
+            if self.redis_retries:
+                log.info("monitor: %s answers again after %d failed attempt(s)", self.redis_label, self.redis_retries)
+            self.redis_retries = 0
+            return False
+        self.redis_retries += 1
+        log.warning("monitor: %s unreachable: %s (trying again in %.0f s, attempt %d)", self.redis_label,
+                    error.split(": ", 1)[-1], self.settings.interval_s, self.redis_retries)
+        return True
 
     @property
     def specs(self) -> dict[str, EntrySpec]:

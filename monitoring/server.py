@@ -6,6 +6,10 @@
   once), beat's heartbeat is fresh, and every queue in use has a consumer (as of the
   latest evaluation). 200 or 503, with a reason per failing check. For a dashboard or an
   external uptime check, not for restarting the monitor.
+
+With credentials (``BEATKEEPER_MONITOR_BASIC_AUTH``, set by ``make run`` and compose), every
+path but ``/healthz`` answers 401 without them: ``/healthz`` tells only that the loop turns,
+and a container's liveness probe has no credentials to send.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from monitoring.heartbeats import beat_heartbeat
+from monitoring.basic_auth import authorized
 from monitoring.metrics_server import metrics_wsgi_app
 from monitoring.monitor import Monitor
 
@@ -86,12 +91,17 @@ def _workers_check(monitor: Monitor) -> dict[str, Any]:
 
 
 def monitor_wsgi_app(monitor: Monitor, *, registry: CollectorRegistry, ping_client: redis.Redis,
-                     clock: Callable[[], float] = time.time) -> Callable:
-    """The WSGI app of the three endpoints (404 with the list elsewhere)."""
+                     clock: Callable[[], float] = time.time, basic_auth: str | None = None) -> Callable:
+    """The WSGI app of the three endpoints (404 with the list elsewhere); behind ``basic_auth``
+    (``user:password``) when given, except ``/healthz``."""
     metrics = metrics_wsgi_app(registry)
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        if basic_auth and path != "/healthz" and not authorized(environ.get("HTTP_AUTHORIZATION"), basic_auth):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"),
+                                                ("WWW-Authenticate", 'Basic realm="beatkeeper monitor"')])
+            return [b"beatkeeper monitor: credentials required\n"]
         if path == "/metrics":
             return metrics(environ, start_response)
         if path == "/healthz":

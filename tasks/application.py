@@ -6,8 +6,13 @@ workers, beat and the CLI then all register them.
 from __future__ import annotations
 
 import os
+import sys
 
-from celery import Celery
+from celery import Celery, signals
+from celery.loaders.app import AppLoader
+
+from schedules.errors import SettingsError
+from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url
 
 #: Modules whose tasks every worker, beat and the CLI register.
 BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.gtfs_tasks", "tasks.pipeline_tasks"]
@@ -18,7 +23,40 @@ def task_modules(environ=os.environ) -> list[str]:
     return BUILTIN_TASK_MODULES + extra
 
 
+class BeatkeeperLoader(AppLoader):
+    """Celery's loader, except that a bad REDIS_URL or a user task module that cannot be
+    imported is one line: a SettingsError for the CLI (``beatkeeper check`` refuses it first),
+    and a one-line exit (2) for a worker or beat starting up."""
+
+    def import_default_modules(self):
+        check_redis_url(redis_url(os.environ))
+        return super().import_default_modules()
+
+    def import_task_module(self, module):
+        if module in BUILTIN_TASK_MODULES:
+            return super().import_task_module(module)
+        try:
+            return super().import_task_module(module)
+        except Exception as exc:  # the user's module: its own error is the news, not our traceback
+            raise TaskModuleError(module, exc) from exc
+
+    def init_worker(self):
+        try:
+            super().init_worker()
+        except SettingsError as exc:  # TaskModuleError, RedisUrlError
+            print(f"beatkeeper: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _one_line_infra_errors(logger=None, **_) -> None:
+    """Beat's and the workers' logs: an unreachable Redis or database is one line, not a traceback."""
+    if logger is not None:
+        install_on(logger)
+
+
 # Every task, the platform's and the user's, gets the guarded base (overlap policies, locks,
 # middlewares) unless it names another ``base``.
-app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask")
+app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask", loader=BeatkeeperLoader)
 app.config_from_object("celeryconfig")

@@ -33,6 +33,7 @@ from schedules.killswitch import partition_enabled
 from tasks import delivery_watch, entry_policy, headers, selfchecks
 from tasks.guard import GuardedTask
 from tasks.guard_scope import publish_scheduled_tasks
+from tasks.infra_errors import wait_for_broker
 from tasks.policy import publish_entry_policies
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
@@ -64,6 +65,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
         if not lazy:
+            wait_for_broker(app, who="beat", log=logger)  # Redis down at start: one line per retry
             self.setup_schedule()
 
     def setup_schedule(self) -> None:

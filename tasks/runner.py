@@ -22,6 +22,10 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
 
+from monitoring.basic_auth import credentials_problem
+from schedules.errors import SettingsError
+from tasks.infra_errors import check_redis_url, infra_error_line
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_REDIS_PORT = int(os.environ.get("BEATKEEPER_LOCAL_REDIS_PORT") or 6379)
 LOCAL_REDIS_URL = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
@@ -79,24 +83,27 @@ def start_local_redis() -> subprocess.Popen:
     return proc
 
 
-def flower_credentials() -> str:
-    """FLOWER_BASIC_AUTH, or generated credentials kept (0600) in the data dir, printed once."""
-    if os.environ.get("FLOWER_BASIC_AUTH"):
-        return os.environ["FLOWER_BASIC_AUTH"]
+def flower_credentials() -> tuple[str, Path | None]:
+    """FLOWER_BASIC_AUTH, or generated credentials kept (0600) in the data dir (and that file).
+    Set but unusable (an empty password): refused here, before anything starts."""
+    for variable in ("BEATKEEPER_MONITOR_BASIC_AUTH", "FLOWER_BASIC_AUTH"):
+        value = os.environ.get(variable, "")
+        if value.strip() and credentials_problem(variable, value) is not None:
+            raise RunnerError(credentials_problem(variable, value))
+    if os.environ.get("FLOWER_BASIC_AUTH", "").strip():
+        return os.environ["FLOWER_BASIC_AUTH"], None
     path = data_dir() / "flower_basic_auth"
     if not path.exists():
         path.touch(mode=0o600)
         path.write_text(f"admin:{secrets.token_urlsafe(16)}\n")
-    credentials = path.read_text().strip()
-    print(f"beatkeeper: Flower at http://127.0.0.1:{os.environ.get('FLOWER_PORT', '5555')} "
-          f"user:password = {credentials} (from {path})", flush=True)
-    return credentials
+    return path.read_text().strip(), path
 
 
-def process_env(redis_url: str) -> dict[str, str]:
+def process_env(redis_url: str, flower_auth: str) -> dict[str, str]:
     env = dict(os.environ)
     env["REDIS_URL"] = redis_url
-    env["FLOWER_BASIC_AUTH"] = flower_credentials()
+    env["FLOWER_BASIC_AUTH"] = flower_auth
+    env.setdefault("BEATKEEPER_MONITOR_BASIC_AUTH", flower_auth)  # the monitor's /metrics and /readyz too
     env.setdefault("FLOWER_PORT", "5555")
     env.setdefault("FLOWER_ADDRESS", "127.0.0.1")
     env.setdefault("BEATKEEPER_MONITOR_HOST", "127.0.0.1")  # containers listen on 0.0.0.0 instead
@@ -112,8 +119,32 @@ def migrate_history_database(env: dict[str, str]) -> None:
     from monitoring.migrations import upgrade_database
 
     url = database_url(env)
-    revision = upgrade_database(url)
+    try:
+        revision = upgrade_database(url)
+    except Exception as exc:  # a database that does not answer, a URL SQLAlchemy cannot use
+        raise RunnerError(infra_error_line(exc, env) or f"DATABASE_URL: {type(exc).__name__}: {exc}") from None
     print(f"beatkeeper: history database at revision {revision}", flush=True)
+
+
+def check_redis(url: str) -> None:
+    """REDIS_URL must be a Redis URL that answers now: otherwise every process would only retry."""
+    try:
+        check_redis_url(url)
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except SettingsError as exc:
+        raise RunnerError(str(exc)) from None
+    except (redis.RedisError, ValueError) as exc:
+        raise RunnerError(infra_error_line(exc, {"REDIS_URL": url}) or str(exc)) from None
+
+
+def check_task_modules() -> None:
+    """Every module of BEATKEEPER_TASK_MODULES imports (else each process would refuse to start)."""
+    from tasks import app
+
+    try:
+        app.loader.import_default_modules()
+    except SettingsError as exc:
+        raise RunnerError(str(exc)) from None
 
 
 def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -123,15 +154,22 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
 def run() -> int:
     redis_proc = None
     redis_url = os.environ.get("REDIS_URL", "")
-    if not redis_url:
+    flower_auth, generated_in = flower_credentials()  # unusable credentials: refused before anything starts
+    check_task_modules()
+    if redis_url:
+        check_redis(redis_url)
+    else:
         if answers(LOCAL_REDIS_URL):
             print(f"beatkeeper: using the Redis already running at {LOCAL_REDIS_URL}", flush=True)
         else:
             redis_proc = start_local_redis()
         redis_url = LOCAL_REDIS_URL
     try:
-        env = process_env(redis_url)
+        env = process_env(redis_url, flower_auth)
         migrate_history_database(env)
+        if generated_in is not None:
+            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the monitor's /metrics: "
+                  f"user:password = {flower_auth} (from {generated_in})", flush=True)
         manager = Manager(Printer(sys.stdout))
         for name, command in procfile_commands().items():
             manager.add_process(name, command, env=env, cwd=str(ROOT))

@@ -4,7 +4,8 @@ Each command is one module of this package defining ``command`` (a click command
 adding a command is adding its module and one line to :data:`COMMANDS`.
 
 Exit codes: 0 success; 1 the schedule has problems (one line each, on stderr); 2 a usage
-error, an unreadable or unparseable file, a bad setting, or an unexpected failure. No
+error, an unreadable or unparseable file, a bad setting, or an unexpected failure; 3 Redis
+or the history database cannot be reached (one line naming the setting and its target). No
 traceback is ever printed (set ``BEATKEEPER_DEBUG=1`` to get one for an unexpected failure).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import click
 
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
+from tasks.infra_errors import infra_error_line, is_bad_setting
 
 #: Command name -> the module defining it (``command``, or ``commands`` for several).
 #: Modules load only when their command runs: a fast start, and one broken command
@@ -30,10 +32,12 @@ COMMANDS = {
     "monitor": "tasks.cli.monitor",
     "status": "tasks.cli.status",
     "pipeline": "tasks.cli.pipeline",
+    "flower": "tasks.cli.flower",
 }
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 
 
 class BeatkeeperGroup(click.Group):
@@ -65,6 +69,10 @@ class BeatkeeperGroup(click.Group):
         except Exception as exc:  # the promise is one line, never a traceback
             if os.environ.get("BEATKEEPER_DEBUG"):
                 raise
+            line = infra_error_line(exc)
+            if line is not None:
+                click.echo(f"beatkeeper: {line}", err=True)
+                ctx.exit(EXIT_USAGE if is_bad_setting(exc) else EXIT_UNREACHABLE)
             message = str(exc).splitlines()[0] if str(exc) else ""
             click.echo(f"beatkeeper: internal error: {type(exc).__name__}: {message} "
                        f"(BEATKEEPER_DEBUG=1 shows the traceback)", err=True)

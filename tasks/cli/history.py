@@ -6,17 +6,16 @@ shows up even when no worker drained since.
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime, timezone
 
 import click
 
 from monitoring.history import RUN_STATUSES, RunRecord
 from tasks import app
+from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import parse_instant
 from tasks.history_mw import history_store_for
-
-log = logging.getLogger(__name__)
+from tasks.infra_errors import infra_error_line
 
 COLUMNS = ("finished (UTC)", "status", "task", "entry", "try", "late s", "took s", "host", "detail")
 DETAIL_WIDTH = 60
@@ -34,10 +33,12 @@ def command(task: str | None, entry: str | None, status: str | None, since: str 
     """Show recorded runs, newest first."""
     since_at = None if since is None else parse_instant(since, option="--since")
     store = history_store_for(app)
+    unreachable = None
     try:
         store.drain()
-    except Exception as exc:  # Redis down: still show what SQL already holds
-        log.warning("history: could not drain spooled records: %r", exc)
+    except Exception as exc:  # Redis down: say so first, show what SQL already holds, exit 3
+        unreachable = infra_error_line(exc) or f"could not drain spooled records: {type(exc).__name__}: {exc}"
+        click.echo(f"beatkeeper: {unreachable} (runs still spooled there are not shown)", err=True)
     records = store.query(task=task, entry=entry, status=status, since=since_at, limit=limit)
     if as_json:
         click.echo(json.dumps([to_json(r) for r in records], indent=2))
@@ -45,6 +46,8 @@ def command(task: str | None, entry: str | None, status: str | None, since: str 
         click.echo("no runs recorded" + (" matching the filters" if any((task, entry, status, since)) else ""))
     else:
         click.echo(render_table(records))
+    if unreachable is not None:
+        click.get_current_context().exit(EXIT_UNREACHABLE)
 
 
 def to_json(record: RunRecord) -> dict:

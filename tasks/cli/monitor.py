@@ -26,6 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from monitoring.basic_auth import credentials_problem
 from monitoring.metrics import metrics_registry
 from monitoring.monitor import Monitor, MonitorSettings
 from monitoring.rules import CeleryWorkers, MonitorSettingError, PlatformKeys
@@ -34,7 +35,9 @@ from monitoring.sinks import Dispatcher, sinks_from_env
 from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
+from tasks.cli import EXIT_USAGE
 from tasks.history_mw import history_store_for
+from tasks.infra_errors import install_on, masked_redis_url
 from tasks.locks import META_SUFFIX
 from tasks.policy import LOCK_PREFIX
 from tasks.schedule_source import load_validated_schedule
@@ -75,38 +78,46 @@ def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client
     dispatcher = Dispatcher(sinks_from_env(os.environ), client=client, attempts=settings.sink_attempts)
     return Monitor(client=client, load_specs=registered_specs, settings=settings, history=history_store_for(app),
                    workers=CeleryWorkers(app, timeout_s=settings.inspect_timeout_s), keys=platform_keys(),
-                   queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client)
+                   queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client,
+                   redis_label=f"Redis at REDIS_URL={masked_redis_url(app.conf.redis_url)}")
 
 
 @click.command("monitor")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
               help="HTTP port of /metrics, /healthz, /readyz (default: BEATKEEPER_MONITOR_PORT or 9808).")
-@click.option("--host", default=None, help="Address to listen on (default: BEATKEEPER_MONITOR_HOST or 0.0.0.0).")
+@click.option("--host", default=None, help="Address to listen on (default: BEATKEEPER_MONITOR_HOST or 127.0.0.1).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Seconds between evaluations (default: BEATKEEPER_MONITOR_INTERVAL or 5).")
 def command(port: int | None, host: str | None, interval: float | None) -> None:
     """Watch beat, workers, queues and every entry's runs; alert on what goes wrong."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_on(logging.getLogger())  # an unreachable Redis or database is one line, not a traceback
     try:
         settings = MonitorSettings.from_env(os.environ)
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     settings = replace(settings, port=settings.port if port is None else port, host=host or settings.host,
                        interval_s=interval or settings.interval_s)
+    basic_auth = os.environ.get("BEATKEEPER_MONITOR_BASIC_AUTH") or None
+    problem = basic_auth and credentials_problem("BEATKEEPER_MONITOR_BASIC_AUTH", basic_auth)
+    if problem:
+        click.echo(f"beatkeeper: {problem}", err=True)
+        raise SystemExit(EXIT_USAGE)
     ping_client = monitor_redis(app.conf.redis_url, timeout_s=1.0, retries=False)
     try:
         monitor = build_monitor(settings, client=monitor_redis(app.conf.redis_url), ping_client=ping_client)
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
-    server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client),
-                             host=settings.host, port=settings.port)
+    server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client,
+                                              basic_auth=basic_auth), host=settings.host, port=settings.port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sinks = ", ".join(["log"] + [d.sink.name for d in monitor.dispatcher.deliveries])
+    auth = "behind BEATKEEPER_MONITOR_BASIC_AUTH but /healthz" if basic_auth else "no credentials asked"
     click.echo(f"beatkeeper: monitor on http://{settings.host}:{server.server_port} "
-               f"(/metrics /healthz /readyz); alerts to {sinks}", err=True)
+               f"(/metrics /healthz /readyz; {auth}); alerts to {sinks}", err=True)
     monitor.dispatcher.start()
     try:
         monitor.run(stop=stop)

@@ -17,6 +17,7 @@ import click
 
 from monitoring.pipelines import PipelineRun, PipelineStoreError, StepRecord, StepStatus
 from tasks import app
+from tasks.redis_client import app_redis
 from tasks.cli.common import utc_now
 from tasks.pipeline import PipelineError, pipeline_named
 from tasks.pipeline_steps import pipeline_store_for, resume_pipeline
@@ -71,6 +72,7 @@ def show_command(run_id: str) -> None:
 def start_command(name: str) -> None:
     """Send the start task of pipeline NAME (what the schedule entry sends)."""
     pipeline = _pipeline(name)
+    app_redis(app).ping()  # Redis down: one line at once, not the result backend's minute of retries
     result = app.send_task(pipeline.start_task)
     click.echo(f"sent {pipeline.start_task} as {result.id}: the run's id if it starts "
                f"(`beatkeeper pipeline runs --name {pipeline.name}`)")
@@ -80,6 +82,7 @@ def start_command(name: str) -> None:
 @click.argument("run_id")
 def resume_command(run_id: str) -> None:
     """Continue RUN_ID from its first step not done (a failed, abandoned or stalled run)."""
+    app_redis(app).ping()  # it sends the step's task: Redis down is one line at once
     app.loader.import_default_modules()  # the pipeline definitions live in the task modules
     try:
         resumed = resume_pipeline(app, run_id, now=utc_now().timestamp())

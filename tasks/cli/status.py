@@ -15,9 +15,11 @@ import redis
 from monitoring.rules import CeleryWorkers
 from monitoring.status import EntryStatus, StatusReport, gather_status
 from tasks import app
+from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import local_and_utc, utc_now
 from tasks.cli.monitor import monitor_redis, platform_keys, queue_router, registered_specs
 from tasks.history_mw import history_store_for
+from tasks.infra_errors import infra_error_line
 from tasks.pause import PauseStore
 
 ENTRY_COLUMNS = ("entry", "state", "task", "last run", "next fire", "paused")
@@ -33,6 +35,13 @@ def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
     now = utc_now()
     specs = registered_specs(now)
     client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
+    unreachable = None
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # said first, then what could be read (schedule, history); exit 3
+        unreachable = infra_error_line(exc)
+        click.echo(f"beatkeeper: {unreachable} (what could be read follows)", err=True)
+        no_workers = True  # the workers are asked through the same Redis
     pauses: dict[str, str] = {}
     try:
         pauses = {p.name: p.describe() for p in PauseStore(client).list_pauses(now=now.timestamp())}
@@ -42,6 +51,8 @@ def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
                            workers=None if no_workers else CeleryWorkers(app, timeout_s=inspect_timeout),
                            pauses=pauses, keys=platform_keys(), queue_of=queue_router())
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
+    if unreachable is not None:
+        click.get_current_context().exit(EXIT_UNREACHABLE)
 
 
 def render(report: StatusReport) -> str:
@@ -50,8 +61,9 @@ def render(report: StatusReport) -> str:
     ages = report.heartbeat_ages_s
     beats = "  ".join(f"{component} {_age(age)} ago" for component, age in sorted(ages.items()))
     lines.append(f"heartbeats   {beats or 'none recorded'}")
-    lock = "not held: beat is not running" if report.beat_lock_ttl_s is None else \
-        f"held ({report.beat_lock_ttl_s:.0f} s left)"
+    redis_away = any(p.startswith("Redis is unreachable") for p in report.problems)
+    lock = "unknown: Redis is unreachable" if redis_away else "not held: beat is not running" \
+        if report.beat_lock_ttl_s is None else f"held ({report.beat_lock_ttl_s:.0f} s left)"
     lines.append(f"beat lock    {lock}")
     if report.workers is None:
         lines.append("workers      not asked")

@@ -48,3 +48,26 @@ def test_flower_requires_basic_auth_and_no_secret_is_in_the_repo():
     # every credential is an ${VARIABLE} reference, never a literal
     assert not re.search(r"^\s*\w*(PASSWORD|AUTH)\w*:\s+(?!\$\{)\S", text, re.MULTILINE)
     assert not (ROOT / ".env").exists()
+
+
+def test_flower_starts_only_through_the_launcher_that_refuses_empty_credentials():
+    from monitoring.basic_auth import credentials_problem
+
+    procfile = procfile_commands(ROOT / "Procfile")
+    assert shlex.split(procfile["flower"]) == ["beatkeeper", "flower"]  # never `celery flower` directly
+    assert "celery" not in SERVICES["flower"]["command"]
+    # compose's ${VAR:?} check passes "admin:"; the launcher refuses it, and .env.example does not suggest it
+    assert credentials_problem("FLOWER_BASIC_AUTH", "admin:") is not None
+    assert credentials_problem("FLOWER_BASIC_AUTH", "ops:s3cret") is None
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert credentials_problem("FLOWER_BASIC_AUTH", example["FLOWER_BASIC_AUTH"]) is not None  # a copy cannot start it
+    assert SERVICES["monitor"]["environment"]["BEATKEEPER_MONITOR_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+
+
+def test_web_surfaces_listen_on_every_interface_only_inside_containers_and_publish_on_127_0_0_1():
+    for name, port in (("flower", 5555), ("monitor", 9808)):
+        assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+    from monitoring.monitor import MonitorSettings
+
+    assert MonitorSettings.from_env({}).host == "127.0.0.1"  # started by hand: this machine only

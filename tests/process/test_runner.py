@@ -45,6 +45,8 @@ def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_al
 
     health = f"http://127.0.0.1:{monitor_port}/healthz"
     assert wait_until(lambda: _http_status(health, None), timeout_s=UP_TIMEOUT_S, what="the monitor") == 200
+    metrics = f"http://127.0.0.1:{monitor_port}/metrics"  # behind the same credentials as Flower
+    assert _http_status(metrics, None) == 401 and _http_status(metrics, "ops:s3cret") == 200
 
     out = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "call", "beatkeeper.heartbeat"],
                          env={**os.environ, "REDIS_URL": local_url}, capture_output=True, text=True,

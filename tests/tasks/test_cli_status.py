@@ -54,9 +54,9 @@ def deployment(monkeypatch, tmp_path, redis_client, app_history):
     return now
 
 
-def status(*args: str):
+def status(*args: str, exit_code: int = 0):
     result = CliRunner().invoke(main, ["status", *args])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     assert "Traceback" not in result.output
     return result.output
 
@@ -96,8 +96,11 @@ def test_workers_and_their_queues_are_listed(deployment, worker):
     assert "queue        default: 0 waiting, 1 consumer(s)" in screen
 
 
-def test_redis_down_still_shows_the_entries_and_says_what_it_could_not_read(deployment, app, monkeypatch):
-    monkeypatch.setitem(app.conf, "redis_url", f"redis://127.0.0.1:{free_port()}/0")
-    screen = status("--no-workers")
-    assert "could not read" in screen and "Redis is unreachable" in screen
+def test_redis_down_says_so_first_exits_3_and_still_shows_the_entries(deployment, app, monkeypatch):
+    port = free_port()
+    monkeypatch.setitem(app.conf, "redis_url", f"redis://:s3cret@127.0.0.1:{port}/0")
+    screen = status(exit_code=3)  # workers are not asked: they answer through the same Redis
+    assert screen.splitlines()[0].startswith(f"beatkeeper: Redis unreachable at REDIS_URL=redis://:**@127.0.0.1:{port}/0: ")
+    assert "s3cret" not in screen
+    assert "could not read" in screen and "Redis is unreachable" in screen and "workers      not asked" in screen
     assert any(line.startswith("nightly ") for line in screen.splitlines())
