@@ -8,10 +8,13 @@ start-up would refuse that the settings and the task code already tell (lock TTL
 """
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
+from schedules.entry import EntrySpec
 from schedules.errors import Problem, ScheduleConfigError
 from schedules.guards import DeploymentLimits
 from schedules.platform import effective_schedule
@@ -51,9 +54,40 @@ def load_validated_schedule(app, *, environ: Mapping[str, str] = os.environ,
                                       declared_budgets=declared_budgets(app.tasks))
     except ScheduleConfigError as exc:
         raise ScheduleConfigError(exc.problems + extra) from None
+    extra = _signature_problems(validated.entries, app.tasks) + extra
     if extra:
         raise ScheduleConfigError(extra)
     return validated
+
+
+def _signature_problems(entries: Mapping[str, EntrySpec], tasks: Mapping[str, Any]) -> list[Problem]:
+    """What the task's signature rules out: ``args``/``kwargs`` it cannot take (Celery refuses the
+    send), a ``lock_key`` naming an argument it does not have (the worker fails every run)."""
+    problems = []
+    for name, spec in entries.items():
+        task = tasks.get(spec.task)
+        try:
+            signature = inspect.signature(task.run)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        try:
+            signature.bind(*spec.args, **spec.kwargs)
+        except TypeError as exc:
+            problems.append(Problem(name, "args", f"task {spec.task} cannot be called with these args and kwargs: "
+                                                  f"{exc}"))
+        named = _named_parameters(signature)
+        for key in spec.lock_key or ():
+            if key not in named:
+                known = ", ".join(sorted(named)) or "none"
+                problems.append(Problem(name, "lock_key", f"task {spec.task} has no argument {key!r} "
+                                                          f"(its named arguments: {known})"))
+    return problems
+
+
+def _named_parameters(signature: inspect.Signature) -> set[str]:
+    """The argument names a lock key can use (``*args``/``**kwargs`` cannot)."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in signature.parameters.values() if p.kind in named}
 
 
 def _code_and_settings_problems(app) -> list[Problem]:

@@ -104,7 +104,7 @@ def test_limits_come_from_what_beat_published_never_from_the_schedule_file(app, 
     from tasks.policy import PublishedPolicies
     from tasks.schedule_source import load_validated_schedule
 
-    schedule = {"sync": {"task": "tests.history.ok", "every": 60, "max_runs_per_hour": 90}}
+    schedule = {"sync": {"task": "tests.history.ok", "every": 60, "max_runs_per_hour": 90, "args": ["k"]}}
     set_published_policies(app, PublishedPolicies(redis_client, refresh_s=0))
     file = tmp_path / "schedule.json"
     file.write_text(json.dumps({"sync": {**schedule["sync"], "max_runs_per_hour": 5000}}))

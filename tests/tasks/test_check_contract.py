@@ -102,12 +102,30 @@ def test_the_platform_gtfs_entry_passes_check_and_beat_starts_with_default_setti
 def test_beat_publishes_the_budget_check_computed(app, redis_client, monkeypatch, tmp_path):
     from tasks.policy import PublishedPolicies
 
-    schedule = {"a": {"task": "tests.history.ok", "every": 60, "max_runs_per_hour": 90},
-                "b": {"task": "tests.history.ok", "every": 120, "max_runs_per_hour": 70},
-                "c": {"task": "tests.history.counted", "every": 60}}
+    schedule = {"a": {"task": "tests.history.ok", "every": 60, "max_runs_per_hour": 90, "args": ["a"]},
+                "b": {"task": "tests.history.ok", "every": 120, "max_runs_per_hour": 70, "args": ["b"]},
+                "c": {"task": "tests.history.counted", "every": 60, "args": ["c"]}}
     start_beat(app, monkeypatch, tmp_path, schedule, env={"BEATKEEPER_MAX_RUNS_PER_HOUR": "500"})
     published = PublishedPolicies(redis_client, refresh_s=0)
     assert (published.budget_for("tests.history.ok"), published.budget_for("tests.history.counted"),
             published.budget_for("tests.history.small_budget"), published.default_budget()) == (90, 500, 2, 500)
     assert published.entry_fields("a", "tests.history.ok") == {}
     assert published.entry_fields("a", "tests.history.counted") == {}  # bound to the entry's own task
+
+
+def test_a_lock_key_naming_no_argument_of_the_task_is_refused_by_check(app, tmp_path):
+    """The worker fails every run whose lock key names an argument the task does not take."""
+    code, lines = check(tmp_path, {"sync": {"task": "tests.history.ok", "every": 60, "lock_key": ["feed"], "args": ["k"]}})
+    assert code == 1
+    assert "entry 'sync': lock_key: task tests.history.ok has no argument 'feed' (its named arguments: hold_s, key)" \
+        in lines
+    assert check(tmp_path, {"sync": {"task": "tests.history.ok", "every": 60, "lock_key": ["key"], "args": ["k"]}})[0] == 0
+
+
+def test_args_the_task_cannot_take_are_refused_by_check(app, tmp_path):
+    """Celery refuses such a send at dispatch: beat could never deliver the entry."""
+    code, lines = check(tmp_path, {"sync": {"task": "tests.history.ok", "every": 60, "args": ["a"],
+                                            "kwargs": {"key": "b"}}})
+    assert code == 1
+    assert "entry 'sync': args: task tests.history.ok cannot be called with these args and kwargs: " \
+           "multiple values for argument 'key'" in lines
