@@ -128,7 +128,9 @@ def limit_problems(entries: Mapping[str, EntrySpec], limits: DeploymentLimits) -
     """Entry values beyond what the lock layer or the broker can hold."""
     problems: list[Problem] = []
     for name, spec in entries.items():
-        if spec.lock_ttl_s is not None and (problem := lock_ttl_problem(spec.lock_ttl_s, max_lock_ttl_s=limits.max_lock_ttl_s)):
+        problem = None if spec.lock_ttl_s is None else lock_ttl_problem(spec.lock_ttl_s,
+                                                                        max_lock_ttl_s=limits.max_lock_ttl_s)
+        if problem is not None:
             problems.append(Problem(name, "lock_ttl", problem))
         # A message redelivered after the visibility timeout must be past its expiry (dropped),
         # never run a second time beside a run that may still be going.

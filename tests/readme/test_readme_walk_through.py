@@ -48,7 +48,8 @@ def test_the_add_a_task_walk_through_runs_its_task(processes, redis_client, tmp_
         assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
 
     # Beat started with the README's schedule: both entries registered, nothing refused.
-    wait_until(lambda: beat.poll() is not None or redis_client.exists("redbeat:sync-feed", "redbeat:alert-matcher") == 2,
+    registered = ("redbeat:sync-feed", "redbeat:alert-matcher")
+    wait_until(lambda: beat.poll() is not None or redis_client.exists(*registered) == 2,
                timeout_s=START_TIMEOUT_S, what="beat to register the README's entries")
     assert beat.poll() is None, beat.log_path.read_text()
     wait_until(lambda: worker.poll() is not None or b"ready." in worker.log_path.read_bytes(),

@@ -115,11 +115,12 @@ def test_beat_publishes_the_budget_check_computed(app, redis_client, monkeypatch
 
 def test_a_lock_key_naming_no_argument_of_the_task_is_refused_by_check(app, tmp_path):
     """The worker fails every run whose lock key names an argument the task does not take."""
-    code, lines = check(tmp_path, {"sync": {"task": "tests.history.ok", "every": 60, "lock_key": ["feed"], "args": ["k"]}})
+    entry = {"task": "tests.history.ok", "every": 60, "args": ["k"]}
+    code, lines = check(tmp_path, {"sync": {**entry, "lock_key": ["feed"]}})
     assert code == 1
     assert "entry 'sync': lock_key: task tests.history.ok has no argument 'feed' (its named arguments: hold_s, key)" \
         in lines
-    assert check(tmp_path, {"sync": {"task": "tests.history.ok", "every": 60, "lock_key": ["key"], "args": ["k"]}})[0] == 0
+    assert check(tmp_path, {"sync": {**entry, "lock_key": ["key"]}})[0] == 0
 
 
 def test_args_the_task_cannot_take_are_refused_by_check(app, tmp_path):
