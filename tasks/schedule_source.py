@@ -64,19 +64,30 @@ def _signature_problems(entries: Mapping[str, EntrySpec], tasks: Mapping[str, An
     """What the task's signature rules out: ``args``/``kwargs`` it cannot take (Celery refuses the
     send), a ``lock_key`` naming an argument it does not have (the worker fails every run)."""
     problems = []
+    signatures: dict[str, inspect.Signature | None] = {}  # per task: 10,000 entries name a few tasks
+    verdicts: dict[tuple[str, str, str], str | None] = {}  # per distinct call
     for name, spec in entries.items():
-        task = tasks.get(spec.task)
-        try:
-            signature = inspect.signature(task.run)
-        except (AttributeError, TypeError, ValueError):
+        if spec.task not in signatures:
+            try:
+                signatures[spec.task] = inspect.signature(tasks[spec.task].run)
+            except (AttributeError, KeyError, TypeError, ValueError):
+                signatures[spec.task] = None
+        signature = signatures[spec.task]
+        if signature is None:
             continue
-        try:
-            signature.bind(*spec.args, **spec.kwargs)
-        except TypeError as exc:
-            problems.append(Problem(name, "args", f"task {spec.task} cannot be called with these args and kwargs: "
-                                                  f"{exc}"))
+        call = (spec.task, repr(spec.args), repr(spec.kwargs))
+        if call not in verdicts:
+            try:
+                signature.bind(*spec.args, **spec.kwargs)
+                verdicts[call] = None
+            except TypeError as exc:
+                verdicts[call] = f"task {spec.task} cannot be called with these args and kwargs: {exc}"
+        if verdicts[call] is not None:
+            problems.append(Problem(name, "args", verdicts[call]))
+        if not spec.lock_key:
+            continue
         named = _named_parameters(signature)
-        for key in spec.lock_key or ():
+        for key in spec.lock_key:
             if key not in named:
                 known = ", ".join(sorted(named)) or "none"
                 problems.append(Problem(name, "lock_key", f"task {spec.task} has no argument {key!r} "
