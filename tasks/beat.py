@@ -30,9 +30,9 @@ from schedules.entry import EntrySpec
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
+from schedules.settings import ScheduleSettings
 from tasks import delivery_watch, entry_policy, headers, selfchecks
 from tasks.guard import GuardedTask
-from schedules.settings import ScheduleSettings
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
 from tasks.due_read import DueReader
