@@ -130,3 +130,12 @@ def test_args_the_task_cannot_take_are_refused_by_check(app, tmp_path):
     assert code == 1
     assert "entry 'sync': args: task tests.history.ok cannot be called with these args and kwargs: " \
            "multiple values for argument 'key'" in lines
+
+
+def test_beat_lock_timing_beat_would_refuse_is_refused_by_check_with_the_same_line(
+        app, redis_client, monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(app.conf, "redbeat_lock_timeout", 10)  # BEATKEEPER_BEAT_LOCK_TIMEOUT=10, loop 5 s
+    code, lines = check(tmp_path, {})
+    [line] = [line for line in lines if "self-check beat-lock-timeout" in line]
+    assert code == 1 and "BEATKEEPER_BEAT_LOCK_TIMEOUT" in line
+    assert line in beat_refusal(app, monkeypatch, tmp_path, capsys, {})
