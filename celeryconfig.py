@@ -13,6 +13,7 @@ by string only: this module imports nothing from the project.
 | BEATKEEPER_LOOP_INTERVAL      | 5 (seconds)                     | beat's longest sleep between ticks    |
 | BEATKEEPER_BEAT_LOCK_TIMEOUT  | 30 (seconds)                    | how long a dead beat holds the lock   |
 | BEATKEEPER_MAX_LOCK_TTL       | 3600 (seconds)                  | the longest task lock TTL allowed     |
+| BEATKEEPER_VISIBILITY_TIMEOUT | max(2 x max lock TTL, 7200) (s) | broker redelivers unacked after this  |
 | BEATKEEPER_WORKER_CONCURRENCY | one per core                    | processes of the default worker       |
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 """
@@ -76,9 +77,11 @@ max_lock_ttl_s = _env_float("BEATKEEPER_MAX_LOCK_TTL", 3600)
 # The Redis broker redelivers an unacknowledged message once visibility_timeout
 # passes, even when the first worker is still running it (late acks). It must
 # therefore exceed the longest lock TTL and the longest task runtime, or a long
-# run is handed to a second worker while the first still holds its lock.
+# run is handed to a second worker while the first still holds its lock. `beatkeeper check`
+# refuses a lock_ttl or expires beyond it (an expires equal to it is fine: a redelivered
+# message is then always past its expiry and dropped, never run twice).
 broker_transport_options = {
-    "visibility_timeout": int(max(2 * max_lock_ttl_s, 7200)),  # seconds
+    "visibility_timeout": int(_env_float("BEATKEEPER_VISIBILITY_TIMEOUT", max(2 * max_lock_ttl_s, 7200))),  # seconds
 }
 result_backend_transport_options = {"retry_policy": {"max_retries": 3}}
 

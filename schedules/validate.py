@@ -47,10 +47,14 @@ def validate_schedule(
     settings: ScheduleSettings,
     registered_tasks: Collection[str] | None,
     now: datetime,
+    limits: guards.DeploymentLimits | None = None,
+    declared_budgets: Mapping[str, int] | None = None,
 ) -> ValidatedSchedule:
     """Validate ``raw`` (entry name -> entry dict); raises ScheduleConfigError listing every problem.
 
-    ``registered_tasks`` None skips the check that each task exists (no app at hand).
+    ``registered_tasks`` None skips the check that each task exists (no app at hand);
+    ``limits`` None skips the checks against the lock TTL cap and the broker's visibility timeout;
+    ``declared_budgets``: task -> the ``max_runs_per_hour`` its code declares.
     """
     require_aware(now, "now")
     if not isinstance(raw, Mapping):
@@ -82,7 +86,10 @@ def validate_schedule(
             unsure_tasks.add(body["task"])
     # A task called by an invalid entry has unknown runs and budget: judge it once that entry is fixed.
     budgeted = {name: spec for name, spec in entries.items() if spec.task not in unsure_tasks}
-    problems.extend(guards.budget_problems(budgeted, settings=settings))
+    problems.extend(guards.own_rate_problems(entries))
+    problems.extend(guards.budget_problems(budgeted, settings=settings, declared=declared_budgets))
+    if limits is not None:
+        problems.extend(guards.limit_problems(entries, limits) + guards.settings_problems(limits))
     if problems:
         raise ScheduleConfigError(problems)
     return ValidatedSchedule(entries=entries, warnings=warnings + _idle_switch_warnings(raw, settings))

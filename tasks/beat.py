@@ -30,11 +30,11 @@ from schedules.entry import EntrySpec
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
+from schedules.settings import ScheduleSettings
 from tasks import delivery_watch, entry_policy, headers, selfchecks
 from tasks.guard import GuardedTask
 from tasks.guard_scope import publish_scheduled_tasks
 from tasks.infra_errors import wait_for_broker
-from tasks.policy import publish_entry_policies
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
 from tasks.due_read import DueReader
@@ -91,7 +91,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._record_fingerprint(kept)
         self._due_reader = DueReader(self._redis())
         self._next_reconcile_ts = self.app.now().timestamp() + RECONCILE_S
-        publish_entry_policies(get_redis(self.app), entry_policy.published_policies(kept))
+        entry_policy.publish(get_redis(self.app), kept, tasks=self.app.tasks,
+                             default_budget=ScheduleSettings.from_env(os.environ).max_runs_per_hour)
         publish_scheduled_tasks(get_redis(self.app), (spec.task for spec in kept.values()))  # tasks.guard_scope
 
     # -- start-up --------------------------------------------------------------
@@ -111,13 +112,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
         return kept
 
     def _self_check(self, kept: dict[str, EntrySpec]) -> None:
-        conf = self.app.conf
         findings = selfchecks.check_eviction_policy(get_redis(self.app))
         findings += selfchecks.check_beat_timing(lock_timeout_s=self.lock_timeout, loop_interval_s=self.max_interval)
-        findings += selfchecks.check_visibility_timeout(
-            visibility_timeout_s=conf.broker_transport_options.get("visibility_timeout", 3600),
-            lock_ttls_s=[conf.max_lock_ttl_s, *(s.lock_ttl_s or 0 for s in kept.values())],
-            expires_s=[s.expires_s or 0 for s in kept.values()])
+        # lock_ttl/expires against the cap and the visibility timeout: refused by validation
+        # (schedules.guards), the same lines `beatkeeper check` prints.
         if not selfchecks.report(findings, logger):
             _exit_with([f"self-check {f.check}: {f.message}" for f in findings if f.fatal],
                        why="failed start-up self-checks")

@@ -7,10 +7,13 @@ instants older than an hour, and if fewer than the budget remain, add this run's
 beyond the budget does not execute: it ends as ``skipped_budget`` and, once per hour per
 task, raises a ``budget_exceeded`` event for the monitor to alert on.
 
-A task's budget, first that is set wins: the schedule entries naming it (their
-``max_runs_per_hour``; with several entries, the largest: a task's cap must never refuse a
-run its schedule legitimately plans), the task's declaration
-(``@app.task(max_runs_per_hour=120)``), ``BEATKEEPER_MAX_RUNS_PER_HOUR`` (default 1000).
+A task's budget has one definition, ``schedules.guards.task_budgets``, first that is set
+wins: the schedule entries naming it (their ``max_runs_per_hour``; with several entries, the
+largest), the task's declaration (``@app.task(max_runs_per_hour=120)``),
+``BEATKEEPER_MAX_RUNS_PER_HOUR`` (default 1000). ``beatkeeper check`` refuses a schedule that
+plans more runs than that; beat publishes the result (``tasks.policy.publish_entry_policies``)
+and the workers read it from there, never from the schedule file. Every delivery counts, even
+several sharing one task id.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from monitoring.events import record_event
 from monitoring.metrics import INVOCATION_TASKS_KEY, INVOCATION_WINDOW_S, invocation_window_key
 from schedules.settings import DEFAULT_MAX_RUNS_PER_HOUR
 from tasks.middleware import Middleware
+from tasks.policy import PublishedPolicies
 from tasks.run import Run, RunStatus, Skip
 
 log = logging.getLogger(__name__)
@@ -64,49 +68,45 @@ _CLAIM_ALERT = """
 
 
 class BudgetLimits:
-    """Each task's runs-per-hour budget (see the module docstring for the order)."""
+    """Each task's runs-per-hour budget, as beat published it (see the module docstring)."""
 
     def __init__(self, *, default: int = DEFAULT_MAX_RUNS_PER_HOUR, per_entry_task: Mapping[str, int] | None = None,
-                 tasks: Mapping[str, Any] | None = None):
+                 tasks: Mapping[str, Any] | None = None,
+                 published: PublishedPolicies | Callable[[], PublishedPolicies] | None = None):
         self.default = default
         self.per_entry_task = dict(per_entry_task or {})
         self.tasks = tasks if tasks is not None else {}
+        self.published = published
 
     def for_task(self, task_name: str) -> int:
+        published = self.published() if callable(self.published) else self.published
+        if published is not None:
+            budget = published.budget_for(task_name)
+            if budget:
+                return budget
         if task_name in self.per_entry_task:
             return self.per_entry_task[task_name]
         declared = getattr(self.tasks.get(task_name), "max_runs_per_hour", None)
-        return int(declared) if declared else self.default
+        if declared:
+            return int(declared)
+        published_default = published.default_budget() if published is not None else None
+        return published_default or self.default
 
     @classmethod
     def from_app(cls, app: Any, *, environ: Mapping[str, str] = os.environ) -> BudgetLimits:
-        """Budgets from the settings and the schedule this deployment runs; a bad file leaves defaults."""
-        from schedules.platform import effective_schedule
+        """Budgets as beat published them; before any beat published, the declaration or the setting.
+
+        The worker never reads the schedule file: beat computed the budgets from the schedule
+        it validated (``schedules.guards.task_budgets``, the rule ``check`` applies)."""
         from schedules.settings import ScheduleSettings
+        from tasks.guard import _published_policies
 
         try:
             default = ScheduleSettings.from_env(environ).max_runs_per_hour
         except Exception as exc:  # beat refuses to start on it; the worker keeps guarding with the default
             log.warning("budget: %s; using the default budget %d/h", exc, DEFAULT_MAX_RUNS_PER_HOUR)
             default = DEFAULT_MAX_RUNS_PER_HOUR
-        try:
-            schedule = effective_schedule(environ)
-        except Exception as exc:
-            log.warning("budget: cannot read the schedule (%s); entry budgets not applied", exc)
-            schedule = {}
-        return cls(default=default, per_entry_task=entry_budgets(schedule), tasks=app.tasks)
-
-
-def entry_budgets(schedule: Mapping[str, Any]) -> dict[str, int]:
-    """task name -> the largest ``max_runs_per_hour`` among the entries naming it."""
-    budgets: dict[str, int] = {}
-    for entry in schedule.values():
-        if not isinstance(entry, Mapping):
-            continue
-        task, budget = entry.get("task"), entry.get("max_runs_per_hour")
-        if isinstance(task, str) and isinstance(budget, int) and not isinstance(budget, bool) and budget > 0:
-            budgets[task] = max(budget, budgets.get(task, 0))
-    return budgets
+        return cls(default=default, tasks=app.tasks, published=lambda: _published_policies(app))
 
 
 class BudgetMiddleware(Middleware):
@@ -133,7 +133,8 @@ class BudgetMiddleware(Middleware):
     def before_run(self, run: Run) -> Skip | None:
         budget = self.limits.for_task(run.task_name)
         now = self.clock()
-        member = f"{run.task_id}:{run.retries}" if run.task_id else uuid.uuid4().hex
+        # One member per delivery: messages that share a task id (a hand-made loop) each count.
+        member = uuid.uuid4().hex
         admitted, runs = self._admit(keys=[invocation_window_key(run.task_name), INVOCATION_TASKS_KEY],
                                      args=[repr(now), repr(self.window_s), budget, member, run.task_name])
         if int(admitted):

@@ -1,13 +1,16 @@
-"""A schedule entry's run policy, as beat sends it with each dispatch and publishes it for
-hand-triggered runs of the same task."""
+"""A schedule entry's run policy and its task's budget, as beat publishes them for the
+workers (the workers take both from there only, never from a message's headers)."""
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from typing import Any, Mapping
 
+import redis
+
 from schedules.entry import EntrySpec, OverlapPolicy
-from tasks.policy import RunPolicy
+from schedules.guards import task_budgets
+from tasks.policy import RunPolicy, publish_entry_policies
 
 logger = logging.getLogger("beatkeeper.beat")
 
@@ -51,3 +54,23 @@ def published_policies(specs: Mapping[str, EntrySpec]) -> dict[str, RunPolicy]:
                 fields["lock_key"] = tuple(fields["lock_key"])
             policies[task] = RunPolicy(**fields)
     return policies
+
+
+def declared_budgets(tasks: Mapping[str, Any]) -> dict[str, int]:
+    """task name -> the ``max_runs_per_hour`` its code declares (``@app.task(max_runs_per_hour=120)``)."""
+    found = {}
+    for name, task in tasks.items():
+        runs = getattr(task, "max_runs_per_hour", None)
+        if isinstance(runs, int) and not isinstance(runs, bool) and runs > 0:
+            found[name] = runs
+    return found
+
+
+def publish(client: redis.Redis, specs: Mapping[str, EntrySpec], *, default_budget: int,
+            tasks: Mapping[str, Any]) -> None:
+    """Publish, for the registered entries ``specs``: each entry's policy, each task's hand-run
+    policy, and each task's budget by the one rule ``check`` applied (``schedules.guards``)."""
+    budgets = task_budgets(specs, default_runs_per_hour=default_budget, declared=declared_budgets(tasks))
+    publish_entry_policies(client, published_policies(specs),
+                           entries={name: (spec.task, policy_fields(spec)) for name, spec in specs.items()},
+                           budgets=budgets, default_budget=default_budget)

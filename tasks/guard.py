@@ -36,7 +36,9 @@ from tasks.publish_checks import refuse_long_delay
 from tasks.guard_scope import is_plain, scheduled_tasks_of
 from tasks.middleware import Middleware, middlewares_of, plain_middlewares_of
 from tasks.overlap import HANDOFF_HEADER
-from tasks.policy import OverlapPolicy, PublishedPolicies, declared_fields, lock_key_for, resolve_policy
+from tasks.policy import (OverlapPolicy, PolicyError, PublishedPolicies, RunPolicy, declared_fields, lock_key_for,
+                          resolve_policy)
+from tasks.policy_check import POLICY_PROBLEM
 from tasks.redis_client import app_redis
 from tasks.run import LostRun, Outcome, Run, RunSkipped, RunStatus, Skip
 
@@ -61,10 +63,11 @@ def standard_middlewares(app: Any) -> list[Middleware]:
     from tasks.metrics_mw import MetricsMiddleware
     from tasks.overlap import OverlapMiddleware
     from tasks.pause import PauseMiddleware
+    from tasks.policy_check import PolicyCheckMiddleware
 
     client = app_redis(app)
     return [history_middleware_for(app), MetricsMiddleware(client), identity_middleware_for(app, client),
-            PauseMiddleware(client),
+            PolicyCheckMiddleware(), PauseMiddleware(client),
             BudgetMiddleware(client, limits=lambda: BudgetLimits.from_app(app)),
             OverlapMiddleware(client), LongRunMiddleware(client)]
 
@@ -120,22 +123,30 @@ class GuardedTask(Task):
 
 def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any], *,
               received_at: float) -> Run:
-    """The Run for ``request``: its policy resolved (entry header > published entry > declaration > defaults)."""
+    """The Run for ``request``: its policy resolved (published entry > published task > declaration
+    > defaults; never a message's own policy header). A policy that cannot be used does not raise
+    here: the run carries the error and fails inside the guard, recorded (``policy_check``)."""
     declared, max_lock_ttl_s = _declaration(task)
-    policy = resolve_policy(task.name, headers.policy_of(request),
-                            _published_policies(task.app).fields_for(task.name), declared,
-                            max_lock_ttl_s=max_lock_ttl_s)
-    lock_key = None
-    if policy.overlap is not OverlapPolicy.ALLOW:
-        lock_key = lock_key_for(task.name, policy, signature=_signature(task), args=args, kwargs=kwargs)
+    entry = headers.entry_of(request)
+    published = _published_policies(task.app)
+    state: dict[str, Any] = {}
+    try:
+        policy = resolve_policy(task.name, published.entry_fields(entry, task.name), published.fields_for(task.name),
+                                declared, max_lock_ttl_s=max_lock_ttl_s)
+        lock_key = None
+        if policy.overlap is not OverlapPolicy.ALLOW:
+            lock_key = lock_key_for(task.name, policy, signature=_signature(task), args=args, kwargs=kwargs)
+    except PolicyError as exc:
+        policy, lock_key = RunPolicy(overlap=OverlapPolicy.ALLOW), None
+        state[POLICY_PROBLEM] = exc
     delivery = getattr(request, "delivery_info", None) or {}
     return Run(task_name=task.name, task_id=request.id or "", args=tuple(args), kwargs=dict(kwargs),
                policy=policy, lock_key=lock_key, received_at=received_at,
-               entry=headers.entry_of(request), fire_at=headers.fire_at_of(request),
+               entry=entry, fire_at=headers.fire_at_of(request),
                retries=request.retries or 0, redelivered=bool(delivery.get("redelivered")),
                idempotent=bool(getattr(task, "idempotent", False)),
                hostname=request.hostname or "", expires_at=_timestamp(getattr(request, "expires", None)),
-               handoff_token=getattr(request, HANDOFF_HEADER, None))
+               handoff_token=getattr(request, HANDOFF_HEADER, None), state=state)
 
 
 def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

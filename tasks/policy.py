@@ -2,12 +2,17 @@
 
 A run's policy is resolved field by field, first source that sets a field wins:
 
-1. the schedule entry, as beat sent it in the ``beatkeeper_policy`` header (scheduled runs);
+1. the schedule entry the run names, as beat published it, when beat published that entry
+   for this very task (scheduled runs);
 2. the schedule entry, as beat published it for the task name (so a hand-triggered run,
    ``celery -A tasks call`` or ``send_task``, takes the same lock as a scheduled one);
 3. the task's own declaration: ``@app.task(overlap="skip", lock_ttl_s=60, lock_key=["feed_id"],
    max_runtime_s=600, time_limit=900)``;
 4. the defaults: ``skip``, a 60 s lock TTL, the lock keyed on the task name and all its arguments.
+
+Policy headers on the message are ignored: anyone can send one. Every field is checked
+by the same converters as a schedule entry's value (``schedules.entry.KEYS``) and the same
+lock TTL cap rule (``schedules.guards``); a field that fails makes the run a recorded failure.
 
 ``lock_key`` names the arguments that identify the job: ``["feed_id"]`` makes one lock per
 feed, ``[]`` one lock for the whole task. Left unset, every argument counts, so the same job
@@ -24,10 +29,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import redis
 
-from schedules.entry import OverlapPolicy  # one enum for config and enforcement
+from schedules.entry import KEYS, OverlapPolicy  # one enum and one set of converters for config and enforcement
+from schedules.errors import InvalidValue
+from schedules.guards import lock_ttl_problem
 
 LOCK_PREFIX = "beatkeeper:lock:"
 PUBLISHED_POLICIES_KEY = "beatkeeper:policies"  # hash: task name -> JSON of the entry's policy fields
+PUBLISHED_ENTRY_POLICIES_KEY = "beatkeeper:policies:entries"  # hash: entry -> JSON {task, policy}
+PUBLISHED_BUDGETS_KEY = "beatkeeper:budgets"  # hash: task name -> runs per hour; "*" -> the default
+DEFAULT_BUDGET_FIELD = "*"
 
 DEFAULT_LOCK_TTL_S = 60.0
 
@@ -95,38 +105,34 @@ def resolve_policy(task_name: str, *layers: Mapping[str, Any] | None, max_lock_t
     return _validated(task_name, merged, max_lock_ttl_s=max_lock_ttl_s)
 
 
+#: RunPolicy field -> the schedule entry key whose converter checks it: one rule for ``check``,
+#: beat and the worker (a declaration or a published policy is checked like an entry's value).
+_ENTRY_KEY_OF = {key.attribute: name for name, key in KEYS.items() if key.attribute in POLICY_FIELDS}
+
+
 def _validated(task: str, raw: Mapping[str, Any], *, max_lock_ttl_s: float) -> RunPolicy:
-    policy = RunPolicy()
-    if "overlap" in raw:
+    converted: dict[str, Any] = {}
+    for field, value in raw.items():
         try:
-            policy = replace(policy, overlap=OverlapPolicy(raw["overlap"]))
-        except ValueError:
-            choices = ", ".join(p.value for p in OverlapPolicy)
-            raise PolicyError(task, "overlap", raw["overlap"], f"must be one of {choices}") from None
-    if "lock_ttl_s" in raw:
-        ttl_s = _positive(task, "lock_ttl_s", raw["lock_ttl_s"])
-        if ttl_s > max_lock_ttl_s:
-            raise PolicyError(task, "lock_ttl_s", ttl_s, f"exceeds max_lock_ttl_s={max_lock_ttl_s}")
-        policy = replace(policy, lock_ttl_s=ttl_s)
-    if "lock_key" in raw:
-        key = raw["lock_key"]
-        if isinstance(key, str) or not all(isinstance(k, str) and k for k in key):
-            raise PolicyError(task, "lock_key", key, "must be a list of argument names")
-        policy = replace(policy, lock_key=tuple(key))
-    for field in ("max_runtime_s", "time_limit_s"):
-        if field in raw:
-            policy = replace(policy, **{field: _positive(task, field, raw[field])})
-    return policy
+            converted[field] = KEYS[_ENTRY_KEY_OF[field]].convert(value)
+        except InvalidValue as exc:
+            raise PolicyError(task, field, value, exc.problems[0][1]) from None
+    if "lock_ttl_s" in converted:
+        problem = lock_ttl_problem(converted["lock_ttl_s"], max_lock_ttl_s=max_lock_ttl_s)
+        if problem is not None:
+            raise PolicyError(task, "lock_ttl_s", raw["lock_ttl_s"], problem)
+    if "lock_key" in converted:
+        converted["lock_key"] = tuple(converted["lock_key"])
+    return replace(RunPolicy(), **converted)
 
 
-def _positive(task: str, field: str, value: Any) -> float:
+def policy_problem(task: str, raw: Mapping[str, Any], *, max_lock_ttl_s: float) -> PolicyError | None:
+    """None when ``raw`` is a usable policy, else the error the worker would fail the run with."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PolicyError(task, field, value, "must be a number of seconds") from None
-    if not number > 0:
-        raise PolicyError(task, field, value, "must be > 0")
-    return number
+        _validated(task, {k: v for k, v in raw.items() if v is not None}, max_lock_ttl_s=max_lock_ttl_s)
+    except PolicyError as exc:
+        return exc
+    return None
 
 
 def lock_key_for(task_name: str, policy: RunPolicy, *, signature: inspect.Signature | None,
@@ -159,22 +165,39 @@ def _bound_arguments(signature: inspect.Signature | None, args: Sequence[Any],
     return {"args": list(args), **kwargs}
 
 
-def publish_entry_policies(client: redis.Redis, policies: Mapping[str, RunPolicy]) -> None:
-    """Publish each scheduled task's entry policy (beat calls this when it loads the schedule).
+def publish_entry_policies(client: redis.Redis, policies: Mapping[str, RunPolicy], *,
+                           entries: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+                           budgets: Mapping[str, int] | None = None, default_budget: int | None = None) -> None:
+    """Publish what workers enforce (beat calls this when it loads the schedule), atomically
+    replacing what was published before:
 
-    Replaces what was published before, atomically. When several entries name one task,
-    the caller picks the policy that task's hand-triggered runs must follow.
+    - ``policies``: per task, the entry policy its hand-triggered runs follow (when several
+      entries name one task, the caller picks it);
+    - ``entries``: per entry, ``(task, policy fields)``: what a scheduled run of it follows;
+    - ``budgets``/``default_budget``: runs per hour per task (``schedules.guards.task_budgets``)
+      and for tasks with none.
     """
     with client.pipeline(transaction=True) as pipe:
-        pipe.delete(PUBLISHED_POLICIES_KEY)
+        pipe.delete(PUBLISHED_POLICIES_KEY, PUBLISHED_ENTRY_POLICIES_KEY, PUBLISHED_BUDGETS_KEY)
         if policies:
             pipe.hset(PUBLISHED_POLICIES_KEY,
                       mapping={task: json.dumps(p.as_fields()) for task, p in policies.items()})
+        if entries:
+            pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, mapping={
+                name: json.dumps({"task": task, "policy": dict(fields)}) for name, (task, fields) in entries.items()})
+        budget_map = {task: int(runs) for task, runs in (budgets or {}).items()}
+        if default_budget is not None:
+            budget_map[DEFAULT_BUDGET_FIELD] = int(default_budget)
+        if budget_map:
+            pipe.hset(PUBLISHED_BUDGETS_KEY, mapping=budget_map)
         pipe.execute()
 
 
 class PublishedPolicies:
-    """A worker's cached view of the published entry policies, re-read every ``refresh_s``."""
+    """A worker's cached view of what beat published, re-read every ``refresh_s``.
+
+    The only source of an entry's policy and a task's budget on the worker: a message's own
+    headers are never trusted for either (anyone can send a message)."""
 
     def __init__(self, client: redis.Redis, *, refresh_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
@@ -182,15 +205,44 @@ class PublishedPolicies:
         self.refresh_s = refresh_s
         self.clock = clock
         self._by_task: dict[str, dict[str, Any]] = {}
+        self._by_entry: dict[str, dict[str, Any]] = {}
+        self._budgets: dict[str, int] = {}
         self._read_at: float | None = None
 
-    def fields_for(self, task_name: str) -> dict[str, Any]:
+    def _refresh(self) -> None:
         now = self.clock()
-        if self._read_at is None or now - self._read_at >= self.refresh_s:
-            raw = self.client.hgetall(PUBLISHED_POLICIES_KEY)
-            self._by_task = {_text(k): json.loads(v) for k, v in raw.items()}
-            self._read_at = now
+        if self._read_at is not None and now - self._read_at < self.refresh_s:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in (PUBLISHED_POLICIES_KEY, PUBLISHED_ENTRY_POLICIES_KEY, PUBLISHED_BUDGETS_KEY):
+                pipe.hgetall(key)
+            by_task, by_entry, budgets = pipe.execute()
+        self._by_task = {_text(k): json.loads(v) for k, v in by_task.items()}
+        self._by_entry = {_text(k): json.loads(v) for k, v in by_entry.items()}
+        self._budgets = {_text(k): int(v) for k, v in budgets.items()}
+        self._read_at = now
+
+    def fields_for(self, task_name: str) -> dict[str, Any]:
+        """The entry policy beat published for ``task_name`` (hand-triggered runs), or {}."""
+        self._refresh()
         return self._by_task.get(task_name, {})
+
+    def entry_fields(self, entry: str, task_name: str) -> dict[str, Any]:
+        """The policy of schedule entry ``entry``, if beat published it for this very task; else {}."""
+        self._refresh()
+        published = self._by_entry.get(entry) if entry else None
+        if not published or published.get("task") != task_name:
+            return {}
+        return dict(published.get("policy") or {})
+
+    def budget_for(self, task_name: str) -> int | None:
+        """The runs-per-hour budget beat published for ``task_name``; None when it published none."""
+        self._refresh()
+        return self._budgets.get(task_name)
+
+    def default_budget(self) -> int | None:
+        self._refresh()
+        return self._budgets.get(DEFAULT_BUDGET_FIELD)
 
 
 def _text(value: str | bytes) -> str:

@@ -1,12 +1,13 @@
 """Start-up self-checks: each returns findings that say what is wrong and what to set.
 
-Beat runs them at start (a fatal finding stops it, non-zero); workers log them.
+Beat runs them at start (a fatal finding stops it, non-zero); workers log them. What the
+schedule and the settings alone decide (lock TTLs and ``expires`` against the broker's
+visibility timeout, beat's lock timing) is refused by validation first, ``beatkeeper check``
+included (``tasks.schedule_source``), with the same lines.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
-
 import redis
 
 VOLATILE_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
@@ -44,19 +45,6 @@ def check_beat_timing(*, lock_timeout_s: float, loop_interval_s: float) -> list[
     return [Finding("beat-lock-timeout", f"redbeat_lock_timeout {lock_timeout_s:g}s is below "
                     f"{MIN_LOCK_TO_LOOP_RATIO} x beat_max_loop_interval ({loop_interval_s:g}s): a busy beat would lose "
                     "its lock; raise BEATKEEPER_BEAT_LOCK_TIMEOUT or lower BEATKEEPER_LOOP_INTERVAL", True)]
-
-
-def check_visibility_timeout(*, visibility_timeout_s: float, lock_ttls_s: Iterable[float],
-                             expires_s: Iterable[float]) -> list[Finding]:
-    """The Redis broker redelivers unacked messages after visibility_timeout, even to a second worker."""
-    findings = []
-    for what, values in (("lock TTL", lock_ttls_s), ("expires", expires_s)):
-        longest = max((v for v in values if v), default=0.0)
-        if longest >= visibility_timeout_s:
-            findings.append(Finding("visibility-timeout", f"the longest {what} ({longest:g}s) is not below the broker "
-                                    f"visibility_timeout ({visibility_timeout_s:g}s): a message would be redelivered "
-                                    "while its run may still be going; raise BEATKEEPER_MAX_LOCK_TTL", True))
-    return findings
 
 
 def report(findings: list[Finding], log) -> bool:

@@ -97,9 +97,31 @@ def test_explicit_budget_below_the_projection_still_refuses():
     assert "over its budget of 1079 runs/hour" in problem.message
 
 
-def test_explicit_budget_never_lowers_the_default():
-    [problem] = problems_of(three_pollers(max_runs_per_hour=5))
-    assert "over its budget of 1000 runs/hour" in problem.message
+def test_explicit_budget_is_the_budget_the_worker_enforces():
+    # One definition (schedules.guards.task_budgets): an entry's max_runs_per_hour is its task's
+    # budget, below the default too; the worker enforces the same figure.
+    problems = problems_of(three_pollers(max_runs_per_hour=5))
+    assert [(p.entry, p.field) for p in problems] == [("p1", "max_runs_per_hour"), (None, "budget")]
+    assert "over its budget of 5 runs/hour" in problems[1].message
+
+
+def test_an_entry_planning_more_than_its_own_max_runs_per_hour_is_refused():
+    """Issue 14: every 30 s with max_runs_per_hour 60 passed check; the worker skipped half the runs."""
+    raw = {"sync": {"task": "t", "every": 30, "max_runs_per_hour": 60}}
+    problems = problems_of(raw)
+    assert [str(p) for p in problems][0] == ("entry 'sync': max_runs_per_hour: 60 is below the entry's own peak of "
+                                             "120 runs/hour: the worker would skip the surplus runs")
+    assert len(validate({"sync": {**raw["sync"], "max_runs_per_hour": 120}}).entries) == 1
+
+
+def test_declared_budgets_apply_to_tasks_without_an_explicit_entry_budget():
+    from schedules.guards import task_budgets
+
+    specs = validate({"a": {"task": "t", "every": 60}, "b": {"task": "u", "every": 120, "max_runs_per_hour": 70},
+                      "c": {"task": "u", "every": 60, "max_runs_per_hour": 90}}).entries
+    assert task_budgets(specs, default_runs_per_hour=1000, declared={"t": 80, "u": 5, "v": 3}) == \
+        {"t": 80, "u": 90, "v": 3}
+    assert task_budgets(specs, default_runs_per_hour=1000) == {"t": 1000, "u": 90}
 
 
 def test_budget_setting_raises_every_task_budget():

@@ -31,6 +31,17 @@ def guard_only(app):
         set_middlewares(app, previous)
 
 
+def publish_entry(entry: str, task, **policy) -> None:
+    """Publish, as beat does at start, that schedule entry ``entry`` runs ``task`` with ``policy``
+    (the worker takes an entry's policy from there only, never from message headers)."""
+    from tasks import app
+    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
+    from tasks.redis_client import app_redis
+
+    app_redis(app).hset(PUBLISHED_ENTRY_POLICIES_KEY, entry,
+                        json.dumps({"task": getattr(task, "name", task), "policy": policy}))
+
+
 def guard_middlewares(app) -> list:
     """The overlap and long-run middlewares, in their standard order."""
     from tasks.longrun import LongRunMiddleware

@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.events import read_events
 from monitoring.metrics import metrics_registry
-from tasks.budget import BudgetLimits, BudgetMiddleware, entry_budgets, runs_in_last_hour
+from tasks.budget import BudgetLimits, BudgetMiddleware, runs_in_last_hour
 from tasks.policy import RunPolicy
 from tasks.run import Run, RunStatus
 from tests.monitoring.databases import app_history, drained_records, sqlite_url  # noqa: F401
@@ -86,14 +86,6 @@ def test_refusals_alert_once_per_hour_per_task(budget, clock, redis_client):
     assert [e.subject for e in read_events(redis_client, kind="budget_exceeded")] == ["a", "b", "a"]
 
 
-def test_entry_budgets_take_the_largest_of_the_entries_naming_a_task():
-    schedule = {"a": {"task": "t1", "every": 60, "max_runs_per_hour": 60},
-                "b": {"task": "t1", "every": 30, "max_runs_per_hour": 120},
-                "c": {"task": "t2", "every": 60},
-                "d": {"task": "t3", "every": 60, "max_runs_per_hour": "lots"}}
-    assert entry_budgets(schedule) == {"t1": 120}
-
-
 @pytest.mark.parametrize("per_entry_task, declared, expected", [
     pytest.param({"t": 50}, 7, 50, id="entry_budget_beats_declaration"),
     pytest.param({}, 7, 7, id="declaration_beats_default"),
@@ -107,13 +99,38 @@ def test_budget_resolution_order(per_entry_task, declared, expected):
     assert limits.for_task("t") == expected
 
 
-def test_limits_from_the_environment_and_the_schedule_file(app, tmp_path):
-    schedule = tmp_path / "schedule.json"
-    schedule.write_text(json.dumps({"sync": {"task": "tests.history.ok", "every": 60, "max_runs_per_hour": 90}}))
-    limits = BudgetLimits.from_app(app, environ={"BEATKEEPER_MAX_RUNS_PER_HOUR": "250",
-                                                 "BEATKEEPER_SCHEDULE": str(schedule)})
+def test_limits_come_from_what_beat_published_never_from_the_schedule_file(app, redis_client, tmp_path):
+    from tasks import entry_policy
+    from tasks.guard import set_published_policies
+    from tasks.policy import PublishedPolicies
+    from tasks.schedule_source import load_validated_schedule
+
+    schedule = {"sync": {"task": "tests.history.ok", "every": 60, "max_runs_per_hour": 90, "args": ["k"]}}
+    set_published_policies(app, PublishedPolicies(redis_client, refresh_s=0))
+    file = tmp_path / "schedule.json"
+    file.write_text(json.dumps({"sync": {**schedule["sync"], "max_runs_per_hour": 5000}}))
+    env = {"BEATKEEPER_MAX_RUNS_PER_HOUR": "250", "BEATKEEPER_SCHEDULE": str(file)}
+    limits = BudgetLimits.from_app(app, environ=env)
+    # Nothing published yet: the declaration, then the worker's own setting; the file is not read.
+    assert (limits.for_task("tests.history.ok"), limits.for_task("tests.history.small_budget")) == (250, 2)
+    kept = load_validated_schedule(app, environ={}, raw=schedule).entries
+    entry_policy.publish(redis_client, kept, default_budget=300, tasks=app.tasks)
     assert (limits.for_task("tests.history.ok"), limits.for_task("tests.history.small_budget"),
-            limits.for_task("tests.history.counted")) == (90, 2, 250)
+            limits.for_task("tests.history.counted")) == (90, 2, 300)
+
+
+def test_30_messages_sharing_one_task_id_are_30_deliveries(app_history, worker, redis_client):
+    """Issue 13: deliveries sharing one task id were one member of the budget's window. Run
+    identity lets a failed id run again, so a failing loop reusing its id escaped the budget."""
+    from monitoring.metrics import invocation_window_key
+
+    for _ in range(30):
+        ht.fail.apply_async(("same-id",), task_id="one-id-for-all")
+    records = drained_records(app_history, expected=30, timeout_s=40, task="tests.history.fail")
+    executed = int(redis_client.get(ht.ran_key("same-id")) or 0)
+    assert executed >= 2 and [r.status for r in records].count("failure") == executed
+    assert redis_client.zcard(invocation_window_key("tests.history.fail")) == executed
+    assert runs_in_last_hour(redis_client, "tests.history.fail", now=time.time()) == executed
 
 
 def test_a_bad_budget_setting_falls_back_to_the_default_and_says_so(app, caplog):

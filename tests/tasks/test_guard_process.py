@@ -15,13 +15,15 @@ from tasks.overlap import skipped_counts
 from tests.run_states import run_state
 from tests.servers import wait_until
 from tests.tasks import guarded_tasks as gt
-from tests.tasks.conftest import GUARDED_MODULES, lock_key_of, start_worker_process
+from tests.tasks.conftest import GUARDED_MODULES, lock_key_of, publish_entry, start_worker_process
 
 pytestmark = pytest.mark.process
 
 
-def scheduled(entry: str, **policy) -> dict:
-    return headers.dispatch_headers(entry, datetime.now(timezone.utc), policy=policy)
+def scheduled(entry: str, task, **policy) -> dict:
+    """Headers of a scheduled dispatch of ``task`` whose entry sets ``policy`` (published, as beat does)."""
+    publish_entry(entry, task, **policy)
+    return headers.dispatch_headers(entry, datetime.now(timezone.utc))
 
 
 def test_four_pool_processes_hammering_a_skip_task_never_overlap(processes, redis_client, probe_for):
@@ -45,7 +47,8 @@ def test_sigkill_mid_run_frees_the_lock_within_ttl_and_the_killed_run_is_lost(pr
     worker = start_worker_process(processes, "-P", "prefork", "-c", "1", "-Q", "default", name="crash")
     probe = probe_for("crash")
     probe.block()
-    killed = gt.probe.apply_async(("crash",), {"record": True}, headers=scheduled("crash-entry", lock_ttl_s=ttl_s))
+    killed = gt.probe.apply_async(("crash",), {"record": True},
+                                  headers=scheduled("crash-entry", gt.probe, lock_ttl_s=ttl_s))
     wait_until(lambda: probe.entered(), timeout_s=15, what="the locked run to start")
     key = lock_key_of(gt.probe, "crash")
     assert redis_client.exists(key)
@@ -69,7 +72,7 @@ def test_a_redelivered_message_never_runs_alongside_a_newer_run(processes, redis
     probe = probe_for("redo")
     probe.block()
     first = gt.probe.apply_async(("redo",), {"record": True, "hold_s": 0.3},
-                                 headers=scheduled("redo-entry", lock_ttl_s=ttl_s))
+                                 headers=scheduled("redo-entry", gt.probe, lock_ttl_s=ttl_s))
     [entered] = wait_until(lambda: probe.entered(), timeout_s=15, what="the first delivery to start")
     os.kill(entered["pid"], signal.SIGKILL)  # only the pool process: the worker requeues the message
     probe.forget_killed_run()
@@ -77,7 +80,7 @@ def test_a_redelivered_message_never_runs_alongside_a_newer_run(processes, redis
     newer = []
     for _ in range(12):  # newer triggers keep arriving while the redelivery waits and runs
         newer.append(gt.probe.apply_async(("redo",), {"record": True, "hold_s": 0.3},
-                                          headers=scheduled("redo-entry", lock_ttl_s=ttl_s)))
+                                          headers=scheduled("redo-entry", gt.probe, lock_ttl_s=ttl_s)))
         time.sleep(0.25)
     assert first.get(timeout=20)
     wait_until(lambda: all(run_state(r) in ("SUCCESS", "SKIPPED_OVERLAP") for r in newer), timeout_s=20,

@@ -13,15 +13,17 @@ from tasks.policy import RunPolicy
 from tasks.run import Outcome, Run, RunStatus
 from tests.servers import wait_until
 from tests.tasks import guarded_tasks as gt
+from tests.tasks.conftest import publish_entry
 
 pytestmark = pytest.mark.usefixtures("guard_only")
 
 FIRE_AT = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
 
-def scheduled(entry: str, **policy) -> dict:
-    """Headers of a scheduled dispatch whose entry sets ``policy``."""
-    return headers.dispatch_headers(entry, FIRE_AT, policy=policy)
+def scheduled(entry: str, task, **policy) -> dict:
+    """Headers of a scheduled dispatch of ``task`` whose entry sets ``policy`` (published, as beat does)."""
+    publish_entry(entry, task, **policy)
+    return headers.dispatch_headers(entry, FIRE_AT)
 
 
 class ManualTimer:
@@ -68,7 +70,7 @@ def test_long_run_detection(redis_client, timer_fires, finished_after_s, expecte
 def test_a_long_run_is_reported_while_it_runs_and_not_killed(worker, redis_client, probe_for):
     probe = probe_for("slow")
     probe.block()
-    result = gt.probe.apply_async(("slow",), headers=scheduled("slow-entry", max_runtime_s=0.2))
+    result = gt.probe.apply_async(("slow",), headers=scheduled("slow-entry", gt.probe, max_runtime_s=0.2))
     [event] = wait_until(lambda: read_events(redis_client, kind="long_run"), timeout_s=10, what="long_run event")
     assert event.subject == "slow-entry" and event.data["still_running"] and event.data["task_id"] == result.id
     assert not result.ready()

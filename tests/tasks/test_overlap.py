@@ -20,7 +20,7 @@ from tasks.policy import (OverlapPolicy, PolicyError, PublishedPolicies, RunPoli
 from tasks.run import RunStatus, Skip
 from tests.servers import wait_until
 from tests.tasks import guarded_tasks as gt
-from tests.tasks.conftest import call_guarded, guard_middlewares, lock_key_of
+from tests.tasks.conftest import call_guarded, guard_middlewares, lock_key_of, publish_entry
 from tests.run_states import run_state
 
 pytestmark = pytest.mark.usefixtures("guard_only")
@@ -28,23 +28,24 @@ pytestmark = pytest.mark.usefixtures("guard_only")
 FIRE_AT = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
 
-def scheduled(entry: str, **policy) -> dict:
-    """Headers of a scheduled dispatch whose entry sets ``policy``."""
-    return headers.dispatch_headers(entry, FIRE_AT, policy=policy)
+def scheduled(entry: str, task, **policy) -> dict:
+    """Headers of a scheduled dispatch of ``task`` whose entry sets ``policy`` (published, as beat does)."""
+    publish_entry(entry, task, **policy)
+    return headers.dispatch_headers(entry, FIRE_AT)
 
 
 # -- policy resolution ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("header, published, declared, expected", [
+@pytest.mark.parametrize("entry, published, declared, expected", [
     pytest.param({"overlap": "allow"}, {"overlap": "skip"}, {"overlap": "buffer_one"}, "allow",
-                 id="entry_header_beats_published_and_declaration"),
+                 id="published_entry_beats_published_task_and_declaration"),
     pytest.param({}, {"overlap": "buffer_one"}, {"overlap": "allow"}, "buffer_one",
                  id="published_entry_beats_declaration_for_hand_triggered_runs"),
     pytest.param({}, {}, {"overlap": "allow"}, "allow", id="declaration_beats_default"),
     pytest.param({}, {}, {}, "skip", id="default_is_skip"),
 ])
-def test_overlap_resolution_order(header, published, declared, expected):
-    policy = resolve_policy("t", header, published, declared, max_lock_ttl_s=3600)
+def test_overlap_resolution_order(entry, published, declared, expected):
+    policy = resolve_policy("t", entry, published, declared, max_lock_ttl_s=3600)
     assert policy.overlap is OverlapPolicy(expected)
 
 
@@ -250,11 +251,11 @@ def test_allow_takes_no_lock(app, redis_client, probe_for):
 def test_a_run_three_times_its_ttl_keeps_its_lock_and_blocks_a_second(worker, redis_client, probe_for):
     probe = probe_for("long")
     first = gt.probe.apply_async(("long",), {"hold_s": 1.5, "record": True},
-                                 headers=scheduled("long-entry", lock_ttl_s=0.5))
+                                 headers=scheduled("long-entry", gt.probe, lock_ttl_s=0.5))
     wait_until(lambda: probe.entered(), timeout_s=10, what="the long run to start")
     key = lock_key_of(gt.probe, "long")
     token = redis_client.get(key)
-    second = gt.probe.apply_async(("long",), headers=scheduled("long-entry", lock_ttl_s=0.5))
+    second = gt.probe.apply_async(("long",), headers=scheduled("long-entry", gt.probe, lock_ttl_s=0.5))
     while not first.ready():
         held = redis_client.get(key)
         assert held == token or first.ready(), "the lock changed hands while the run was alive"
@@ -267,7 +268,7 @@ def test_a_run_three_times_its_ttl_keeps_its_lock_and_blocks_a_second(worker, re
 
 
 def test_a_retry_is_not_blocked_by_its_own_lock_and_keeps_its_entry(worker, redis_client, probe_for):
-    result = gt.retry_once.apply_async(("r",), headers=scheduled("retry-entry"))
+    result = gt.retry_once.apply_async(("r",), headers=scheduled("retry-entry", gt.retry_once))
     assert result.get(timeout=15) == "retried"
     enters = probe_for("r").entered()
     assert [e["retries"] for e in enters] == [0, 1]
@@ -361,7 +362,8 @@ def test_hand_triggered_run_takes_the_lock_the_entry_published(worker, app, redi
     publish_entry_policies(redis_client, {gt.undeclared_probe.name: RunPolicy(lock_key=())})
     probe = probe_for("nightly")
     probe.block()
-    scheduled_run = gt.undeclared_probe.apply_async(("nightly",), headers=scheduled("nightly", lock_key=[]))
+    scheduled_run = gt.undeclared_probe.apply_async(("nightly",),
+                                                  headers=scheduled("nightly", gt.undeclared_probe, lock_key=[]))
     wait_until(lambda: probe.ran() == 0 and redis_client.keys("beatkeeper:lock:tests.guarded.undeclared_probe"),
                timeout_s=10, what="the scheduled run to hold the task-wide lock")
     by_hand = app.send_task(gt.undeclared_probe.name, args=["other-args"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.selfchecks import check_beat_timing, check_eviction_policy, check_visibility_timeout
+from tasks.selfchecks import check_beat_timing, check_eviction_policy
 
 
 @pytest.fixture
@@ -43,9 +43,3 @@ def test_the_lock_timeout_must_cover_five_loop_intervals():
     [finding] = check_beat_timing(lock_timeout_s=20, loop_interval_s=5)
     assert finding.fatal and "BEATKEEPER_BEAT_LOCK_TIMEOUT" in finding.message
 
-
-def test_the_visibility_timeout_must_exceed_every_lock_ttl_and_expires():
-    assert check_visibility_timeout(visibility_timeout_s=7200, lock_ttls_s=[3600, 0], expires_s=[7199]) == []
-    findings = check_visibility_timeout(visibility_timeout_s=7200, lock_ttls_s=[7200], expires_s=[9000, 10])
-    assert [(f.fatal, f.message.split(" (")[0]) for f in findings] == [
-        (True, "the longest lock TTL"), (True, "the longest expires")]

@@ -37,7 +37,7 @@ SCHEDULE = {
             {"every": 900},
         ],
         "timezone": "Europe/London",
-        "max_runs_per_hour": 100,
+        "max_runs_per_hour": 200,
         "catchup": "all",
         "catchup_max": 3,
         "time_limit": "1m30s",
