@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from celery import Task, signals
 from celery.app.task import Context
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Reject, Retry
 
 from tasks import headers
 from tasks.entry_retry import retry_for
@@ -119,7 +119,8 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
                retries=request.retries or 0, redelivered=bool(delivery.get("redelivered")),
                idempotent=bool(getattr(task, "idempotent", False)),
                hostname=request.hostname or "", expires_at=_timestamp(getattr(request, "expires", None)),
-               handoff_token=getattr(request, HANDOFF_HEADER, None))
+               handoff_token=getattr(request, HANDOFF_HEADER, None),
+               beat_fence=getattr(request, headers.BEAT_FENCE, None))
 
 
 def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
@@ -164,6 +165,9 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
         outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time())
         return result
     except BaseException as exc:
+        if outcome is None and isinstance(exc, Reject) and exc.requeue:
+            # A middleware sent the message back (Redis away at the claim): it comes again, as a retry does.
+            outcome = Outcome.of_error(RunStatus.RETRY, exc, finished_at=time.time())
         if outcome is None:  # a middleware's before_run raised: the run failed before its body
             outcome = Outcome.of_error(RunStatus.FAILURE, exc, finished_at=time.time())
         raise
