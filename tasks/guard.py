@@ -125,7 +125,7 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
 
 def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     chain = middlewares_of(task.app, default=standard_middlewares)
-    run = build_run(task, request, args, kwargs, received_at=time.time())
+    run = _build_run_through_redis_outage(task, request, args, kwargs)
     setattr(request, _RUN_ATTRIBUTE, run)
     entered: list[Middleware] = []
     outcome: Outcome | None = None
@@ -177,6 +177,20 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
                 middleware.after_run(run, outcome)
             except Exception:  # one failing release must not keep the others from releasing
                 log.exception("%s.after_run failed for %s[%s]", type(middleware).__name__, run.task_name, run.task_id)
+
+
+def _build_run_through_redis_outage(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Run:
+    """build_run (it reads the published policies), retried as the claim is; if Redis stays away
+    the message goes back to the queue: nothing ran, so it is no failure of the task."""
+    from tasks.identity import CLAIM_RETRY, CLAIM_RETRY_ERRORS
+
+    received_at = time.time()
+    try:
+        return CLAIM_RETRY.call_with_retry(
+            lambda: build_run(task, request, args, kwargs, received_at=received_at),
+            lambda exc: log.warning("%s[%s]: Redis error before the run (%r); retrying", task.name, request.id, exc))
+    except CLAIM_RETRY_ERRORS as exc:
+        raise Reject(f"Redis unreachable before {task.name}[{request.id}] could start: {exc!r}", requeue=True) from exc
 
 
 def _dispatch_lost(chain: Sequence[Middleware], lost_runs: Sequence[LostRun]) -> None:
