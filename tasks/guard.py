@@ -23,6 +23,7 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from tasks import headers
 from tasks.entry_retry import retry_for
+from tasks.identity import CLAIM_RETRY, CLAIM_RETRY_ERRORS
 from tasks.publish_checks import refuse_long_delay
 from tasks.middleware import Middleware, middlewares_of
 from tasks.overlap import HANDOFF_HEADER
@@ -132,7 +133,11 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
     try:
         skip: Skip | None = None
         for middleware in chain:
-            skip = middleware.before_run(run)
+            try:
+                skip = middleware.before_run(run)
+            except CLAIM_RETRY_ERRORS as exc:  # nothing ran: the message comes again once Redis is back
+                raise Reject(f"Redis unreachable in {type(middleware).__name__} before {task.name}[{request.id}] "
+                             f"could start: {exc!r}", requeue=True) from exc
             if skip is not None:
                 break
             entered.append(middleware)
@@ -182,8 +187,6 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
 def _build_run_through_redis_outage(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Run:
     """build_run (it reads the published policies), retried as the claim is; if Redis stays away
     the message goes back to the queue: nothing ran, so it is no failure of the task."""
-    from tasks.identity import CLAIM_RETRY, CLAIM_RETRY_ERRORS
-
     received_at = time.time()
     try:
         return CLAIM_RETRY.call_with_retry(

@@ -185,7 +185,9 @@ class RunIdentityMiddleware(Middleware):
         if claim is None:
             return
         self.renewer.unwatch(claim)
-        state = _state_after(outcome.status)
+        # A delivery sent back before its body (Redis away in a later middleware) did not run: the
+        # same message, delivered again, must be able to claim the run.
+        state = ClaimState.FAILED if outcome.error_type == Reject.__name__ else _state_after(outcome.status)
         recorded = self._finish(claim, state)
         if recorded is False:
             log.warning("identity: run %s (%s[%s]) ended %s after a newer delivery claimed it", claim.run_id,

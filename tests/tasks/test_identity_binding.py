@@ -203,3 +203,41 @@ def test_a_run_sent_back_by_the_claim_is_recorded_as_a_retry_not_a_failure(chain
     assert lt.ledger(redis_client) == {}
     spooled = [json.loads(raw) for raw in redis_client.lrange(history_store_for(app).spool_key, 0, -1)]
     assert [r["status"] for r in spooled if r["entry"] == "sent-back-entry"] == ["retry"]
+
+
+def test_redis_away_in_a_middleware_after_the_claim_sends_the_message_back_and_frees_the_run(app, redis_client,
+                                                                                             tmp_path):
+    import redis
+
+    from tasks.history_mw import history_middleware_for, history_store_for
+    from tasks.identity import identity_middleware_for
+    from tasks.middleware import set_middlewares
+    from tasks.pause import PauseMiddleware
+    from tasks.redis_client import app_redis
+    from tests.tasks.conftest import call_guarded
+
+    server = RedisServer(tmp_path / "away").start()
+    away = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
+    server.kill()
+    client = app_redis(app)
+    previous = getattr(app, "beatkeeper_middlewares", None)
+    set_middlewares(app, [history_middleware_for(app), identity_middleware_for(app, client), PauseMiddleware(away)])
+    try:
+        sent = headers.dispatch_headers("paused-away-entry", FIRE_AT)
+        task_id = "the-message"
+        with pytest.raises(Reject) as refused:
+            call_guarded(lt.record, task_id=task_id, request=dict(sent))
+        assert refused.value.requeue and lt.ledger(redis_client) == {}
+        record = claim_record(redis_client, run_id_for(entry="paused-away-entry", fire_at=FIRE_AT, task_id=""))
+        assert record.state is ClaimState.FAILED  # free for the same message delivered again
+        set_middlewares(app, [history_middleware_for(app), identity_middleware_for(app, client),
+                              PauseMiddleware(client)])
+        assert call_guarded(lt.record, task_id=task_id, request=dict(sent)) == "ran"  # Redis is back
+        assert lt.ledger(redis_client) == {f"paused-away-entry|{FIRE_AT.isoformat()}": 1}
+        spooled = [json.loads(raw) for raw in redis_client.lrange(history_store_for(app).spool_key, 0, -1)]
+        assert [r["status"] for r in spooled if r["entry"] == "paused-away-entry"] == ["retry", "success"]
+    finally:
+        if previous is None:
+            del app.beatkeeper_middlewares
+        else:
+            set_middlewares(app, previous)
