@@ -26,6 +26,14 @@ timeout, the longest a redelivery can come later); a hand-triggered run's only m
 execution history records every delivery's status, duplicates and dead letters included: it
 is the record of what ran; the Redis claim is the gate.
 
+The claim binds the run id to the entry: a message whose task is not the one beat stored for
+its entry (redbeat's definition, read inside the claim script) is not that entry's run; it
+runs as a hand run under its own task id. A message carrying a beat fence
+(``headers.BEAT_FENCE``) below the newest beat's (``headers.BEAT_EPOCH_KEY``), for an instant
+from that beat's takeover on, is skipped: the newer beat answers for it. Redis errors at the
+claim are retried (``CLAIM_RETRY``); if Redis stays away the message is rejected with requeue,
+so the broker delivers it again; the history records that delivery as ``retry``, not a failure.
+
 The middleware sits outside overlap and inside history/metrics (``tasks.guard``), so a
 duplicate neither takes the job lock nor spends budget, and is still recorded.
 """
