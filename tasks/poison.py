@@ -38,7 +38,32 @@ def headers_problem(message: Any, *, max_bytes: int) -> str | None:
         for name in ("task", "id"):
             if not isinstance(headers.get(name), str) or not headers[name]:
                 return f"header {name!r} is {_short(headers.get(name))}, not a non-empty string"
+    return _fields_problem(headers)
+
+
+def _fields_problem(fields: Mapping[str, Any]) -> str | None:
+    """Fields Celery reads only once the pool is handed the request, where an error would leave the
+    worker's pool slot taken: checked first."""
+    limits = fields.get("timelimit")
+    if limits is not None and not (isinstance(limits, (list, tuple)) and len(limits) == 2
+                                   and all(_is_number(limit) or limit is None for limit in limits)):
+        return f"timelimit is {_short(limits)}, not [hard s, soft s]"
+    for name in ("root_id", "parent_id", "group", "shadow", "origin"):
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            return f"{name} is {_short(fields[name])}, not a string"
+    stamped = fields.get("stamped_headers")
+    if stamped is not None and not (isinstance(stamped, list) and all(isinstance(name, str) for name in stamped)):
+        return f"stamped_headers is {_short(stamped)}, not a list of names"
+    if fields.get("stamps") is not None and not isinstance(fields["stamps"], Mapping):
+        return f"stamps is {_short(fields['stamps'])}, not a mapping"
+    retries = fields.get("retries")
+    if retries is not None and not (isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0):
+        return f"retries is {_short(retries)}, not a count"
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def shape_problem(headers: Mapping[str, Any] | None, body: Any) -> str | None:
@@ -57,6 +82,9 @@ def shape_problem(headers: Mapping[str, Any] | None, body: Any) -> str | None:
             if not isinstance(source.get(name), str) or not source[name]:
                 return f"field {name!r} is {_short(source.get(name))}, not a non-empty string"
         args, kwargs = body.get("args", ()), body.get("kwargs", {})
+        problem = _fields_problem(body)
+        if problem is not None:
+            return problem
     if not isinstance(args, (list, tuple)):
         return f"args are {_short(args)}, not a list"
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):

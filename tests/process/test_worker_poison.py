@@ -40,6 +40,9 @@ POISONS = {
     "text/plain": (b"hello", "text/plain", "utf-8", _task_headers(), "invalid"),
     "task header not a string": (b"[[], {}, {}]", *JSON, {**_task_headers(), "task": ["x"]}, "header 'task'"),
     "no id header": (b"[[], {}, {}]", *JSON, {"lang": "py", "task": TASK}, "header 'id'"),
+    # read only when the pool is handed the request: an error there would hold a pool slot for ever
+    "time limit not a pair": (b"[[], {}, {}]", *JSON, _task_headers(timelimit="abc"), "timelimit"),
+    "stamped headers not a list": (b"[[], {}, {}]", *JSON, _task_headers(stamped_headers=5), "stamped_headers"),
 }
 
 
