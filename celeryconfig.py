@@ -15,6 +15,7 @@ by string only: this module imports nothing from the project.
 | BEATKEEPER_MAX_LOCK_TTL       | 3600 (seconds)                  | the longest task lock TTL allowed     |
 | BEATKEEPER_VISIBILITY_TIMEOUT | max(2 x max lock TTL, 7200) (s) | broker redelivers unacked after this  |
 | BEATKEEPER_WORKER_CONCURRENCY | one per core                    | processes of the default worker       |
+| BEATKEEPER_MAX_MESSAGE_BYTES  | 1048576                         | largest task message a worker accepts |
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 """
 from __future__ import annotations
@@ -45,6 +46,8 @@ broker_connection_max_retries = None
 # Celery's consumer, except that a Redis dying under in-flight tasks no longer stops the
 # worker (a Celery 5.7 close-path bug: see tasks/worker_consumer.py).
 worker_consumer = "tasks.worker_consumer:BeatkeeperConsumer"
+# A task message bigger than this is rejected unread (tasks/poison.py); schedules send small args.
+beatkeeper_max_message_bytes = int(_env("BEATKEEPER_MAX_MESSAGE_BYTES", str(1024 * 1024)))
 
 # JSON only: a pickled message is refused by the worker (never executed).
 task_serializer = "json"

@@ -28,10 +28,11 @@ from typing import Any, Sequence
 
 from celery import Task, signals, states
 from celery.app.task import Context
-from celery.exceptions import Ignore, Retry, TaskRevokedError
+from celery.exceptions import Ignore, Reject, Retry, TaskRevokedError
 
 from tasks import headers
 from tasks.entry_retry import retry_for
+from tasks.identity import CLAIM_RETRY, CLAIM_RETRY_ERRORS
 from tasks.publish_checks import refuse_long_delay
 from tasks.guard_scope import is_plain, scheduled_tasks_of
 from tasks.middleware import Middleware, middlewares_of, plain_middlewares_of
@@ -146,11 +147,12 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
                retries=request.retries or 0, redelivered=bool(delivery.get("redelivered")),
                idempotent=bool(getattr(task, "idempotent", False)),
                hostname=request.hostname or "", expires_at=_timestamp(getattr(request, "expires", None)),
-               handoff_token=getattr(request, HANDOFF_HEADER, None), state=state)
+               handoff_token=getattr(request, HANDOFF_HEADER, None), state=state,
+               beat_fence=getattr(request, headers.BEAT_FENCE, None))
 
 
 def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-    run = build_run(task, request, args, kwargs, received_at=time.time())
+    run = _build_run_through_redis_outage(task, request, args, kwargs)
     chain = _middlewares_for(task, run)
     setattr(request, _RUN_ATTRIBUTE, run)
     entered: list[Middleware] = []
@@ -158,7 +160,11 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
     try:
         skip: Skip | None = None
         for middleware in chain:
-            skip = middleware.before_run(run)
+            try:
+                skip = middleware.before_run(run)
+            except CLAIM_RETRY_ERRORS as exc:  # nothing ran: the message comes again once Redis is back
+                raise Reject(f"Redis unreachable in {type(middleware).__name__} before {task.name}[{request.id}] "
+                             f"could start: {exc!r}", requeue=True) from exc
             if skip is not None:
                 break
             entered.append(middleware)
@@ -191,6 +197,9 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
         outcome = Outcome(status=RunStatus.SUCCESS, finished_at=time.time())
         return result
     except BaseException as exc:
+        if outcome is None and isinstance(exc, Reject) and exc.requeue:
+            # A middleware sent the message back (Redis away at the claim): it comes again, as a retry does.
+            outcome = Outcome.of_error(RunStatus.RETRY, exc, finished_at=time.time())
         if outcome is None:  # a middleware's before_run raised: the run failed before its body
             outcome = Outcome.of_error(RunStatus.FAILURE, exc, finished_at=time.time())
         raise
@@ -209,6 +218,18 @@ def _middlewares_for(task: Task, run: Run) -> tuple[Middleware, ...]:
                                   scheduled=scheduled_tasks_of(task.app)):
         return plain_middlewares_of(task.app, default=standard_middlewares)
     return middlewares_of(task.app, default=standard_middlewares)
+
+
+def _build_run_through_redis_outage(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Run:
+    """build_run (it reads the published policies), retried as the claim is; if Redis stays away
+    the message goes back to the queue: nothing ran, so it is no failure of the task."""
+    received_at = time.time()
+    try:
+        return CLAIM_RETRY.call_with_retry(
+            lambda: build_run(task, request, args, kwargs, received_at=received_at),
+            lambda exc: log.warning("%s[%s]: Redis error before the run (%r); retrying", task.name, request.id, exc))
+    except CLAIM_RETRY_ERRORS as exc:
+        raise Reject(f"Redis unreachable before {task.name}[{request.id}] could start: {exc!r}", requeue=True) from exc
 
 
 def _dispatch_lost(chain: Sequence[Middleware], lost_runs: Sequence[LostRun]) -> None:

@@ -26,6 +26,14 @@ timeout, the longest a redelivery can come later); a hand-triggered run's only m
 execution history records every delivery's status, duplicates and dead letters included: it
 is the record of what ran; the Redis claim is the gate.
 
+The claim binds the run id to the entry: a message whose task is not the one beat stored for
+its entry (redbeat's definition, read inside the claim script) is not that entry's run; it
+runs as a hand run under its own task id. A message carrying a beat fence
+(``headers.BEAT_FENCE``) below the newest beat's (``headers.BEAT_EPOCH_KEY``), for an instant
+from that beat's takeover on, is skipped: the newer beat answers for it. Redis errors at the
+claim are retried (``CLAIM_RETRY``); if Redis stays away the message is rejected with requeue,
+so the broker delivers it again; the history records that delivery as ``retry``, not a failure.
+
 The middleware sits outside overlap and inside history/metrics (``tasks.guard``), so a
 duplicate neither takes the job lock nor spends budget, and is still recorded.
 """
@@ -41,14 +49,17 @@ from datetime import datetime
 from typing import Any, Callable
 
 import redis
+from celery.exceptions import Reject
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from monitoring.events import record_event
 from tasks.locks import RENEWER, Renewer
 from tasks.middleware import Middleware
 from tasks.run import Outcome, Run, RunStatus, Skip
 # The claim itself lives in tasks.run_claim; its names are this module's public ones too.
-from tasks.run_claim import (RUN_KEY_PREFIX, ClaimRecord, ClaimState, RunClaim, claim_record, record_key,  # noqa: F401
-                             run_id_for, run_id_of)
+from tasks.run_claim import (RUN_KEY_PREFIX, ClaimRecord, ClaimState, EntryBinding, RunClaim,  # noqa: F401
+                             claim_record, record_key, run_id_for, run_id_of)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,11 @@ HAND_RUN_RETENTION_S = 300.0
 REDELIVERY_GRACE_S = 1.0  # beyond the lease's remaining TTL, for clock and poll slack
 FINISH_RETRY_S = 30.0  # how long the end of a run is retried while Redis is unreachable
 FINISH_RETRY_INTERVAL_S = 0.5
+#: The claim through a Redis outage: redis-py's own retry and backoff (each try also makes
+#: redis-py's per-command retries), about 30 s in all; then the message goes back to the queue.
+CLAIM_RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+CLAIM_RETRY = Retry(ExponentialWithJitterBackoff(cap=4.0, base=0.25), retries=10, supported_errors=CLAIM_RETRY_ERRORS)
+DEFAULT_ENTRY_KEY_PREFIX = "redbeat:"  # celeryconfig.redbeat_key_prefix's default
 
 _CLAIM = "identity.claim"  # the run's RunClaim, in run.state
 
@@ -91,8 +107,11 @@ class RunIdentityMiddleware(Middleware):
                  retention_s: float = DEFAULT_RETENTION_S, renewer: Renewer = RENEWER,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, poll_s: float = 0.05,
-                 succeeded_in_history: Callable[[str, datetime], str | None] | None = None):
+                 succeeded_in_history: Callable[[str, datetime], str | None] | None = None,
+                 entry_key_prefix: str = DEFAULT_ENTRY_KEY_PREFIX, claim_retry: Retry = CLAIM_RETRY):
         self.client = client
+        self.entry_key_prefix = entry_key_prefix  # + entry name: the entry beat stored (redbeat's key)
+        self.claim_retry = claim_retry
         self.succeeded_in_history = succeeded_in_history  # (entry, fire_at) -> task id of a success
         self.max_redeliveries = max_redeliveries
         self.retention_s = retention_s
@@ -105,6 +124,19 @@ class RunIdentityMiddleware(Middleware):
     def before_run(self, run: Run) -> Skip | None:
         run_id = run_id_of(run)
         claim = self._claim(run, run_id)
+        if claim.verdict == "stale":
+            newest, since = claim.stale_epoch
+            return _duplicate(run, f"run {run_id} was sent by a stale beat (fence {run.beat_fence}): beat fence "
+                                   f"{newest} holds the lock since {since:.3f} and answers for this instant",
+                              store_result=True)
+        if claim.verdict == "unbound":
+            # Another task's message naming the entry: not the entry's run (it could otherwise take
+            # the real dispatch's run id); it runs as what it is, a hand-sent message.
+            log.warning("identity: %s[%s] names entry %r, whose task is %r: run as a hand run, not as %s",
+                        run.task_name, run.task_id, run.entry, claim.entry_task or "?", run_id)
+            run.entry, run.fire_at = "", None
+            run_id = run_id_of(run)
+            claim = self._claim(run, run_id)
         deadline: float | None = None
         while claim.verdict == "held":
             holder = claim.current_holder or {}
@@ -135,7 +167,7 @@ class RunIdentityMiddleware(Middleware):
             return self._dead_letter(run, run_id, claim)
         succeeded_as = self._succeeded_as(run, claim)
         if succeeded_as is not None:
-            claim.finish(ClaimState.SUCCEEDED)  # the record Redis lost, written again
+            self._finish(claim, ClaimState.SUCCEEDED)  # the record Redis lost, written again
             return _duplicate(run, f"run {run_id} succeeded already as task {succeeded_as} (the history says so; "
                                    "Redis had lost its record)", store_result=succeeded_as != run.task_id)
         self._hold(run, run_id, claim)
@@ -161,7 +193,9 @@ class RunIdentityMiddleware(Middleware):
         if claim is None:
             return
         self.renewer.unwatch(claim)
-        state = _state_after(outcome.status)
+        # A delivery sent back before its body (Redis away in a later middleware) did not run: the
+        # same message, delivered again, must be able to claim the run.
+        state = ClaimState.FAILED if outcome.error_type == Reject.__name__ else _state_after(outcome.status)
         recorded = self._finish(claim, state)
         if recorded is False:
             log.warning("identity: run %s (%s[%s]) ended %s after a newer delivery claimed it", claim.run_id,
@@ -185,10 +219,25 @@ class RunIdentityMiddleware(Middleware):
     def _claim(self, run: Run, run_id: str) -> RunClaim:
         holder = {"task": run.task_name, "task_id": run.task_id, "retries": run.retries, "hostname": run.hostname,
                   "pid": os.getpid(), "claimed_at": self.clock()}
-        retention_s = self.retention_s if run.entry and run.fire_at else min(self.retention_s, HAND_RUN_RETENTION_S)
+        scheduled = bool(run.entry and run.fire_at)
+        retention_s = self.retention_s if scheduled else min(self.retention_s, HAND_RUN_RETENTION_S)
+        bound = None
+        if scheduled:
+            bound = EntryBinding(entry_key=self.entry_key_prefix + run.entry, task_name=run.task_name,
+                                 beat_fence=_fence(run), fire_at_s=run.fire_at.timestamp())
         claim = RunClaim(self.client, run_id, ttl_s=run.policy.lock_ttl_s, holder=holder, task_id=run.task_id,
-                         attempt=run.retries, max_redeliveries=self.max_redeliveries, retention_s=retention_s)
-        claim.acquire(blocking=False, token=uuid.uuid4().hex)
+                         attempt=run.retries, max_redeliveries=self.max_redeliveries, retention_s=retention_s,
+                         bound=bound)
+        token = uuid.uuid4().hex  # one token for every try: a retried claim whose reply was lost is ours
+        try:
+            self.claim_retry.call_with_retry(lambda: claim.acquire(blocking=False, token=token),
+                                             lambda exc: log.warning("identity: claiming run %s: %r; retrying",
+                                                                     run_id, exc))
+        except CLAIM_RETRY_ERRORS as exc:
+            # Not the task's failure: nothing ran. The broker delivers the message again (late ack).
+            log.error("identity: Redis unreachable while claiming run %s (%r): %s[%s] goes back to the queue",
+                      run_id, exc, run.task_name, run.task_id)
+            raise Reject(f"Redis unreachable while claiming run {run_id}: {exc!r}", requeue=True) from exc
         return claim
 
     def _hold(self, run: Run, run_id: str, claim: RunClaim) -> None:
@@ -232,6 +281,7 @@ def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddlew
     max_redeliveries = int(app.conf.get("beatkeeper_max_redeliveries") or DEFAULT_MAX_REDELIVERIES)
     return RunIdentityMiddleware(client, max_redeliveries=max_redeliveries,
                                  retention_s=max(DEFAULT_RETENTION_S, visibility_s + 3600),
+                                 entry_key_prefix=app.conf.redbeat_key_prefix,
                                  succeeded_in_history=lambda entry, fire_at: succeeded_task_id(
                                      history_store_for(app).engine, entry=entry, fire_at=fire_at))
 
@@ -239,6 +289,18 @@ def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddlew
 def dead_letters(client: redis.Redis, *, limit: int = 100) -> list[DeadLetter]:
     """The latest dead-lettered runs, newest first."""
     return [DeadLetter(**json.loads(raw)) for raw in client.lrange(DEAD_LETTERS_KEY, 0, limit - 1)]
+
+
+def _fence(run: Run) -> int | None:
+    """The sending beat's fencing token; a header that is not an integer counts as none."""
+    if run.beat_fence is None:
+        return None
+    try:
+        return int(run.beat_fence)
+    except (TypeError, ValueError):
+        log.warning("identity: %s[%s]: ignoring beat fence header %.40r (not an integer)", run.task_name,
+                    run.task_id, run.beat_fence)
+        return None
 
 
 def _duplicate(run: Run, reason: str, *, store_result: bool) -> Skip:

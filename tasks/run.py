@@ -54,6 +54,7 @@ class Run:
     hostname: str = ""
     expires_at: float | None = None  # unix seconds; a run still waiting then gives up as expired
     handoff_token: str | None = None  # the lock token a retry may take over from its predecessor
+    beat_fence: str | None = None  # the sending beat's fencing token (header text); None: not from beat
     fencing_token: int | None = None  # set by the overlap middleware once the lock is held
     lost: list["LostRun"] = field(default_factory=list)  # predecessors found dead on acquire
     state: dict[str, Any] = field(default_factory=dict)  # per-middleware scratch space, keyed by owner

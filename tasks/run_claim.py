@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from tasks.headers import BEAT_EPOCH_KEY
 from tasks.locks import META_SUFFIX, FencedLock
 from tasks.run import Run
 
@@ -29,16 +30,40 @@ class ClaimState(str, Enum):
     DEAD = "dead"  # dead-lettered: final
 
 
-# KEYS[1] lease, KEYS[2] record. ARGV[1] token, ARGV[2] lease TTL ms, ARGV[3] holder JSON,
-# ARGV[4] task id, ARGV[5] attempt (Celery retries), ARGV[6] max redeliveries, ARGV[7] retention s.
+# KEYS[1] lease, KEYS[2] record, KEYS[3] the entry's stored definition (redbeat's hash), KEYS[4] the
+# beat epoch (tasks.headers.BEAT_EPOCH_KEY). ARGV[1] token, ARGV[2] lease TTL ms, ARGV[3] holder JSON,
+# ARGV[4] task id, ARGV[5] attempt (Celery retries), ARGV[6] max redeliveries, ARGV[7] retention s,
+# ARGV[8] the message's task name ('' for a hand run: no entry to bind), ARGV[9] the sending beat's
+# fence ('' for none), ARGV[10] the fire instant (unix s, '' for none).
 # -> {'claimed', fence, lost holder JSON or '', deaths} | {'held', holder JSON, lease pttl ms}
 #  | {'done', state, task id} | {'dead', lost holder JSON, deaths}
+#  | {'stale', newest fence, its since} | {'unbound', the task the stored entry names}
 CLAIM_SCRIPT = """
     local lease = redis.call('get', KEYS[1])
     if lease == ARGV[1] then
         -- our own claim, answered before: a call retried after its reply was lost
         return {'claimed', tonumber(redis.call('hget', KEYS[2], 'fence')), '',
                 tonumber(redis.call('hget', KEYS[2], 'deaths') or '0')}
+    end
+    if ARGV[9] ~= '' and ARGV[10] ~= '' then
+        -- a newer beat took the lock at 'since' and answers for every instant from then on
+        local epoch = redis.call('hmget', KEYS[4], 'fence', 'since')
+        local newest, since = tonumber(epoch[1] or ''), tonumber(epoch[2] or '')
+        if newest and since and tonumber(ARGV[9]) < newest and tonumber(ARGV[10]) >= since then
+            return {'stale', tostring(newest), tostring(since)}
+        end
+    end
+    if ARGV[8] ~= '' then
+        -- the run id is the entry's only for the task beat stored for it; an entry beat never
+        -- stored has no dispatch to protect
+        local definition = redis.call('hget', KEYS[3], 'definition')
+        if definition then
+            local ok, decoded = pcall(cjson.decode, definition)
+            local named = ok and type(decoded) == 'table' and decoded['task'] or ''
+            if named ~= ARGV[8] then
+                return {'unbound', tostring(named)}
+            end
+        end
     end
     local state = redis.call('hget', KEYS[2], 'state')
     local owner = redis.call('hget', KEYS[2], 'task_id') or ''
@@ -123,6 +148,17 @@ class ClaimRecord:
     holder: dict[str, Any] | None  # the current claimant while running
 
 
+@dataclass(frozen=True)
+class EntryBinding:
+    """What ties a scheduled run's claim to its entry: the entry's stored definition (the claim is
+    the entry's only if it names ``task_name``) and the fence of the beat that sent it."""
+
+    entry_key: str  # redbeat's hash of the entry ('definition' holds its task)
+    task_name: str  # the message's task
+    beat_fence: int | None = None  # the BEAT_FENCE header; None: not sent by a fenced beat
+    fire_at_s: float | None = None  # the fire instant (unix s)
+
+
 class RunClaim(FencedLock):
     """The lease on one run id: a FencedLock whose acquire is the claim script.
 
@@ -138,14 +174,18 @@ class RunClaim(FencedLock):
     LUA_ACQUIRE_SCRIPT = CLAIM_SCRIPT
 
     def __init__(self, client: redis.Redis, run_id: str, *, ttl_s: float, holder: dict[str, Any],
-                 task_id: str, attempt: int, max_redeliveries: int, retention_s: float):
+                 task_id: str, attempt: int, max_redeliveries: int, retention_s: float,
+                 bound: EntryBinding | None = None):
         super().__init__(client, RUN_KEY_PREFIX + run_id, ttl_s=ttl_s, holder=holder)
+        self.bound = bound
+        self.stale_epoch: tuple[int, float] | None = None  # (newest fence, since), verdict 'stale'
+        self.entry_task = ""  # the task the stored entry names, verdict 'unbound'
         self.run_id = run_id
         self.task_id = task_id
         self.attempt = attempt
         self.max_redeliveries = max_redeliveries
         self.retention_s = retention_s
-        self.verdict: str | None = None  # 'claimed' | 'held' | 'done' | 'dead', after try_acquire
+        self.verdict: str | None = None  # 'claimed' | 'held' | 'done' | 'dead' | 'stale' | 'unbound'
         self.deaths = 0
         self.done_state: ClaimState | None = None
         self.done_task_id = ""
@@ -157,12 +197,21 @@ class RunClaim(FencedLock):
             cls.lua_finish = self.redis.register_script(FINISH_SCRIPT)
 
     def do_acquire(self, token: bytes) -> bool:
+        bound = self.bound or EntryBinding(entry_key=self.name, task_name="")
         reply = self.lua_acquire(
-            keys=[self.name, self.meta_key],
+            keys=[self.name, self.meta_key, bound.entry_key, BEAT_EPOCH_KEY],
             args=[token, max(int(self.timeout * 1000), 1), self.holder_record, self.task_id, self.attempt,
-                  self.max_redeliveries, max(int(self.retention_s), 1)],
+                  self.max_redeliveries, max(int(self.retention_s), 1), bound.task_name,
+                  "" if bound.beat_fence is None else bound.beat_fence,
+                  "" if bound.fire_at_s is None else repr(bound.fire_at_s)],
             client=self.redis)
         verdict = self.verdict = _text(reply[0])
+        if verdict == "stale":
+            self.stale_epoch = (int(_text(reply[1])), float(_text(reply[2])))
+            return False
+        if verdict == "unbound":
+            self.entry_task = _text(reply[1])
+            return False
         if verdict == "claimed":
             self.fencing_token = int(reply[1])
             self.lost_holder = _record(reply[2])

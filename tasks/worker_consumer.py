@@ -13,18 +13,80 @@ when Redis is SIGKILLed under load.)
 Nothing is lost by carrying on: the messages that could not be requeued stay in Redis'
 unacked set (the broker redelivers them after its visibility timeout) and run identity
 skips any that already ran. Named by ``celeryconfig.worker_consumer``.
+
+No message content stops the worker either (``tasks.poison``). Celery rejects a message it
+cannot decode or whose content type is not accepted, but its request builder raises plain
+``TypeError``/``ValueError``/``KeyError`` on a body of the wrong shape, and those end the worker.
+Here a message over the size cap or with unusable headers is rejected before Celery looks at
+it; each task's strategy first checks the decoded body's shape and raises Celery's own
+``InvalidTaskError``, so Celery's ``on_invalid_task`` rejects it; and every one of Celery's
+rejection paths (undecodable, not accepted, unknown format or task, invalid) records the
+message once as a ``message_rejected`` event.
 """
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable
 
+from celery.exceptions import InvalidTaskError
 from celery.worker.consumer import Consumer
+
+from tasks import poison
+from tasks.redis_client import app_redis
 
 log = logging.getLogger(__name__)
 
+#: What a malformed message makes Celery's request builder raise; never a broker error, which
+#: must reach Celery (it reconnects).
+_CONTENT_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, UnicodeError, OverflowError)
+
 
 class BeatkeeperConsumer(Consumer):
-    """Celery's consumer; a failed close of a broken connection no longer stops the worker."""
+    """Celery's consumer: poison messages are rejected once and recorded, and a failed close of
+    a broken connection no longer stops the worker."""
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        celery_handler = super().create_task_handler(*args, **kwargs)
+        max_bytes = int(self.app.conf.get("beatkeeper_max_message_bytes") or poison.DEFAULT_MAX_MESSAGE_BYTES)
+
+        def on_task_received(message: Any) -> Any:
+            problem = poison.headers_problem(message, max_bytes=max_bytes)
+            if problem is not None:
+                return self.on_invalid_task(None, message, InvalidTaskError(problem))
+            try:
+                return celery_handler(message)
+            except _CONTENT_ERRORS as exc:  # a shape no check above foresaw: still not the worker's end
+                if message.acknowledged:
+                    raise
+                return self.on_invalid_task(None, message, InvalidTaskError(f"cannot make a task of it: {exc!r}"))
+
+        return on_task_received
+
+    def update_strategies(self) -> None:
+        super().update_strategies()
+        for name, strategy in list(self.strategies.items()):
+            self.strategies[name] = _shape_checked(strategy)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        poison.record_rejected(app_redis(self.app), message, f"invalid: {exc}")
+        super().on_invalid_task(body, message, exc)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        poison.record_rejected(app_redis(self.app), message, f"cannot be decoded: {exc!r}")
+        super().on_decode_error(message, exc)
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        poison.record_rejected(app_redis(self.app), message, "not a task message (no task name)")
+        super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        poison.record_rejected(app_redis(self.app), message, f"unknown task: {exc}")
+        try:
+            super().on_unknown_task(body, message, exc)
+        except _CONTENT_ERRORS as error:  # Celery's own report needs an id the message may lack
+            log.error("consumer: rejecting a message of an unknown task: %r", error)
+            if not message.acknowledged:
+                message.reject_log_error(log, self.connection_errors)
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         try:
@@ -34,3 +96,16 @@ class BeatkeeperConsumer(Consumer):
             # method only warns about long-running tasks); reconnecting proceeds as usual.
             log.warning("consumer: closing the broken broker connection failed (%r); reconnecting anyway",
                         close_error)
+
+
+def _shape_checked(strategy: Callable[..., Any]) -> Callable[..., Any]:
+    """``strategy``, refusing a body Celery's request builder would choke on (``tasks.poison``)."""
+
+    def checked(message: Any, body: Any, *args: Any, **kwargs: Any) -> Any:
+        decoded = message.payload if body is None else body  # kombu decodes once and keeps it
+        problem = poison.shape_problem(message.headers, decoded)
+        if problem is not None:
+            raise InvalidTaskError(problem)
+        return strategy(message, body, *args, **kwargs)
+
+    return checked

@@ -82,6 +82,11 @@ def _dispatch_lost(subject: str, count: int, data: Mapping[str, Any]) -> str:
             f"accepted it, sent {data.get('sends', '?')} time(s) to queue {data.get('queue', '?')}; it did not run")
 
 
+def _message_rejected(subject: str, count: int, data: Mapping[str, Any]) -> str:
+    return (f"{count} poison message(s) for task {subject} rejected by the workers, not run (latest: "
+            f"{data.get('reason', '?')}; queue {data.get('queue', '?')})")
+
+
 #: kind -> (severity, summary builder). ``long_run`` is the runs rule's (it resolves on the run's end).
 EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], str]]] = {
     "overlap_detected": (Severity.WARNING, _overlap),
@@ -95,6 +100,7 @@ EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], s
     "run_dead_lettered": (Severity.CRITICAL, _dead_lettered),
     "dispatch_lost": (Severity.CRITICAL, _dispatch_lost),
     "task_unknown": (Severity.CRITICAL, _unknown),
+    "message_rejected": (Severity.CRITICAL, _message_rejected),
 }
 
 
