@@ -15,6 +15,7 @@ from tasks.beat import BeatkeeperScheduler
 from tasks.guard import standard_middlewares
 from tasks.middleware import set_middlewares
 from tasks.redis_client import app_redis
+from tests.run_states import run_state
 from tests.beat.harness import BeatDriver, RecordingScheduler
 from tests.servers import wait_until
 
@@ -82,6 +83,6 @@ def test_a_second_dispatch_after_success_does_not_run_the_idempotent_body_again(
                what="the second dispatch to be handled")
 
     assert int(redis_client.get(BODY_RUNS_KEY)) == 1  # the body ran for the first dispatch only
-    assert second.state == "SKIPPED_DUPLICATE"
-    assert "succeeded already" in second.info["reason"]
+    assert run_state(second) == "SKIPPED_DUPLICATE"
+    assert "succeeded already" in str(second.result)
     assert (first_result.state, first_result.result) == ("SUCCESS", "synced")  # the run's stored result

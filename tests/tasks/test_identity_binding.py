@@ -16,6 +16,7 @@ from redis.retry import Retry
 from tasks import headers
 from tasks.identity import CLAIM_RETRY_ERRORS, ClaimState, RunIdentityMiddleware, claim_record, run_id_for
 from tasks.run import Run, RunStatus
+from tests.run_states import run_state
 from tests.beat import ledger_tasks as lt
 from tests.servers import RedisServer, wait_until
 from tests.tasks.test_identity import RecordingRenewer, ended, run_of, standard_chain  # noqa: F401
@@ -122,7 +123,7 @@ def test_a_real_worker_refuses_a_stale_fence_and_runs_a_current_one(standard_cha
     set_beat_epoch(redis_client, fence=7, since=fire_at - timedelta(seconds=30))
     sent = headers.dispatch_headers("fenced-entry", fire_at)
     stale = lt.side_effect.apply_async(("stale",), headers={**sent, headers.BEAT_FENCE: "6"})
-    wait_until(lambda: stale.state == "SKIPPED_DUPLICATE", timeout_s=20, what="the stale dispatch to be refused")
+    wait_until(lambda: run_state(stale) == "SKIPPED_DUPLICATE", timeout_s=20, what="the stale dispatch to be refused")
     current = lt.side_effect.apply_async(("current",), headers={**sent, headers.BEAT_FENCE: "7"})
     assert current.get(timeout=20)
     assert lt.entered(redis_client, "stale") == [] and len(lt.entered(redis_client, "current")) == 1
