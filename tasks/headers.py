@@ -14,6 +14,8 @@ POLICY = "beatkeeper_policy"  # JSON: the entry's overlap, lock_ttl_s, lock_key,
 PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
 RETRY = "beatkeeper_retry"  # JSON: the entry's retry policy (max_retries, backoff_s, backoff_max_s, jitter, on)
+BEAT_FENCE = "beatkeeper_beat_fence"  # the fencing token of the beat that sent the dispatch (an int, as text)
+BEAT_EPOCH_KEY = "beatkeeper:beat:epoch"  # hash {fence, since}: the newest beat lock holder's token, and when it took the lock (unix s)
 
 #: Headers a retry's message must carry again: Celery does not copy custom headers on retry.
 CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY, RETRY, PIPELINE_RUN)
