@@ -172,7 +172,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
             wait_s = self._tick()
         except (RedisConnectionError, RedisTimeoutError) as exc:
             self._redis_failures += 1
-            retry_s = min(REDIS_RETRY_S * 2 ** (self._redis_failures - 1), max(REDIS_RETRY_S, REDIS_RETRY_MAX_S))
+            # never sparser than the loop interval: the lock timeout is sized for renewals that often
+            retry_s = min(REDIS_RETRY_S * 2 ** (self._redis_failures - 1), REDIS_RETRY_MAX_S,
+                          max(REDIS_RETRY_S, self.max_interval))
             logger.warning("beat: Redis unavailable (%s); retrying in %.0fs", exc, retry_s)
             return retry_s
         self._redis_failures = 0
