@@ -38,6 +38,13 @@ class RecordingScheduler(BeatkeeperScheduler):
         return None
 
 
+class PublishingScheduler(BeatkeeperScheduler):
+    """The real scheduler, publishing to the real broker."""
+
+    def on_lock_lost(self, exc: Exception) -> None:
+        raise AssertionError(f"lost the beat lock: {exc}")
+
+
 class BeatDriver:
     """Starts (and restarts) a scheduler on ``app`` and ticks it through simulated time."""
 
