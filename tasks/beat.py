@@ -318,12 +318,13 @@ class BeatkeeperScheduler(RedBeatScheduler):
             max_runs=spec.catchup_max if spec else None, on_time_s=self.max_interval + ON_TIME_SLACK_S)
         run, advance_to, catching_up = decision.run, decision.advance_to, False
         if spec is not None and spec.catchup is CatchupPolicy.ALL and run:
-            catching_up = run[0] < now - timedelta(seconds=self.max_interval + ON_TIME_SLACK_S)
+            # behind: a missed instant, or several due at once (a takeover, a slow tick)
+            catching_up = len(run) > 1 or run[0] < now - timedelta(seconds=self.max_interval + ON_TIME_SLACK_S)
             if catching_up or entry.name in self._catchup_sent:
                 if self._previous_in_flight(entry, now):
                     return catchup_gate.POLL_S  # decided again once the previous run ended
                 self._catchup_sent.pop(entry.name, None)
-            if catching_up:  # one missed instant now; what follows it is decided again after its run
+            if catching_up:  # the oldest instant now; what follows it is decided again after its run
                 run, advance_to = run[:1], run[0]
         for fire_at in run:
             try:
@@ -331,7 +332,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
             except Exception as exc:  # the broker refused it: the entry stays due, retried with backoff
                 return self._publish_failed(entry.name, fire_at, exc)
             self._publish_failures.pop(entry.name, None)
-            logger.info("beat: sent %s (%s) for %s", entry.name, entry.task, fire_at.isoformat())
+            logger.info("beat: sent %s (%s) for %s (fence %s)", entry.name, entry.task, fire_at.isoformat(),
+                        self._beat_lock.fence if self._beat_lock else None)
             entry.record_fire(fire_at, records)
             if sent is not None:
                 delivery_watch.watch(records, sent)

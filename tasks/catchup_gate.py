@@ -22,7 +22,7 @@ import redis
 from tasks.run_claim import RUN_KEY_PREFIX, ClaimState, record_key, run_id_for
 
 UNCLAIMED_HOLD_S = 60.0  # seconds a sent, unclaimed catch-up run holds the next one
-POLL_S = 1.0  # seconds between looks at a held entry's previous run
+POLL_S = 0.2  # seconds between looks at a held entry's previous run (a 1 s entry must catch up too)
 
 
 def previous_in_flight(client: redis.Redis, *, entry: str, previous: datetime | None,
