@@ -32,6 +32,7 @@ from tests.servers import RedisServer, free_port, stop_process_tree, wait_until
 pytestmark = pytest.mark.process
 
 REDIS_DOWN_S = 2.0
+LOCK_TIMEOUT_S = 10  # a failover gap longer than the on-time window: the catch-up policies decide it
 WORKER_STOPPED_S = 10.0
 RUN_ON_S = 15.0  # seconds of ticks after the last fault
 SCHEDULE = {
@@ -119,7 +120,7 @@ def test_chaos_no_run_twice_no_dispatch_without_the_lock_every_gap_by_policy(pro
                          extra_args=("--appendfsync", "always")).start()
     client = redis.Redis.from_url(server.url, decode_responses=True)
     try:
-        env = platform_env(tmp_path, SCHEDULE, redis_url=server.url)
+        env = platform_env(tmp_path, SCHEDULE, redis_url=server.url, lock_timeout_s=LOCK_TIMEOUT_S)
         workers = Supervisor(processes, env, ["w1", "w2"])
         wait_until(lambda: all(_ready(w) for w in workers.current.values()), timeout_s=START_TIMEOUT_S,
                    what="both workers ready")
