@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError
@@ -72,7 +72,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._next_reconcile_ts = 0.0
         self._beat_lock: BeatLock | None = None
         self._redis_failures = 0
-        self._catchup_sent: dict[str, tuple[datetime, float]] = {}  # entry -> (instant, unix s sent): this beat's last catch-up
+        self._catchup = catchup_gate.CatchupSequence()
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -318,14 +318,13 @@ class BeatkeeperScheduler(RedBeatScheduler):
             max_runs=spec.catchup_max if spec else None, on_time_s=self.max_interval + ON_TIME_SLACK_S)
         run, advance_to, catching_up = decision.run, decision.advance_to, False
         if spec is not None and spec.catchup is CatchupPolicy.ALL and run:
-            # behind: a missed instant, or several due at once (a takeover, a slow tick)
-            catching_up = len(run) > 1 or run[0] < now - timedelta(seconds=self.max_interval + ON_TIME_SLACK_S)
-            if catching_up or entry.name in self._catchup_sent:
-                if self._previous_in_flight(entry, now):
-                    return catchup_gate.POLL_S  # decided again once the previous run ended
-                self._catchup_sent.pop(entry.name, None)
-            if catching_up:  # the oldest instant now; what follows it is decided again after its run
-                run, advance_to = run[:1], run[0]
+            chosen = self._catchup.to_send(self._redis(), entry=entry.name, run=run, previous=entry.last_run_at,
+                                           now=now, on_time_s=self.max_interval + ON_TIME_SLACK_S)
+            if chosen is None:
+                return catchup_gate.POLL_S  # decided again once the previous run ended
+            run, catching_up = chosen
+            if catching_up:  # what follows the oldest is decided again after its run
+                advance_to = run[0]
         for fire_at in run:
             try:
                 sent = self._publish(entry, fire_at, producer)
@@ -338,18 +337,12 @@ class BeatkeeperScheduler(RedBeatScheduler):
             if sent is not None:
                 delivery_watch.watch(records, sent)
                 if catching_up:
-                    self._catchup_sent[entry.name] = (fire_at, sent.sent_at)
+                    self._catchup.record(entry.name, fire_at, sent.sent_at)
         self._record_missed(entry, decision)
         if advance_to is not None and advance_to != entry.last_run_at:
             entry.record_fire(advance_to, records, dispatched=False)
         nxt = entry.due_at
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
-
-    def _previous_in_flight(self, entry: BeatkeeperEntry, now: datetime) -> bool:
-        sent = self._catchup_sent.get(entry.name)
-        return catchup_gate.previous_in_flight(
-            self._redis(), entry=entry.name, previous=entry.last_run_at, now_ts=now.timestamp(),
-            sent_at=sent[1] if sent is not None and sent[0] == entry.last_run_at else None)
 
     def _publish_failed(self, name: str, fire_at: datetime, exc: Exception) -> float:
         failures = self._publish_failures[name] = self._publish_failures.get(name, 0) + 1

@@ -1,10 +1,12 @@
-"""Catch-up instants of one entry run one after another: beat sends the next missed instant only
-once the run of the previous one has ended.
+"""``catchup: all``: the instants an entry is behind on run one after another, oldest first: beat
+sends the next only once the run of the previous one has ended.
 
-Sent together, missed instants would meet each other at the workers, and an entry's overlap
-policy (``skip`` by default) would skip all but one of them. So beat sends one catch-up instant
-per entry, records it (publish-then-record, watched by ``tasks.delivery_watch`` as any dispatch)
-and holds the next until the previous run is over, as its run claim (``tasks.run_claim``) says:
+Behind means a missed instant to catch up, or several instants due at one tick (a takeover, a
+late tick). Sent together, they would meet each other at the workers, and the entry's overlap
+policy (``skip`` by default) would skip all but one. So beat sends the oldest, records it
+(publish-then-record, watched by ``tasks.delivery_watch`` as any dispatch) and holds the rest —
+and, until it ends, the instants after it — while the previous run is in flight, as its run
+claim (``tasks.run_claim``) says:
 
 - claimed and running with a live lease, or waiting for its own retry: in flight, hold;
 - ended (succeeded, failed, skipped, dead-lettered), or its lease lapsed (the worker died;
@@ -15,7 +17,7 @@ and holds the next until the previous run is over, as its run claim (``tasks.run
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 
@@ -41,3 +43,27 @@ def previous_in_flight(client: redis.Redis, *, entry: str, previous: datetime | 
         return sent_at is not None and now_ts - sent_at < UNCLAIMED_HOLD_S
     state = ClaimState(state.decode() if isinstance(state, bytes) else state)
     return state is ClaimState.RETRYING or (state is ClaimState.RUNNING and bool(leased))
+
+
+class CatchupSequence:
+    """One beat's catch-up dispatches in flight: entry -> (instant, unix s sent) of its last one."""
+
+    def __init__(self):
+        self.sent: dict[str, tuple[datetime, float]] = {}
+
+    def to_send(self, client: redis.Redis, *, entry: str, run: list[datetime], previous: datetime | None,
+                now: datetime, on_time_s: float) -> tuple[list[datetime], bool] | None:
+        """Which of ``run`` (an ``all`` entry's due instants, oldest first) to send now, and whether
+        they are a catch-up (then only the oldest); None: hold them, the previous run is in flight."""
+        behind = len(run) > 1 or run[0] < now - timedelta(seconds=on_time_s)
+        if behind or entry in self.sent:
+            mine = self.sent.get(entry)
+            if previous_in_flight(client, entry=entry, previous=previous, now_ts=now.timestamp(),
+                                  sent_at=mine[1] if mine is not None and mine[0] == previous else None):
+                return None
+            self.sent.pop(entry, None)
+        return (run[:1], True) if behind else (run, False)
+
+    def record(self, entry: str, fire_at: datetime, sent_at: float) -> None:
+        """``fire_at`` of ``entry`` was sent as a catch-up at ``sent_at`` (unix s)."""
+        self.sent[entry] = (fire_at, sent_at)

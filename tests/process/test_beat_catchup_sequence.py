@@ -21,7 +21,6 @@ from tasks.run_claim import ClaimState, claim_record, run_id_for
 from tests.beat import ledger_tasks as lt
 from tests.beat.harness import BeatDriver, PublishingScheduler
 from tests.process.test_beat_faults import executed, platform_env, start_worker
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.process
 
