@@ -71,7 +71,7 @@ class BeatLock:
         if not fence:
             return False
         self.fence = fence
-        logger.info("beat: acquired the beat lock %s (fence %d)", self.name, fence)
+        logger.info("beat: Acquired lock %s (fence %d)", self.name, fence)  # redbeat's words, and the fence
         return True
 
     def renewal_failed(self, now_ts: float) -> bool:

@@ -51,7 +51,7 @@ SCHEDULE = {
 }
 _STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^\]]*\] "
 SENT = re.compile(_STAMP + r"beat: sent (\S+) \(\S+\) for (\S+) \(fence (\d+)\)", re.M)
-ACQUIRED = re.compile(_STAMP + r"beat: acquired the beat lock \S+ \(fence (\d+)\)", re.M)
+ACQUIRED = re.compile(_STAMP + r"beat: Acquired lock \S+ \(fence (\d+)\)", re.M)
 
 
 @dataclass(frozen=True)
