@@ -50,7 +50,7 @@ SCHEDULE = {
     "effect-3s": {"task": lt.side_effect.name, "every": 3, "args": ["chaos"], "catchup": "latest"},
 }
 _STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^\]]*\] "
-SENT = re.compile(_STAMP + r"beat: sent (\S+) \(\S+\) for (\S+) \(fence (\d+)\)", re.M)
+SENT = re.compile(_STAMP + r"beat: sent (\S+) \(\S+\) for (\S+)(?: \(fence (\d+)\))?$", re.M)
 ACQUIRED = re.compile(_STAMP + r"beat: Acquired lock \S+ \(fence (\d+)\)", re.M)
 
 
@@ -68,7 +68,7 @@ def read_beat_logs(beats: dict[str, Path]) -> tuple[list[Sent], list[tuple[str, 
     sent, acquired = [], []
     for beat, path in beats.items():
         text = path.read_text()
-        sent += [Sent(at, beat, int(f), e, datetime.fromisoformat(t)) for at, e, t, f in SENT.findall(text)]
+        sent += [Sent(at, beat, int(f or 0), e, datetime.fromisoformat(t)) for at, e, t, f in SENT.findall(text)]
         acquired += [(at, beat, int(f)) for at, f in ACQUIRED.findall(text)]
     return sent, acquired
 
