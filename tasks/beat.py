@@ -8,6 +8,9 @@
   last *scheduled instant* dispatched, so an instant that fired never fires again, across
   restarts.
 - Every dispatch carries the entry name and its scheduled instant in message headers.
+- Only the holder of the beat lock dispatches (``tasks.beat_lock``: acquire, fence, renew, retake,
+  lost); a beat without it is a standby that tries to take it at each tick.
+- Missed instants an entry catches up run one after another (``tasks.catchup_gate``).
 - The clock is ``app.now`` (tests inject one there).
 """
 from __future__ import annotations
@@ -22,16 +25,18 @@ from datetime import datetime, timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redbeat.schedulers import REDBEAT_REDIS_KEY, RedBeatScheduler, get_redis
+from celery.signals import beat_init
+from redbeat.schedulers import REDBEAT_REDIS_KEY, RedBeatScheduler, acquire_distributed_beat_lock, get_redis
 
 from monitoring.events import record_event
 from schedules.catchup import CatchupDecision, decide_catchup
-from schedules.entry import EntrySpec
+from schedules.entry import CatchupPolicy, EntrySpec
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
 from schedules.settings import ScheduleSettings
-from tasks import delivery_watch, entry_policy, headers, selfchecks
+from tasks import catchup_gate, delivery_watch, entry_policy, headers, selfchecks
+from tasks.beat_lock import BeatLock
 from tasks.guard import GuardedTask
 from tasks.guard_scope import publish_scheduled_tasks
 from tasks.infra_errors import wait_for_broker
@@ -47,9 +52,15 @@ LOCK_LOST_EXIT_CODE = 3
 ON_TIME_SLACK_S = 5.0  # seconds past the loop interval a due instant still counts as on time
 PUBLISH_RETRY_S = 0.5  # seconds before a refused publish is first tried again (then doubling)
 PUBLISH_RETRY_MAX_S = 5.0  # seconds: the longest wait between publish attempts
-REDIS_RETRY_S = 1.0  # seconds between ticks while Redis is unreachable
+REDIS_RETRY_S = 1.0  # seconds before a tick that found Redis unreachable is tried again (then doubling)
+REDIS_RETRY_MAX_S = 8.0  # seconds: the longest wait between ticks while Redis stays away
 MISSED_LISTED = 50  # missed instants listed in one event (all are counted)
 RECONCILE_S = 60.0  # seconds between full comparisons of redbeat's schedule with the config
+
+# redbeat's receiver blocks in the lock's acquire at start and, when Redis errors meanwhile, Celery
+# swallows the error and beat ticks with no lock at all. The scheduler takes the lock itself, at
+# each tick, without blocking (``tasks.beat_lock``).
+beat_init.disconnect(acquire_distributed_beat_lock)
 
 
 class BeatkeeperScheduler(RedBeatScheduler):
@@ -61,6 +72,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._next_sweep_ts = 0.0
         self._due_reader: DueReader | None = None
         self._next_reconcile_ts = 0.0
+        self._beat_lock: BeatLock | None = None
+        self._redis_failures = 0
+        self._catchup = catchup_gate.CatchupSequence()
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -157,10 +171,16 @@ class BeatkeeperScheduler(RedBeatScheduler):
         Redis being away is survived: the tick is retried shortly, with nothing recorded
         as sent that was not (publish-then-record)."""
         try:
-            return self._tick()
+            wait_s = self._tick()
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            logger.warning("beat: Redis unavailable (%s); retrying in %.0fs", exc, REDIS_RETRY_S)
-            return REDIS_RETRY_S
+            self._redis_failures += 1
+            # never sparser than the loop interval: the lock timeout is sized for renewals that often
+            retry_s = min(REDIS_RETRY_S * 2 ** (self._redis_failures - 1), REDIS_RETRY_MAX_S,
+                          max(REDIS_RETRY_S, self.max_interval))
+            logger.warning("beat: Redis unavailable (%s); retrying in %.0fs", exc, retry_s)
+            return retry_s
+        self._redis_failures = 0
+        return wait_s
 
     def _redis(self):
         """redbeat's client of the app: its ``get_redis`` re-reads the configuration on every call,
@@ -171,15 +191,16 @@ class BeatkeeperScheduler(RedBeatScheduler):
         client = self._redis()
         now = self.app.now()
         now_ts = now.timestamp()
-        holding = bool(self.lock_key) and self.lock is not None
+        lock = self._leading(client, now_ts)
+        if lock is False:
+            return self.max_interval  # a standby: try again at the next tick
         if self._due_reader is None:
             self._due_reader = DueReader(client)
         read = self._due_reader.read(client, schedule_key=self.app.redbeat_conf.schedule_key, now_ts=now_ts,
-                                     lock_key=self.lock.name if holding else None,
-                                     token=self.lock.local.token if holding else None,
+                                     lock_key=lock.name if lock else None, token=lock.token if lock else None,
                                      lock_ttl_ms=int(self.lock_timeout * 1000))
-        if read.renewed is False and not self._retake_expired_lock():
-            self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=self.lock.name))
+        if read.renewed is False and not lock.renewal_failed(now_ts):
+            self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=lock.name))
         # A changed count is noticed at once; an entry swapped for a stranger at the next full look.
         if read.stored != len(self.specs) or now_ts >= self._next_reconcile_ts:
             self._next_reconcile_ts = now_ts + RECONCILE_S
@@ -218,16 +239,26 @@ class BeatkeeperScheduler(RedBeatScheduler):
                 record_event(client, "schedule_entry_restored", name)
         self._remove_ghosts(set(self.specs))
 
-    def _retake_expired_lock(self) -> bool:
-        """Take the lock back if it merely expired with nobody taking it (Redis was away longer than the
-        lock timeout); False when another beat holds it. SET NX: two beats can never both succeed."""
-        token = self.lock.local.token
-        if token is None or not self.lock.redis.set(self.lock.name, token, nx=True,
-                                                     px=int(self.lock_timeout * 1000)):
-            return False
-        logger.warning("beat: the beat lock had expired unclaimed (Redis away for over %ss); took it back",
-                       self.lock_timeout)
-        return True
+    def _leading(self, client, now_ts: float) -> BeatLock | None | bool:
+        """The beat lock this beat holds (to renew in the tick's read); None when beat runs without a
+        lock (no lock key); False for a standby, which tried to take it, without waiting, and failed."""
+        if not self.lock_key:
+            return None
+        if self._beat_lock is None:
+            self._beat_lock = BeatLock(client, self.lock_key, timeout_s=self.lock_timeout)
+        lock = self._beat_lock
+        if not lock.held:
+            if not lock.try_acquire(now_ts):
+                logger.debug("beat: standing by: another beat holds %s", self.lock_key)
+                return False
+            self.lock = lock.lock  # what redbeat's close() releases
+        return lock
+
+    def close(self) -> None:
+        if self._beat_lock is not None:
+            self._beat_lock.release()
+        self.lock = None
+        super().close()
 
     def on_lock_lost(self, exc: Exception) -> None:
         """Another beat owns the lock now: stop dispatching at once, exit non-zero (a standby restarts us)."""
@@ -287,19 +318,31 @@ class BeatkeeperScheduler(RedBeatScheduler):
             entry.schedule.trigger, last=entry.last_run_at or now, now=now,
             policy=spec.catchup if spec else None, window_s=spec.catchup_window_s if spec else None,
             max_runs=spec.catchup_max if spec else None, on_time_s=self.max_interval + ON_TIME_SLACK_S)
-        for fire_at in decision.run:
+        run, advance_to, catching_up = decision.run, decision.advance_to, False
+        if spec is not None and spec.catchup is CatchupPolicy.ALL and run:
+            chosen = self._catchup.to_send(self._redis(), entry=entry.name, run=run, previous=entry.last_run_at,
+                                           now=now, on_time_s=self.max_interval + ON_TIME_SLACK_S)
+            if chosen is None:
+                return catchup_gate.POLL_S  # decided again once the previous run ended
+            run, catching_up = chosen
+            if catching_up:  # what follows the oldest is decided again after its run
+                advance_to = run[0]
+        for fire_at in run:
             try:
                 sent = self._publish(entry, fire_at, producer)
             except Exception as exc:  # the broker refused it: the entry stays due, retried with backoff
                 return self._publish_failed(entry.name, fire_at, exc)
             self._publish_failures.pop(entry.name, None)
-            logger.info("beat: sent %s (%s) for %s", entry.name, entry.task, fire_at.isoformat())
+            logger.info("beat: sent %s (%s) for %s (fence %s)", entry.name, entry.task, fire_at.isoformat(),
+                        self._beat_lock.fence if self._beat_lock else None)
             entry.record_fire(fire_at, records)
             if sent is not None:
                 delivery_watch.watch(records, sent)
+                if catching_up:
+                    self._catchup.record(entry.name, fire_at, sent.sent_at)
         self._record_missed(entry, decision)
-        if decision.advance_to is not None and decision.advance_to != entry.last_run_at:
-            entry.record_fire(decision.advance_to, records, dispatched=False)
+        if advance_to is not None and advance_to != entry.last_run_at:
+            entry.record_fire(advance_to, records, dispatched=False)
         nxt = entry.due_at
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
 
@@ -357,6 +400,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
                               **headers.dispatch_headers(entry.name, fire_at, policy=policy)}
         if spec is not None and spec.retry is not None:
             options["headers"][headers.RETRY] = json.dumps(spec.retry.as_fields())
+        if self._beat_lock is not None and self._beat_lock.fence is not None:
+            options["headers"][headers.BEAT_FENCE] = str(self._beat_lock.fence)
         sent_at = self.app.now().timestamp()
         if expires_at is not None:  # a message sent again keeps the expiry of the first
             options["expires"] = datetime.fromtimestamp(expires_at, timezone.utc)

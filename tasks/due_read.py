@@ -4,7 +4,8 @@ their stored definition and meta), the next score and the schedule's size.
 One Lua call instead of three (renew, read the sorted set, load the entries): an idle tick is a
 single round trip, and a tick never dispatches before it knows the lock was renewed, since the
 answer to both comes together. The renewal is redbeat's "extend to" rule: the lock's TTL is
-set to the lock timeout while our token holds it. (The entries' keys are read inside the script:
+set to the lock timeout while our token holds it (the lock's whole life: ``tasks.beat_lock``).
+(The entries' keys are read inside the script:
 beat needs one Redis, not a Redis Cluster.)
 """
 from __future__ import annotations

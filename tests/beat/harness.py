@@ -27,7 +27,7 @@ class RecordingScheduler(BeatkeeperScheduler):
         self.sent = sent
         super().__init__(*args, **kwargs)
 
-    def _publish(self, entry, fire_at, producer) -> None:
+    def _publish(self, entry, fire_at, producer, expires_at=None) -> None:
         self.sent.append((entry.name, fire_at))
 
     def on_lock_lost(self, exc: Exception) -> None:
@@ -36,6 +36,13 @@ class RecordingScheduler(BeatkeeperScheduler):
     @property
     def producer(self):  # nothing is published
         return None
+
+
+class PublishingScheduler(BeatkeeperScheduler):
+    """The real scheduler, publishing to the real broker."""
+
+    def on_lock_lost(self, exc: Exception) -> None:
+        raise AssertionError(f"lost the beat lock: {exc}")
 
 
 class BeatDriver:
@@ -61,7 +68,9 @@ class BeatDriver:
                                   lock_timeout=5 * self.max_interval_s, lazy=False)
 
     def restart(self) -> None:
-        """A new beat process: fresh scheduler object, same Redis, same clock."""
+        """A new beat process: fresh scheduler object, same Redis, same clock (the old one shut
+        down, giving the beat lock up)."""
+        self.scheduler.close()
         self.scheduler = self.start()
 
     def run_until(self, end: datetime) -> None:

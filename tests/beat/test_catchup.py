@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tasks.run_claim import RUN_KEY_PREFIX, record_key, run_id_for
 from tests.beat.harness import BeatDriver, utc
 
 STOP_AT = utc(2026, 11, 2, 1, 0, 30)  # beat dies
@@ -67,6 +68,10 @@ def test_beat_down_five_hours_runs_what_the_catchup_policy_says(app, redis_clien
     driver.clock.now = BACK_AT
     driver.restart()
     driver.scheduler.tick()
+    if policy == "all":  # one catch-up instant of an entry per tick (no run to wait for here)
+        assert all(len(driver.fires_of(name)) <= len(before[name]) + 1 for name in SCHEDULES)
+        for _ in range(cap + 1):
+            driver.scheduler.tick()
     window = None if window_h is None else timedelta(hours=window_h)
     for name in SCHEDULES:
         caught_up = driver.fires_of(name)[len(before[name]):]
@@ -80,6 +85,47 @@ def test_beat_down_five_hours_runs_what_the_catchup_policy_says(app, redis_clien
     driver.run_until(BACK_AT + timedelta(minutes=3))
     assert driver.fires_of("minutely")[-3:] == [utc(2026, 11, 2, 6, 1), utc(2026, 11, 2, 6, 2), utc(2026, 11, 2, 6, 3)]
     assert len(set(driver.sent)) == len(driver.sent)
+
+
+def test_catchup_all_sends_the_next_missed_instant_only_once_the_previous_run_ended(
+        app, redis_client, monkeypatch, tmp_path):
+    """The test plays the worker's claim on each run (``tasks.run_claim``)."""
+    schedule = {"minutely": {"task": "beatkeeper.heartbeat", "every": 60, "catchup": "all"}}
+    driver = BeatDriver(app, monkeypatch, tmp_path, schedule, start=DOWN_FROM, max_interval_s=5)
+    driver.run_until(STOP_AT)
+    missed = _instants(utc(2026, 11, 2, 0, 0), timedelta(minutes=1), STOP_AT, STOP_AT + timedelta(minutes=4))
+    driver.clock.now = STOP_AT + timedelta(minutes=4)
+    driver.restart()
+    before = len(driver.sent)
+
+    def claim(instant, state: str, *, leased: bool) -> None:
+        run_id = run_id_for(entry="minutely", fire_at=instant, task_id="")
+        redis_client.hset(record_key(run_id), mapping={"state": state, "fence": 1})
+        if leased:
+            redis_client.set(RUN_KEY_PREFIX + run_id, "worker-token", px=60_000)
+        else:
+            redis_client.delete(RUN_KEY_PREFIX + run_id)
+
+    def tick_sends() -> list[datetime]:
+        sent = len(driver.sent)
+        driver.scheduler.tick()
+        return [at for _, at in driver.sent[sent:]]
+
+    assert tick_sends() == missed[:1]
+    claim(missed[0], "running", leased=True)
+    assert tick_sends() == [] and tick_sends() == []  # held while the first runs
+    claim(missed[0], "succeeded", leased=False)
+    assert tick_sends() == missed[1:2]
+    claim(missed[1], "retrying", leased=False)  # waiting for its own retry: still in flight
+    assert tick_sends() == []
+    claim(missed[1], "failed", leased=False)
+    assert tick_sends() == missed[2:3]
+    claim(missed[2], "running", leased=False)  # its worker died: the lease lapsed, the run is over
+    assert tick_sends() == missed[3:4]
+    claim(missed[3], "skipped", leased=False)
+    assert tick_sends() == []  # caught up; the next instant is not due yet
+    assert [at for _, at in driver.sent[before:]] == missed
+    assert not [f for _, f in redis_client.xrange("beatkeeper:events") if f["kind"] == "missed_runs"]
 
 
 def test_a_clock_stepping_backward_never_refires_an_instant(app, redis_client, monkeypatch, tmp_path):

@@ -125,6 +125,7 @@ def test_a_lost_dispatch_of_an_entry_no_longer_scheduled_is_forgotten(driver, ap
     other = tmp_path / "restarted"
     other.mkdir()
     # beat restarted on a schedule without the entry (its redbeat key is removed at start)
+    driver.scheduler.close()
     restarted = Driver(app, monkeypatch, other, {"other": {"task": "beatkeeper.heartbeat", "every": "1h"}},
                        start=FIRE + timedelta(seconds=1))
     restarted.tick_at(FIRE + timedelta(seconds=delivery_watch.PICKUP_GRACE_S + delivery_watch.SWEEP_S))
