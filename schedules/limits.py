@@ -13,6 +13,9 @@ MAX_FILE_MIB = 4
 MAX_FILE_BYTES = MAX_FILE_MIB * 1024 * 1024  # bytes; checked before the file is parsed
 MAX_DEPTH = 32  # levels of nesting: the top-level mapping is level 1, an entry 2, its kwargs 3
 MAX_VALUES = 1_000_000  # scalars, lists and mappings (keys included), counted after YAML aliases are expanded
+# YAML aliases may add at most as many values as the file writes out before them, plus this many:
+# `<<: *defaults` in every entry passes, a billion laughs (a few lines) stops here.
+MAX_ALIAS_EXTRA_VALUES = 100_000
 MAX_NUMBER_DIGITS = 1000  # digits of one integer; longer ones are refused before conversion
 
 
@@ -24,10 +27,13 @@ def too_deep() -> LimitExceeded:
     return LimitExceeded(f"nested deeper than {MAX_DEPTH} levels")
 
 
-def too_many(*, aliases: bool) -> LimitExceeded:
-    if aliases:
-        return LimitExceeded(f"aliases expand to more than {MAX_VALUES} values (a YAML 'billion laughs')")
+def too_many() -> LimitExceeded:
     return LimitExceeded(f"more than {MAX_VALUES} values")
+
+
+def aliases_too_many() -> LimitExceeded:
+    return LimitExceeded(f"aliases expand to more values than the file writes out plus {MAX_ALIAS_EXTRA_VALUES} "
+                         "(a YAML 'billion laughs')")
 
 
 def too_long_number(digits: int | str) -> LimitExceeded:
@@ -55,7 +61,7 @@ def check_shape(value: object) -> None:
             sizes = [measured[id(p)] if id(p) in measured else (1, 1) for p in parts]
             size = 1 + sum(s for s, _ in sizes)
             if size > MAX_VALUES:
-                raise too_many(aliases=False)
+                raise too_many()
             measured[id(item)] = (size, 1 + max((h for _, h in sizes), default=0))
             continue
         found = _parts(item)

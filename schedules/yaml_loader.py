@@ -4,8 +4,9 @@ libyaml (when PyYAML has it) scans and parses; composing and constructing stay P
 code, which this subclass extends:
 
 - ``compose_node`` counts every value, an alias counting as all the values of its anchor, so
-  a "billion laughs" stops at MAX_VALUES while it is still a few nodes; an alias used inside
-  its own anchor (a recursive structure) and nesting deeper than MAX_DEPTH are refused there.
+  a "billion laughs" stops (at MAX_ALIAS_EXTRA_VALUES) while it is still a few nodes; an alias
+  used inside its own anchor (a recursive structure) and nesting deeper than MAX_DEPTH are
+  refused there.
 - ``flatten_mapping`` (run once per mapping before its keys are merged or read) refuses a key
   given twice in one mapping: YAML would otherwise keep the last value silently. Keys that
   ``<<`` merges in may still be overridden, as YAML intends.
@@ -57,6 +58,7 @@ class BoundedSafeLoader(_Base):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._values = 0  # values composed so far, aliases expanded
+        self._aliased = 0  # of which through aliases
         self._depth = 0
         self._anchor_values: dict[str, int] = {}  # anchor -> the values it stands for
         self._open_anchors: set[str] = set()  # anchors whose node is being composed
@@ -68,13 +70,17 @@ class BoundedSafeLoader(_Base):
             if event.anchor in self._open_anchors:
                 raise YamlRefused(f"recursive alias *{event.anchor}: the value anchored as "
                                   f"&{event.anchor} would contain itself", event.start_mark)
-            self._count(self._anchor_values.get(event.anchor, 1), event.start_mark, alias=True)
+            values = self._anchor_values.get(event.anchor, 1)
+            self._aliased += values
+            if self._aliased > self._values - self._aliased + values + limits.MAX_ALIAS_EXTRA_VALUES:
+                raise YamlRefused(str(limits.aliases_too_many()), event.start_mark)
+            self._count(values, event.start_mark)
             return super().compose_node(parent, index)  # an undefined alias is PyYAML's error
         self._depth += 1
         if self._depth > limits.MAX_DEPTH:
             raise YamlRefused(str(limits.too_deep()), event.start_mark)
         before = self._values
-        self._count(1, event.start_mark, alias=False)
+        self._count(1, event.start_mark)
         if event.anchor is not None:
             self._open_anchors.add(event.anchor)
         node = super().compose_node(parent, index)
@@ -84,10 +90,10 @@ class BoundedSafeLoader(_Base):
         self._depth -= 1
         return node
 
-    def _count(self, values: int, mark: Any, *, alias: bool) -> None:
+    def _count(self, values: int, mark: Any) -> None:
         self._values += values
         if self._values > limits.MAX_VALUES:
-            raise YamlRefused(str(limits.too_many(aliases=alias)), mark)
+            raise YamlRefused(str(limits.too_many()), mark)
 
     def flatten_mapping(self, node: MappingNode) -> None:
         if id(node) not in self._checked:  # before merging changes node.value

@@ -124,6 +124,18 @@ def test_value_count_at_the_bound(tmp_path, monkeypatch, text, values):
         limits.check_shape(loaded)
 
 
+@pytest.mark.parametrize(("uses", "refused"), [(2, False), (3, True)])
+def test_aliases_may_add_what_the_file_writes_out_plus_the_extra(tmp_path, monkeypatch, uses, refused):
+    path = tmp_path / "s.yaml"
+    path.write_text("a: &x [1, 2]\nb: [%s]\n" % ", ".join(["*x"] * uses))  # 7 values written, 3 per alias
+    monkeypatch.setattr(limits, "MAX_ALIAS_EXTRA_VALUES", 0)
+    if refused:
+        with pytest.raises(ConfigFileError, match="aliases expand to more values than the file writes out plus 0"):
+            load_schedule_file(path)
+    else:
+        assert load_schedule_file(path)["b"] == [[1, 2]] * uses
+
+
 def test_anchors_and_merge_keys_still_work(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("base: &base {task: etl.poll, every: 60, kwargs: {feed: a}}\n"
