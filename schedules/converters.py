@@ -80,14 +80,18 @@ def boolean(value: object) -> bool:
     return value
 
 
-def positive_int(maximum: int) -> Callable[[object], int]:
-    """A whole number from 1 to ``maximum`` (every count has a bound, named when it is passed)."""
+def positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(f"expected a whole number, got {show(value)}")
+    if value <= 0:
+        raise InvalidValue(f"must be greater than 0, got {show(value)}")
+    return value
+
+
+def count_up_to(maximum: int) -> Callable[[object], int]:
+    """A whole number from 1 to ``maximum``: every count an entry sets has a bound, named when passed."""
     def convert(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidValue(f"expected a whole number, got {show(value)}")
-        if value <= 0:
-            raise InvalidValue(f"must be greater than 0, got {show(value)}")
-        if value > maximum:
+        if positive_int(value) > maximum:
             raise InvalidValue(f"{show(value)} is more than {maximum}, the most allowed")
         return value
     return convert
@@ -224,7 +228,7 @@ def dst(value: object) -> DstPolicy:
 
 
 #: retry sub-key -> (RetrySpec attribute, converter)
-_RETRY_KEYS = {"max_retries": ("max_retries", positive_int(MAX_RETRIES)),
+_RETRY_KEYS = {"max_retries": ("max_retries", count_up_to(MAX_RETRIES)),
                "backoff": ("backoff_s", positive_duration),
                "backoff_max": ("backoff_max_s", positive_duration),
                "jitter": ("jitter", boolean),
