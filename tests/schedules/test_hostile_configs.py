@@ -5,14 +5,12 @@ little memory, by `beatkeeper check` and by beat's start-up alike.
   script) and ``load_validated_schedule`` (what beat calls at start, reading
   ``BEATKEEPER_SCHEDULE``) give the same line; each within 2 s and 200 MB (tracemalloc peak);
 - as real subprocesses, a few cases: `beatkeeper check` under an address-space rlimit, its
-  peak RSS (``wait4``) under 200 MB and its wall time within 2 s of a valid file's;
+  peak RSS (its own VmHWM) under 200 MB and its wall time within 2 s of a valid file's;
 - one real `celery beat` on a billion-laughs file: exit 1, the same line, no traceback.
 """
 from __future__ import annotations
 
 import os
-import resource
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from click.testing import CliRunner
 import tests.schedules.cli_tasks  # noqa: F401  (registers etl.poll on the app, as the subprocesses do)
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from tests.conftest import ROOT
+from tests.servers import stop_process_tree
 from tests.schedules.hostile_corpus import BIG_FILE_BYTES, CASES, TASK, Case
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -90,36 +89,46 @@ def test_check_and_beat_start_refuse_with_the_same_one_line(case, tmp_path, monk
           f"beat start {beat_s:.3f} s {beat_bytes / 2**20:.1f} MiB")
 
 
+# Runs a module as ``python -m`` would, under an address-space limit, and writes its own peak RSS
+# (VmHWM, of this program only: a forked child's rusage also counts the pytest process it came from).
+LAUNCHER = """
+import atexit, resource, runpy, sys
+limit_bytes, report, module = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+def write_peak():
+    with open('/proc/self/status') as status:
+        peak_kib = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
+    with open(report, 'w') as out:
+        out.write(peak_kib)
+atexit.register(write_peak)
+sys.argv = [module, *sys.argv[4:]]
+runpy.run_module(module, run_name='__main__', alter_sys=True)
+"""
+
+
+def measured_command(module: str, *args: str, report: Path) -> list[str]:
+    return [sys.executable, "-c", LAUNCHER, str(ADDRESS_SPACE_BYTES), str(report), module, *args]
+
+
+def peak_rss_bytes(report: Path) -> int:
+    return int(report.read_text()) * 1024
+
+
 def run_check(path: Path, *, timeout_s: float = 60) -> tuple[int, str, float, int]:
     """`beatkeeper check --config path` as a subprocess: exit code, stderr, wall seconds, peak RSS bytes."""
     env = {**os.environ, "BEATKEEPER_TASK_MODULES": "tests.schedules.cli_tasks"}
     env.pop("BEATKEEPER_DEBUG", None)
-    limit = (ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES)
-    stderr_path = path.with_name(path.name + ".stderr")
+    stderr_path, report = path.with_name(path.name + ".stderr"), path.with_name(path.name + ".rss")
     with stderr_path.open("wb") as stderr:
         began = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "tasks.cli", "check", "--config", str(path)], cwd=ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
-                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, limit))
+        proc = subprocess.Popen(measured_command("tasks.cli", "check", "--config", str(path), report=report),
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
-        status, usage = wait_measured(proc, began + timeout_s)
+        proc.wait(timeout=timeout_s)
         elapsed_s = time.monotonic() - began
     finally:
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            os.waitpid(proc.pid, 0)
-    return proc.returncode, stderr_path.read_text(), elapsed_s, usage.ru_maxrss * 1024
-
-
-def wait_measured(proc: subprocess.Popen, deadline: float) -> tuple[int, resource.struct_rusage]:
-    """Reap ``proc`` by pid, with its own resource usage; fails past ``deadline`` (monotonic)."""
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return status, usage
-        assert time.monotonic() < deadline, f"pid {proc.pid} still running"
-        time.sleep(0.02)
+        stop_process_tree(proc)
+    return proc.returncode, stderr_path.read_text(), elapsed_s, peak_rss_bytes(report)
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +172,17 @@ def test_beat_process_refuses_a_billion_laughs_with_the_check_line(processes, tm
     with pytest.raises(BeatkeeperScheduleError) as caught:
         load_schedule_file(path)
     assert case.fragment in str(caught.value)
+    report = tmp_path / "beat.rss"
     began = time.monotonic()
-    beat = processes.celery("beat", "--loglevel=INFO", name="beat",
-                            env={"BEATKEEPER_SCHEDULE": str(path), "BEATKEEPER_TASK_MODULES": "tests.schedules.cli_tasks"})
-    _, usage = wait_measured(beat, began + 90)
+    beat = processes.start(measured_command("celery", "-A", "tasks", "beat", "--loglevel=INFO", report=report),
+                           name="beat", env={"BEATKEEPER_SCHEDULE": str(path),
+                                             "BEATKEEPER_TASK_MODULES": "tests.schedules.cli_tasks"})
+    beat.wait(timeout=90)
     log = Path(beat.log_path).read_text()
     assert beat.returncode == 1, log[-2000:]
     assert "Traceback" not in log
     assert str(caught.value) in log  # the line `check` prints after "beatkeeper: "
     assert "refusing to start with an invalid schedule" in log
-    assert usage.ru_maxrss * 1024 < LIMIT_BYTES
-    print(f"beat refused in {time.monotonic() - began:.1f} s (start-up included), peak RSS {usage.ru_maxrss // 1024} MiB")
+    assert peak_rss_bytes(report) < LIMIT_BYTES
+    print(f"beat refused in {time.monotonic() - began:.1f} s (start-up included), "
+          f"peak RSS {peak_rss_bytes(report) / 2**20:.0f} MiB")
