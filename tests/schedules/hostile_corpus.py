@@ -59,6 +59,10 @@ def _deep_yaml(levels: int) -> str:
     return f"job:\n  task: {TASK}\n  every: 60\n  kwargs: {{x: {'[' * levels}{']' * levels}}}\n"
 
 
+def _nested(levels: int, inner: str = "") -> str:
+    return "[" * levels + inner + "]" * levels
+
+
 def _big_file() -> bytes:
     line = b"# " + b"x" * 1021 + b"\n"  # 1 KiB: a file of comments, valid YAML all the way
     return line * (BIG_FILE_BYTES // len(line))
@@ -79,6 +83,9 @@ CASES: list[Case] = [
     Case("deep_nesting_yaml", "deep.yaml", lambda: _deep_yaml(5000), 2, "nesting depth"),  # libyaml's own bound
     Case("deep_nesting_yaml_under_the_parser_limit", "deep_100.yaml", lambda: _deep_yaml(100), 2,
          "nested deeper than 32 levels"),
+    Case("deep_nesting_through_an_alias", "deep_alias.yaml",  # as written 21 levels deep; through the alias 39
+         lambda: f"job:\n  task: {TASK}\n  every: 60\n  kwargs:\n    a: &d {_nested(18)}\n    b: {_nested(18, '*d')}\n",
+         2, "nested deeper than 32 levels"),
     Case("deep_nesting_json", "deep.json", lambda: _deep_json(100_000), 2, "nested deeper than 32 levels"),
     Case("deep_nesting_json_under_the_parser_limit", "deep_500.json", lambda: _deep_json(500), 2,
          "nested deeper than 32 levels"),
@@ -138,6 +145,8 @@ CASES: list[Case] = [
          "entry 'job': at: year 9999 is outside 1970-2999"),
     Case("at_year_9999_aware_toml", "at_9999.toml", lambda: f'[job]\ntask = "{TASK}"\nat = 9999-12-31T23:59:59Z\n',
          1, "entry 'job': at: year 9999 is outside 1970-2999"),
+    Case("at_fullwidth_digits", "at_full.yaml", lambda: f"job:\n  task: {TASK}\n  at: '２０２６-10-04T03:00'\n", 1,
+         "entry 'job': at: expected an ISO-8601 date-time such as '2026-10-04T03:00', got '２０２６-10-04T03:00'"),
     Case("reserved_entry_name", "reserved.yaml",
          lambda: f"beatkeeper-heartbeat:\n  task: {TASK}\n  every: 60\n", 1,
          "entry 'beatkeeper-heartbeat': name: is reserved by the platform's own schedule"),
