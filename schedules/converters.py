@@ -201,7 +201,8 @@ def at(value: object) -> datetime:
         try:
             moment = datetime.fromisoformat(string(value).strip())  # digits 0-9 only, '２０２６' is refused
         except ValueError:
-            raise InvalidValue(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', got {show(value)}") from None
+            raise InvalidValue(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', "
+                               f"got {show(value)}") from None
     first, last = AT_YEARS
     if not first <= moment.year <= last:
         raise InvalidValue(f"year {moment.year} is outside {first}-{last}, the years an at may name")

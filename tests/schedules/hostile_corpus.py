@@ -120,7 +120,7 @@ CASES: list[Case] = [
          "raised BaseException while loading: stop"),
     # -- content: one line naming entry and field (exit 1) --------------------------------------
     Case("every_integer_of_400_digits", "huge_every.yaml", lambda: _entry_yaml(every=DIGITS_400), 1,
-         "entry 'job': every: a number of 400 digits is more than 3650d (about 10 years), the longest duration allowed"),
+         "entry 'job': every: a number of 400 digits is more than 3650d (about 10 years), the longest duration"),
     Case("python_integer_of_5001_digits", "huge_every.py",
          lambda: f"SCHEDULE = {{'job': {{'task': '{TASK}', 'every': 10 ** 5000}}}}\n", 2,
          "a number of more than 1000 digits"),
