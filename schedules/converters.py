@@ -15,7 +15,7 @@ from typing import Any
 
 from schedules.cron import GapPolicy, RepeatPolicy
 from schedules.cronexpr import CronExpr, CronSyntaxError, parse_field
-from schedules.durations import parse_duration_s
+from schedules.durations import describe_number, parse_duration_s
 from schedules.errors import DurationError, InvalidValue
 from schedules.windows import Window
 from schedules.zones import is_valid_timezone
@@ -48,7 +48,9 @@ class RetrySpec:
 
 
 def show(value: object, limit: int = 60) -> str:
-    """``value`` as it appears after "got" in a message (repr, shortened)."""
+    """``value`` as it appears after "got" in a message (repr, shortened; a huge number by its digit count)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 15:
+        return describe_number(value)
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -82,8 +84,23 @@ def positive_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidValue(f"expected a whole number, got {show(value)}")
     if value <= 0:
-        raise InvalidValue(f"must be greater than 0, got {value}")
+        raise InvalidValue(f"must be greater than 0, got {show(value)}")
     return value
+
+
+def count_up_to(maximum: int) -> Callable[[object], int]:
+    """A whole number from 1 to ``maximum``: every count an entry sets has a bound, named when passed."""
+    def convert(value: object) -> int:
+        if positive_int(value) > maximum:
+            raise InvalidValue(f"{show(value)} is more than {maximum}, the most allowed")
+        return value
+    return convert
+
+
+#: The bound of each count an entry may set.
+MAX_RUNS_PER_HOUR = 1_000_000  # runs/hour: far above any budget the guards would let through
+MAX_CATCHUP_RUNS = 1000  # missed runs sent at once by catchup: all
+MAX_RETRIES = 100  # retries of one run
 
 
 def _duration(value: object) -> float:
@@ -170,15 +187,26 @@ def cron(value: object) -> CronExpr:
         raise InvalidValue(exc.reason if exc.field == "cron" else f"{exc.field}: {exc.reason}") from None
 
 
+#: The years an ``at`` may name: outside them the time-zone arithmetic leaves datetime's range
+#: (year 1 and 9999 did); the 8-year horizon of validation refuses the far future anyway.
+AT_YEARS = (1970, 2999)
+
+
 def at(value: object) -> datetime:
     if isinstance(value, datetime):  # YAML and TOML parse date-times themselves
-        return value
-    if isinstance(value, date):
+        moment = value
+    elif isinstance(value, date):
         raise InvalidValue(f"expected an ISO-8601 date-time, got the date {value.isoformat()}")
-    try:
-        return datetime.fromisoformat(string(value).strip())
-    except ValueError:
-        raise InvalidValue(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', got {show(value)}") from None
+    else:
+        try:
+            moment = datetime.fromisoformat(string(value).strip())  # digits 0-9 only, '２０２６' is refused
+        except ValueError:
+            raise InvalidValue(f"expected an ISO-8601 date-time such as '2026-10-04T03:00', "
+                               f"got {show(value)}") from None
+    first, last = AT_YEARS
+    if not first <= moment.year <= last:
+        raise InvalidValue(f"year {moment.year} is outside {first}-{last}, the years an at may name")
+    return moment
 
 
 def dst(value: object) -> DstPolicy:
@@ -201,7 +229,7 @@ def dst(value: object) -> DstPolicy:
 
 
 #: retry sub-key -> (RetrySpec attribute, converter)
-_RETRY_KEYS = {"max_retries": ("max_retries", positive_int),
+_RETRY_KEYS = {"max_retries": ("max_retries", count_up_to(MAX_RETRIES)),
                "backoff": ("backoff_s", positive_duration),
                "backoff_max": ("backoff_max_s", positive_duration),
                "jitter": ("jitter", boolean),

@@ -45,11 +45,24 @@ def _value(token: str, field_name: str) -> int:
         number = names.get(token.lower())
         if number is None:
             expected = "jan-dec" if field_name == "month" else "sun-sat"
-            raise CronSyntaxError(field_name, token, f"unknown name {token!r} (expected {expected})")
+            raise CronSyntaxError(field_name, token, f"unknown name {_short(token)} (expected {expected})")
         return number
-    if not token.isdigit():
-        raise CronSyntaxError(field_name, token, f"{token!r} is not a number")
+    return _number(token, field_name, token, label=_short(token))
+
+
+def _number(token: str, field_name: str, text: str, *, label: str) -> int:
+    """``token`` as an int: ASCII digits only, since str.isdigit() also accepts '¹' (which int()
+    then refuses) and '３' or '٣' (which int() reads as 3). ``label`` names it in messages."""
+    if not (token.isascii() and token.isdigit()):
+        raise CronSyntaxError(field_name, text, f"{label} is not a number (digits 0-9)")
+    if len(token.lstrip("0")) > 9:  # beyond every field's range; int() of it would only cost time
+        low, high = _BOUNDS[field_name]
+        raise CronSyntaxError(field_name, text, f"{label} is outside {low}-{high}")
     return int(token)
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 20 else repr(text[:17] + "...")
 
 
 def parse_field(text: str, field_name: str) -> frozenset[int]:
@@ -65,9 +78,7 @@ def parse_field(text: str, field_name: str) -> frozenset[int]:
         base, slash, step_text = item.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit():
-                raise CronSyntaxError(field_name, text, f"step {step_text!r} in {item!r} is not a number")
-            step = int(step_text)
+            step = _number(step_text, field_name, text, label=f"step {_short(step_text)} in {_short(item)}")
             if step == 0:
                 raise CronSyntaxError(field_name, text, f"step 0 in {item!r}: a step must be at least 1")
         if base == "*":

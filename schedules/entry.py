@@ -118,7 +118,7 @@ KEYS: dict[str, Key] = {
     "enabled": Key(converters.boolean, "enabled", default=True),
     "description": Key(converters.string, "description", default=""),
     "expected_runtime": Key(converters.positive_duration, "expected_runtime_s", shared=True),
-    "max_runs_per_hour": Key(converters.positive_int, "max_runs_per_hour"),
+    "max_runs_per_hour": Key(converters.count_up_to(converters.MAX_RUNS_PER_HOUR), "max_runs_per_hour"),
     "overlap": Key(converters.choice(OverlapPolicy), "overlap"),
     "lock_ttl": Key(converters.positive_duration, "lock_ttl_s", shared=True),
     "lock_key": Key(converters.string_list, "lock_key"),
@@ -126,7 +126,7 @@ KEYS: dict[str, Key] = {
     "time_limit": Key(converters.positive_duration, "time_limit_s", shared=True),
     "catchup": Key(converters.choice(CatchupPolicy), "catchup"),
     "catchup_window": Key(converters.positive_duration, "catchup_window_s", shared=True),
-    "catchup_max": Key(converters.positive_int, "catchup_max"),
+    "catchup_max": Key(converters.count_up_to(converters.MAX_CATCHUP_RUNS), "catchup_max"),
     "retry": Key(converters.retry, "retry"),
 }
 KIND_KEYS = {key: spec.kind for key, spec in KEYS.items() if spec.kind is not None}

@@ -54,6 +54,8 @@ PIPELINE_RESUME: dict[str, Any] = {
 }
 
 SCHEDULE_FILE_ENV = "BEATKEEPER_SCHEDULE"
+#: Names a user's schedule file may not use (``schedules.loader`` refuses them, for check and beat alike).
+RESERVED_NAMES = frozenset(SCHEDULE) | {GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY}
 
 
 def platform_schedule(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -67,16 +69,12 @@ def platform_schedule(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def effective_schedule(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The platform's entries plus those of the file named by ``BEATKEEPER_SCHEDULE``, if any."""
-    from schedules.errors import ConfigFileError
+    """The platform's entries plus those of the file named by ``BEATKEEPER_SCHEDULE``, if any
+    (the loader refuses a file using one of the platform's names)."""
     from schedules.loader import load_schedule_file
 
     platform = platform_schedule(environ)
     path = environ.get(SCHEDULE_FILE_ENV, "").strip()
     if not path:
         return platform
-    user = load_schedule_file(path)
-    clashes = sorted(set(user) & (set(SCHEDULE) | {GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY}))
-    if clashes:
-        raise ConfigFileError(path, f"entry names {clashes} are reserved by the platform's own schedule")
-    return {**platform, **user}
+    return {**platform, **load_schedule_file(path)}

@@ -65,10 +65,11 @@ def _min_interval_s(raw: str | None) -> float:
 def _max_runs_per_hour(raw: str | None) -> int:
     if not raw:
         return DEFAULT_MAX_RUNS_PER_HOUR
-    try:
-        runs = int(raw.strip())
-    except ValueError:
-        raise SettingsError("BEATKEEPER_MAX_RUNS_PER_HOUR", raw, "expected a whole number of runs") from None
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # int() would read '３' as 3
+        raise SettingsError("BEATKEEPER_MAX_RUNS_PER_HOUR", raw,
+                            "expected a whole number of runs (at most 18 digits 0-9)")
+    runs = int(text)
     if runs <= 0:
         raise SettingsError("BEATKEEPER_MAX_RUNS_PER_HOUR", raw, "must be greater than 0")
     return runs
