@@ -51,7 +51,7 @@ def test_every_dependency_is_imported_by_the_code_or_the_readme_says_why_it_is_k
     declared = project["dependencies"] + project["optional-dependencies"]["dev"]
     names = {re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0].lower() for d in declared}
     assert not names & {"pydantic", "pytest-celery"}
-    code = "\n".join((ROOT / n).read_text() for n in tracked_files() + test_files() if n.endswith(".py"))
+    code = "\n".join((ROOT / n).read_text() for n in tracked_files() + tracked_test_files() if n.endswith(".py"))
     section = readme_packages_section()
     for name in sorted(names):
         module = IMPORT_NAMES.get(name, name.replace("-", "_"))
@@ -62,7 +62,7 @@ def test_every_dependency_is_imported_by_the_code_or_the_readme_says_why_it_is_k
         assert f"`{name}`" in section, f"the design card's {name} is not accounted for in README's Packages"
 
 
-def test_files() -> list[str]:
+def tracked_test_files() -> list[str]:
     listed = subprocess.run(["git", "ls-files", "-z", "tests", "bench"], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout
     return [name for name in listed.split("\0") if name]
