@@ -16,6 +16,7 @@ by string only: this module imports nothing from the project.
 | BEATKEEPER_VISIBILITY_TIMEOUT | max(2 x max lock TTL, 7200) (s) | broker redelivers unacked after this  |
 | BEATKEEPER_WORKER_CONCURRENCY | one per core                    | processes of the default worker       |
 | BEATKEEPER_MAX_MESSAGE_BYTES  | 1048576                         | largest task message a worker accepts |
+| BEATKEEPER_TASK_SENT_EVENTS   | 0                               | task-sent events (celery-exporter)    |
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 """
 from __future__ import annotations
@@ -29,6 +30,13 @@ def _env(name: str, default: str) -> str:
 
 def _env_float(name: str, default: float) -> float:
     return float(_env(name, str(default)))
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name}={raw!r}: expected 1/true/yes/on or 0/false/no/off")
+    return raw in ("1", "true", "yes", "on")
 
 
 redis_url = _env("REDIS_URL", "redis://localhost:6379/0")
@@ -67,10 +75,11 @@ worker_prefetch_multiplier = 1
 # Processes of the default worker; the singleton worker always runs one (-c 1).
 worker_concurrency = int(_env("BEATKEEPER_WORKER_CONCURRENCY", "0")) or None  # None: one per core
 task_track_started = True
-# No task-sent events: they double every publish (one more broker round trip per dispatch,
-# which a beat sending 1,000 entries at one instant cannot afford); Flower still sees
-# received/started/succeeded from the workers.
-task_send_sent_event = False
+# Task-sent events (BEATKEEPER_TASK_SENT_EVENTS=1) feed celery-exporter's sent and queue-wait
+# metrics and Flower's "sent" state, at the price of one more broker round trip per publish
+# (a beat sending 1,000 entries at one instant pays 1,000 more). Off by default; Flower still
+# sees received/started/succeeded from the workers.
+task_send_sent_event = _env_flag("BEATKEEPER_TASK_SENT_EVENTS", False)
 worker_send_task_events = True
 
 #: The longest lock TTL a task may hold (seconds); locks are renewed while

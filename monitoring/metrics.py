@@ -11,14 +11,19 @@ collector reads the hashes and builds the metric families; gauges that describe 
 (next fire, heartbeat age, invocations in the last hour) are read from where that state
 already lives (redbeat's sorted set, the heartbeat set, the budget windows).
 
+Names follow Prometheus's conventions and sit beside celery-exporter's: a ``beatkeeper_`` prefix,
+the task in a ``name`` label (celery-exporter's), ``beatkeeper_build_info``.
+
 Histograms are stored as per-bucket counts (the first bucket an observation fits, not
 cumulative) plus a sum per label set; the collector makes them cumulative (the count is the +Inf bucket).
 """
 from __future__ import annotations
 
 import json
+import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import metadata
 
 import redis
 from prometheus_client import CollectorRegistry
@@ -42,6 +47,9 @@ INVOCATION_TASKS_KEY = "beatkeeper:budget:tasks"
 INVOCATION_WINDOW_S = 3600.0
 #: redbeat's schedule: score = next fire (unix seconds), member = "<prefix><entry>".
 REDBEAT_PREFIX = "redbeat:"
+#: The dead-letter list ``tasks.identity`` keeps (the layering keeps monitoring/ from importing
+#: tasks/; tests/monitoring/test_metrics_conventions.py holds the two names equal).
+DEAD_LETTERS_KEY = "beatkeeper:dead_letters"
 
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
 LATENESS_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
@@ -130,32 +138,53 @@ class BeatkeeperCollector(Collector):
             pipe.zrange(LAST_SUCCESS_KEY, 0, -1, withscores=True)
             pipe.zrange(self.redbeat_prefix + ":schedule", 0, -1, withscores=True)
             pipe.smembers(INVOCATION_TASKS_KEY)
-            runs, misses, overlaps, durations, lateness, last_success, next_fires, tasks = pipe.execute()
+            pipe.llen(DEAD_LETTERS_KEY)
+            runs, misses, overlaps, durations, lateness, last_success, next_fires, tasks, dead_letters = pipe.execute()
 
-        yield _counter("beat_schedule_runs", "Runs that ended, by schedule entry ('' by hand), task and status.",
-                       ["entry", "task", "status"], runs)
-        yield _counter("beat_schedule_miss", "Scheduled fires that never ran.", ["entry"], misses)
-        yield _counter("beat_task_overlap_detected", "Runs that found the previous run of their job still running.",
-                       ["entry", "task"], overlaps)
-        yield _histogram("beat_task_duration_seconds", "Seconds a task's body ran.", ["task"], durations,
+        yield build_info()
+        yield _counter("beatkeeper_schedule_runs", "Runs that ended, by schedule entry ('' by hand), task and status.",
+                       ["entry", "name", "status"], runs)
+        yield _counter("beatkeeper_schedule_miss", "Scheduled fires that never ran.", ["entry"], misses)
+        yield _counter("beatkeeper_task_overlap_detected",
+                       "Runs that found the previous run of their job still running.", ["entry", "name"], overlaps)
+        yield _histogram("beatkeeper_task_duration_seconds", "Seconds a task's body ran.", ["name"], durations,
                          DURATION_BUCKETS_S)
-        yield _histogram("beat_schedule_lateness_seconds", "Seconds from the scheduled fire instant to the start.",
-                         ["entry"], lateness, LATENESS_BUCKETS_S)
+        yield _histogram("beatkeeper_schedule_lateness_seconds",
+                         "Seconds from the scheduled fire instant to the start.", ["entry"], lateness,
+                         LATENESS_BUCKETS_S)
         yield self._invocations(sorted(_text(t) for t in tasks), now)
-        yield _gauge("beat_heartbeat_age_seconds", "Seconds since each component's last heartbeat.", "component",
-                     heartbeat_ages_s(self.client, now=now).items())
-        yield _gauge("beat_schedule_next_fire_timestamp", "Unix time of each entry's next scheduled fire.", "entry",
-                     ((_text(member).removeprefix(self.redbeat_prefix), score) for member, score in next_fires))
-        yield _gauge("beat_schedule_last_success_timestamp", "Unix time each entry last ran successfully.", "entry",
-                     ((_text(member), score) for member, score in last_success))
+        yield _gauge("beatkeeper_heartbeat_age_seconds", "Seconds since each component's last heartbeat.",
+                     "component", heartbeat_ages_s(self.client, now=now).items())
+        yield _gauge("beatkeeper_schedule_next_fire_timestamp", "Unix time of each entry's next scheduled fire.",
+                     "entry", ((_text(member).removeprefix(self.redbeat_prefix), score) for member, score in next_fires))
+        yield _gauge("beatkeeper_schedule_last_success_timestamp", "Unix time each entry last ran successfully.",
+                     "entry", ((_text(member), score) for member, score in last_success))
+        yield GaugeMetricFamily("beatkeeper_dead_letters", "Dead-lettered runs kept for a person to look at "
+                                "(`beatkeeper dead-letters`).", value=dead_letters)
 
     def _invocations(self, tasks: list[str], now: float) -> Metric:
         with self.client.pipeline(transaction=False) as pipe:
             for task in tasks:
                 pipe.zcount(invocation_window_key(task), f"({now - INVOCATION_WINDOW_S}", now)
             counts = pipe.execute() if tasks else []
-        return _gauge("beat_task_invocations_per_hour", "Runs each task's budget admitted in the last rolling hour.",
-                      "task", zip(tasks, counts))
+        return _gauge("beatkeeper_task_invocations_per_hour",
+                      "Runs each task's budget admitted in the last rolling hour.", "name", zip(tasks, counts))
+
+
+def build_info() -> Metric:
+    """``beatkeeper_build_info{version, celery, python} 1``: which code answers (Prometheus's convention)."""
+    family = GaugeMetricFamily("beatkeeper_build_info", "beatkeeper's version, with Celery's and Python's.",
+                               labels=["version", "celery", "python"])
+    family.add_metric([package_version("beatkeeper"), package_version("celery"), platform.python_version()], 1.0)
+    return family
+
+
+def package_version(distribution: str) -> str:
+    """An installed distribution's version; 'unknown' when it is not installed (run from a checkout)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _counter(name: str, documentation: str, labels: list[str], raw: dict) -> Metric:

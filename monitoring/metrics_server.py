@@ -1,4 +1,4 @@
-"""A small HTTP process serving ``/metrics`` (``beatkeeper metrics-server --port 9808``).
+"""A small HTTP process serving ``/metrics`` (``beatkeeper metrics-server --port 8736``).
 
 It stands in until the monitor serves the same WSGI app (``metrics_wsgi_app``) itself.
 Each scrape reads Redis (``monitoring.metrics``), so any number of these may run.
@@ -17,7 +17,9 @@ from monitoring.metrics import exposition
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9808
+#: Outside 9100-9999, the range of the Prometheus wiki's "default port allocations" (full since
+#: 2023; 9808 there is celery-exporter's), and no common service's: beatkeeper runs beside them.
+DEFAULT_PORT = 8736
 
 
 def metrics_wsgi_app(registry: CollectorRegistry) -> Callable:

@@ -11,7 +11,7 @@ failing as ``alert_sink_failing``.
 |--------------------------------|---------|-------------------------------------------------|
 | BEATKEEPER_MONITOR_INTERVAL    | 5s      | between evaluations                             |
 | BEATKEEPER_MONITOR_HOST        | 127.0.0.1 | address of /metrics, /healthz, /readyz (0.0.0.0 in a container) |
-| BEATKEEPER_MONITOR_PORT        | 9808    | their port                                      |
+| BEATKEEPER_MONITOR_PORT        | 8736    | their port                                      |
 | BEATKEEPER_ALERT_REPEAT        | 1h      | reminder period of an alert that keeps firing   |
 | BEATKEEPER_ALERT_SINK_ATTEMPTS | 8       | tries per notification and sink                 |
 | BEATKEEPER_INSPECT_TIMEOUT     | 1s      | how long workers get to say which queues they consume |
@@ -36,6 +36,7 @@ from monitoring.alerts import DEFAULT_REPEAT_S, Alert, AlertManager, AlertStore,
 from monitoring.heartbeats import HEARTBEATS_KEY
 from monitoring.history import HistoryStore
 from monitoring.leadership import Leadership
+from monitoring.metrics_server import DEFAULT_PORT
 from monitoring.rules import default_rules
 from monitoring.rules.base import (NEEDS_HISTORY, NEEDS_REDIS, NEEDS_WORKERS, PlatformKeys, Rule, RuleContext,
                                    WorkerProbe)
@@ -57,7 +58,7 @@ META_RULES = (RULE_FAILED, SCHEDULE_UNLOADABLE, SINK_FAILING)
 class MonitorSettings:
     interval_s: float = 5.0
     host: str = "127.0.0.1"  # only this machine, unless told otherwise
-    port: int = 9808
+    port: int = DEFAULT_PORT
     repeat_s: float = DEFAULT_REPEAT_S
     sink_attempts: int = 8
     inspect_timeout_s: float = 1.0
@@ -69,7 +70,7 @@ class MonitorSettings:
         """Every setting from ``environ``; raises MonitorSettingError on one it cannot use."""
         return cls(interval_s=seconds_from_env(environ, "BEATKEEPER_MONITOR_INTERVAL", 5.0),
                    host=(environ.get("BEATKEEPER_MONITOR_HOST") or "127.0.0.1").strip(),
-                   port=int_from_env(environ, "BEATKEEPER_MONITOR_PORT", 9808),
+                   port=int_from_env(environ, "BEATKEEPER_MONITOR_PORT", DEFAULT_PORT),
                    repeat_s=seconds_from_env(environ, "BEATKEEPER_ALERT_REPEAT", DEFAULT_REPEAT_S),
                    sink_attempts=int_from_env(environ, "BEATKEEPER_ALERT_SINK_ATTEMPTS", 8),
                    inspect_timeout_s=seconds_from_env(environ, "BEATKEEPER_INSPECT_TIMEOUT", 1.0),

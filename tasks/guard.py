@@ -104,9 +104,7 @@ class GuardedTask(Task):
 
     def shadow_name(self, args, kwargs, options) -> str | None:
         """Celery's name for the run in events and logs: a scheduled run's shows its entry and instant."""
-        sent = options.get("headers") or {}
-        entry = sent.get(headers.ENTRY)
-        return f"{self.name} [{entry} @ {sent.get(headers.FIRE_AT) or '?'}]" if entry else None
+        return headers.run_label(self.name, options.get("headers") or {})
 
     def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None,
               max_retries=None, **options):

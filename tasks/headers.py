@@ -11,6 +11,7 @@ from typing import Any, Mapping
 ENTRY = "beatkeeper_entry"  # the schedule entry's name
 FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
 POLICY = "beatkeeper_policy"  # JSON: the entry's overlap, lock_ttl_s, lock_key, max_runtime_s, time_limit_s
+TRIGGERED_BY = "beatkeeper_triggered_by"  # who ran an entry by hand (``tasks.trigger``)
 PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
 RETRY = "beatkeeper_retry"  # JSON: the entry's retry policy (max_retries, backoff_s, backoff_max_s, jitter, on)
@@ -32,6 +33,13 @@ def dispatch_headers(entry: str, fire_at: datetime, *,
     if policy:
         sent[POLICY] = json.dumps({k: v for k, v in policy.items() if v is not None}, sort_keys=True)
     return sent
+
+
+def run_label(task_name: str, sent: Mapping[str, Any]) -> str | None:
+    """The run's name in events and Flower: ``task [entry @ instant]``, ``task [entry @ manual]``
+    for an entry run by hand; None (the task's own name) outside an entry."""
+    entry = sent.get(ENTRY)
+    return f"{task_name} [{entry} @ {sent.get(FIRE_AT) or 'manual'}]" if entry else None
 
 
 def entry_of(request: Any) -> str:

@@ -15,7 +15,7 @@ an entry that takes no lock (``overlap: allow``), its declared ``max_runtime`` o
   miss, unless a lock of the entry taken at or after the instant is still held (the run is
   in progress): the judgement then waits.
 
-Each miss is counted once in ``beat_schedule_miss_total`` and logged once with its
+Each miss is counted once in ``beatkeeper_schedule_miss_total`` and logged once with its
 instant; the entry's incident fires until a later instant of it runs. The watermark (per
 entry, in Redis) moves past every judged instant in the same transaction as the count, so
 a restart neither repeats nor skips one. An entry gets its watermark the first time the

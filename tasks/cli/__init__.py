@@ -33,6 +33,8 @@ COMMANDS = {
     "status": "tasks.cli.status",
     "pipeline": "tasks.cli.pipeline",
     "flower": "tasks.cli.flower",
+    "trigger": "tasks.cli.trigger",
+    "dead-letters": "tasks.cli.dead_letters",
 }
 
 EXIT_PROBLEMS = 1
@@ -80,5 +82,6 @@ class BeatkeeperGroup(click.Group):
 
 
 @click.group(cls=BeatkeeperGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="beatkeeper", prog_name="beatkeeper", message="%(prog)s %(version)s")
 def main() -> None:
     """beatkeeper: validated, DST-correct Celery beat schedules."""

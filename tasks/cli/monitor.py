@@ -2,7 +2,7 @@
 and the workers: a watchdog inside beat would die with it).
 
 It evaluates the alert rules every ``BEATKEEPER_MONITOR_INTERVAL`` (5 s) and serves
-``/metrics``, ``/healthz`` and ``/readyz`` on ``BEATKEEPER_MONITOR_PORT`` (9808); see
+``/metrics``, ``/healthz`` and ``/readyz`` on ``BEATKEEPER_MONITOR_PORT`` (8736); see
 ``monitoring.monitor`` for its settings, ``monitoring.rules.settings`` for the thresholds
 and ``monitoring.sinks`` for where alerts go. Procfile line::
 
@@ -84,7 +84,7 @@ def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client
 
 @click.command("monitor")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
-              help="HTTP port of /metrics, /healthz, /readyz (default: BEATKEEPER_MONITOR_PORT or 9808).")
+              help="HTTP port of /metrics, /healthz, /readyz (default: BEATKEEPER_MONITOR_PORT or 8736).")
 @click.option("--host", default=None, help="Address to listen on (default: BEATKEEPER_MONITOR_HOST or 127.0.0.1).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Seconds between evaluations (default: BEATKEEPER_MONITOR_INTERVAL or 5).")

@@ -210,7 +210,7 @@ def test_the_endpoints_answer_in_process(redis_client):
         status, body = get(f"{base}/healthz")
         assert status == 200 and body["alive"] and body["role"] == "leader"
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
-            assert 'beat_heartbeat_age_seconds{component="monitor"}' in response.read().decode()
+            assert 'beatkeeper_heartbeat_age_seconds{component="monitor"}' in response.read().decode()
     finally:
         server.shutdown()
         server.server_close()

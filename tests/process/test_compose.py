@@ -66,7 +66,7 @@ def test_flower_starts_only_through_the_launcher_that_refuses_empty_credentials(
 
 
 def test_web_surfaces_listen_on_every_interface_only_inside_containers_and_publish_on_127_0_0_1():
-    for name, port in (("flower", 5555), ("monitor", 9808)):
+    for name, port in (("flower", 5555), ("monitor", 8736)):
         assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
     from monitoring.monitor import MonitorSettings
 

@@ -63,7 +63,7 @@ def test_the_add_a_task_walk_through_runs_its_task(processes, redis_client, tmp_
 
     def succeeded():
         return metrics_registry(redis_client).get_sample_value(
-            "beat_schedule_runs_total", {"entry": "", "task": "myjobs.sync_feed", "status": "success"})
+            "beatkeeper_schedule_runs_total", {"entry": "", "name": "myjobs.sync_feed", "status": "success"})
 
     assert wait_until(succeeded, timeout_s=60, what="myjobs.sync_feed to run") == 1
     assert "Traceback" not in beat.log_path.read_text() + worker.log_path.read_text()

@@ -150,8 +150,8 @@ def test_a_loop_of_1500_runs_in_a_minute_executes_1000_and_records_500_skipped(a
     assert int(redis_client.get(ht.ran_key("loop-0")) or 0) + int(redis_client.get(ht.ran_key("loop-1")) or 0) == 1000
     events = read_events(redis_client, kind="budget_exceeded")
     assert [(e.subject, e.data["budget"]) for e in events] == [("tests.history.counted", 1000)]
-    gauge = metrics_registry(redis_client).get_sample_value("beat_task_invocations_per_hour",
-                                                            {"task": "tests.history.counted"})
+    gauge = metrics_registry(redis_client).get_sample_value("beatkeeper_task_invocations_per_hour",
+                                                            {"name": "tests.history.counted"})
     assert gauge == 1000
 
 

@@ -32,6 +32,7 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "pipeline runs": (), "pipeline show": ("no-such-run",), "pipeline start": ("gtfs-static",),
     "pipeline resume": ("no-such-run",),
     "metrics-server": ("--port", "0"), "monitor": ("--port", "0"), "flower": (),
+    "trigger": ("beatkeeper-heartbeat",), "dead-letters": (),
 }
 #: Commands that never need Redis (they read the schedule or the database only).
 WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show"}

@@ -105,7 +105,7 @@ def test_a_run_whose_status_history_refuses_still_counts_in_the_metrics(app_hist
     monkeypatch.setattr("monitoring.history.RUN_STATUSES", ("failure",))  # as if "success" were a new status
     assert ht.ok.apply(args=("x",)).state == "SUCCESS"
     counted = metrics_registry(redis_client).get_sample_value(
-        "beat_schedule_runs_total", {"entry": "", "task": "tests.history.ok", "status": "success"})
+        "beatkeeper_schedule_runs_total", {"entry": "", "name": "tests.history.ok", "status": "success"})
     assert counted == 1 and app_history.pending_count() == 0
 
 

@@ -47,7 +47,7 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 
 def runs(entry: str, task: str, status: str) -> tuple[str, tuple]:
-    return ("beat_schedule_runs_total", (("entry", entry), ("status", status), ("task", task)))
+    return ("beatkeeper_schedule_runs_total", (("entry", entry), ("name", task), ("status", status)))
 
 
 def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_client, sqlite_url):
@@ -80,7 +80,7 @@ def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_c
 
     got = scrape(port)
     ok, fail, blocker, small = (ht.ok.name, ht.fail.name, ht.blocker.name, ht.small_budget.name)
-    counted = {k: v for k, v in got.items() if k[0] == "beat_schedule_runs_total"}
+    counted = {k: v for k, v in got.items() if k[0] == "beatkeeper_schedule_runs_total"}
     assert counted == {
         runs("metrics-entry", ok, "success"): 6,
         runs("", fail, "failure"): 2,
@@ -90,15 +90,15 @@ def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_c
         runs("", blocker, "success"): 1,
         runs("", blocker, "skipped_overlap"): 1,
     }
-    assert got[("beat_task_overlap_detected_total", (("entry", ""), ("task", blocker)))] == 1
-    assert got[("beat_task_duration_seconds_count", (("task", ok),))] == 6
-    assert got[("beat_task_duration_seconds_sum", (("task", ok),))] >= 6 * 0.4
-    assert got[("beat_task_duration_seconds_bucket", (("le", "0.25"), ("task", ok)))] == 0
-    assert got[("beat_schedule_lateness_seconds_count", (("entry", "metrics-entry"),))] == 6
+    assert got[("beatkeeper_task_overlap_detected_total", (("entry", ""), ("name", blocker)))] == 1
+    assert got[("beatkeeper_task_duration_seconds_count", (("name", ok),))] == 6
+    assert got[("beatkeeper_task_duration_seconds_sum", (("name", ok),))] >= 6 * 0.4
+    assert got[("beatkeeper_task_duration_seconds_bucket", (("le", "0.25"), ("name", ok)))] == 0
+    assert got[("beatkeeper_schedule_lateness_seconds_count", (("entry", "metrics-entry"),))] == 6
     # The budget admits runs that were not paused: the paused one never counts.
-    invocations = {k[1][0][1]: v for k, v in got.items() if k[0] == "beat_task_invocations_per_hour"}
+    invocations = {k[1][0][1]: v for k, v in got.items() if k[0] == "beatkeeper_task_invocations_per_hour"}
     assert invocations == {ok: 6, fail: 2, small: 2, blocker: 2}
-    last_success = got[("beat_schedule_last_success_timestamp", (("entry", "metrics-entry"),))]
+    last_success = got[("beatkeeper_schedule_last_success_timestamp", (("entry", "metrics-entry"),))]
     assert started_at < last_success <= time.time()
 
 

@@ -64,7 +64,7 @@ def test_fifteen_hundred_calls_past_the_budget_all_execute_with_one_budget_alert
     assert {run_state(r) for r in results[-20:]} == {"SUCCESS"}
     [event] = read_events(redis_client, kind="budget_exceeded")
     assert (event.subject, event.data["budget"], event.data["enforced"]) == (TASK, 100, False)
-    gauge = metrics_registry(redis_client).get_sample_value("beat_task_invocations_per_hour", {"task": TASK})
+    gauge = metrics_registry(redis_client).get_sample_value("beatkeeper_task_invocations_per_hour", {"name": TASK})
     assert gauge == 1500  # every run counted, none refused
     evaluate(monitor, 5)
     firing = [n for n in sink.sent if n.kind is NotificationKind.FIRING]

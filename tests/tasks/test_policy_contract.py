@@ -80,7 +80,7 @@ def test_a_bad_published_policy_is_a_recorded_failure_with_an_alert(app, app_his
     assert "exceeds the lock TTL cap of 3600 s" in record.error_message
     assert redis_client.get(ht.ran_key("stale-policy")) is None  # the body never ran under a guessed policy
     failures = metrics_registry(redis_client).get_sample_value(
-        "beat_schedule_runs_total", {"entry": "", "task": ht.ok.name, "status": "failure"})
+        "beatkeeper_schedule_runs_total", {"entry": "", "name": ht.ok.name, "status": "failure"})
     assert failures == 1
     monitor.evaluate(time.time() + 5)
     monitor.dispatcher.deliver_pending()
