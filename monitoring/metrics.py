@@ -47,8 +47,8 @@ INVOCATION_TASKS_KEY = "beatkeeper:budget:tasks"
 INVOCATION_WINDOW_S = 3600.0
 #: redbeat's schedule: score = next fire (unix seconds), member = "<prefix><entry>".
 REDBEAT_PREFIX = "redbeat:"
-#: The dead-letter list ``tasks.identity`` keeps (the layering keeps monitoring/ from importing
-#: tasks/; tests/monitoring/test_metrics_conventions.py holds the two names equal).
+#: The dead-letter list ``tasks.identity`` writes (defined here, imported there: monitoring/ may not
+#: import tasks/).
 DEAD_LETTERS_KEY = "beatkeeper:dead_letters"
 
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)

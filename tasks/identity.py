@@ -58,12 +58,12 @@ from tasks.locks import RENEWER, Renewer
 from tasks.middleware import Middleware
 from tasks.run import Outcome, Run, RunStatus, Skip
 # The claim itself lives in tasks.run_claim; its names are this module's public ones too.
+from monitoring.metrics import DEAD_LETTERS_KEY  # list of JSON, newest first; owned there so the monitor counts it
 from tasks.run_claim import (RUN_KEY_PREFIX, ClaimRecord, ClaimState, EntryBinding, RunClaim,  # noqa: F401
                              claim_record, record_key, run_id_for, run_id_of)
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS_KEY = "beatkeeper:dead_letters"  # list of JSON, newest first
 DEAD_LETTERS_MAX = 10_000
 DEFAULT_MAX_REDELIVERIES = 3  # executions after the first whose worker died, before dead-lettering
 DEFAULT_RETENTION_S = 3 * 3600.0
