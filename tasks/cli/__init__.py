@@ -33,6 +33,7 @@ COMMANDS = {
     "status": "tasks.cli.status",
     "pipeline": "tasks.cli.pipeline",
     "flower": "tasks.cli.flower",
+    "import": "tasks.cli.importer",
 }
 
 EXIT_PROBLEMS = 1
