@@ -16,7 +16,7 @@ from celery.schedules import crontab, schedule, solar
 
 from schedules.cronexpr import CronSyntaxError, parse_field
 from schedules.interval import format_seconds
-from tasks.importers.zones import ZoneNameError, schedule_zone, zone_name
+from tasks.importers.zones import ZoneNameError, schedule_zone, zone_name, zone_object
 
 #: Celery crontab attribute -> (beatkeeper cron field, first value, how many values)
 _CRON_FIELDS = (("minute", "minute", 0, 60), ("hour", "hour", 0, 24), ("day_of_month", "day_of_month", 1, 31),
@@ -50,6 +50,11 @@ class Imported:
 class ImportResult:
     imported: dict[str, Imported] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+
+
+def solar_refusal(event: str, lat: float, lon: float) -> Refused:
+    return Refused(f"solar schedule ({event} at {lat}, {lon}) refused: beatkeeper fires by interval, cron or "
+                   f"date, never by the sun's position; keep it on Celery beat or give it a cron time")
 
 
 def convert_beat_schedule(beat_schedule: Mapping[str, Any], *, app_zone: Any) -> ImportResult:
@@ -86,8 +91,7 @@ def convert_entry(raw: Any, *, app_zone: Any) -> Imported:
 def _schedule_keys(value: Any, app_zone: Any, entry: dict[str, Any], notes: list[str]) -> tuple[Any, Any]:
     """Fill ``entry``'s schedule keys; return (zone object or None, the Celery schedule object)."""
     if isinstance(value, solar):
-        raise Refused(f"solar schedule ({value.event} at {value.lat}, {value.lon}) refused: beatkeeper fires by "
-                      f"interval, cron or date, never by the sun; keep it on Celery beat or give it a cron time")
+        raise solar_refusal(value.event, value.lat, value.lon)
     if isinstance(value, bool) or value is None:
         raise Refused(f"schedule must be seconds, a timedelta, schedule() or crontab(), got {value!r}")
     if isinstance(value, (int, float, timedelta)):
@@ -105,7 +109,7 @@ def _schedule_keys(value: Any, app_zone: Any, entry: dict[str, Any], notes: list
             entry["timezone"] = zone_name(zone)
         except ZoneNameError as exc:
             raise Refused(f"crontab: {exc}; give the app or the crontab a named zone") from None
-        return zone, value
+        return zone_object(zone), value
     clocked_time = getattr(value, "clocked_time", None)  # django-celery-beat's clocked
     if isinstance(clocked_time, datetime):
         entry["at"] = clocked_time.isoformat()

@@ -16,9 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from celery.schedules import crontab, schedule, solar
+from celery.schedules import crontab, schedule
 
-from tasks.importers.celery_entries import ImportResult, Imported, Refused, convert_entry
+from tasks.importers.celery_entries import ImportResult, Imported, Refused, convert_entry, solar_refusal
 
 _TASKS = "django_celery_beat_periodictask"
 _KINDS = {"interval_id": "django_celery_beat_intervalschedule", "crontab_id": "django_celery_beat_crontabschedule",
@@ -94,7 +94,7 @@ def _convert_row(row, tables, now: datetime) -> Imported:
 def _schedule_of(row, tables) -> Any:
     if row.get("solar_id") is not None:
         sun = tables["solar_id"][row["solar_id"]]
-        return solar(sun["event"], float(sun["latitude"]), float(sun["longitude"]))
+        raise solar_refusal(sun["event"], float(sun["latitude"]), float(sun["longitude"]))
     if row.get("interval_id") is not None:
         interval = tables["interval_id"][row["interval_id"]]
         return schedule(timedelta(**{interval["period"]: interval["every"]}))
