@@ -8,8 +8,8 @@ of the zone, so Celery's DST arithmetic sees the clocks it would see.
 """
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from celery.schedules import crontab, schedule
 from schedules.interval import format_seconds
 from schedules.entry import EntrySpec
 from schedules.interval import IntervalTrigger
-from schedules.trigger import US_PER_S, to_epoch_us
+from schedules.trigger import US_PER_S, Trigger, to_epoch_us
 from schedules.zones import transitions_s
 from tasks.importers.celery_entries import Imported
 from tasks.importers.zones import zone_name
@@ -37,16 +37,24 @@ class _Clock:
         return self.at.astimezone(self.tz)
 
 
+@dataclass
+class CronRun:
+    """Celery's fires, and the stretches ``(after, until)`` stepped over as agreeing."""
+
+    fires: list[datetime] = field(default_factory=list)
+    skipped: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
 def celery_crontab_fires(value: crontab, tz: Any, start: datetime, end: datetime,
-                         expected: list[datetime] | None = None) -> list[datetime]:
+                         ours: Trigger | None = None) -> CronRun:
     """The instants in (start, end) a Celery beat started at ``start`` runs ``value`` at, in ``tz``.
 
-    With ``expected`` (beatkeeper's fires, whole seconds, ascending), stretches where the two
-    already agree are stepped over: once two fires in a row since the last offset change
-    agree, Celery's state is that of any day, and between offset changes a crontab selects
-    what its cron line does (the converter refuses the one shape where they differ). The
-    simulation resumes a day before the next change, so every change and the runs after it
-    (a weekly run a week later) are computed by Celery itself.
+    With ``ours`` (beatkeeper's trigger), stretches where the two already agree are stepped
+    over: once two fires in a row since the last offset change agree, Celery's state is that
+    of any day, and between offset changes a crontab selects what its cron line does (the
+    converter refuses the one shape where they differ). The simulation resumes a day before
+    the next change, so every change and the runs after it (a weekly run a week later) are
+    computed by Celery itself.
     """
     app = Celery("beatkeeper-import", set_as_current=False)
     app.conf.timezone = tz  # a pytz zone stays pytz: Celery's arithmetic on it is what runs in production
@@ -57,17 +65,17 @@ def celery_crontab_fires(value: crontab, tz: Any, start: datetime, end: datetime
     name = zone_name(tz)
     start_s, end_s = to_epoch_us(start) // US_PER_S, to_epoch_us(end) // US_PER_S
     changes = [datetime.fromtimestamp(at_s, timezone.utc) for at_s, _, _ in transitions_s(name, start_s, end_s)]
-    expected_set = set(expected or ())
+    run = CronRun()
     last_run = clock.now()
-    fires: list[datetime] = []
     agreeing = 0  # fires in a row, since the last offset change, that beatkeeper also has
     while clock.at < end:
         due, next_s = copy.is_due(last_run)
         if due:
-            fires.append(clock.at)
+            run.fires.append(clock.at)
             last_run = clock.now()
-            agreeing = agreeing + 1 if _whole_s(clock.at) in expected_set else 0
-            if agreeing >= 2 and _step_over(clock, fires, expected, changes, end):
+            fire = _whole_s(clock.at)
+            agreeing = agreeing + 1 if ours is not None and ours.next_fire_after(fire - _ONE_S) == fire else 0
+            if agreeing >= 2 and _step_over(clock, run, ours, changes, end):
                 last_run = clock.now()
                 continue
         target = clock.at + max(timedelta(seconds=next_s), timedelta(microseconds=1))
@@ -75,23 +83,20 @@ def celery_crontab_fires(value: crontab, tz: Any, start: datetime, end: datetime
         if change is not None and change < target:
             target, agreeing = change, 0  # a real beat wakes within its loop interval of the change
         clock.at = target
-    return fires
+    return run
 
 
-def _step_over(clock: _Clock, fires: list[datetime], expected: list[datetime] | None,
-               changes: list[datetime], end: datetime) -> bool:
-    """Move the clock to beatkeeper's last fire a day before the next offset change (or the
-    window's end), taking beatkeeper's fires up to it as Celery's; False if there is nothing to skip."""
-    if not expected:
-        return False
+def _step_over(clock: _Clock, run: CronRun, ours: Trigger, changes: list[datetime], end: datetime) -> bool:
+    """Move the clock to beatkeeper's first fire a day before the next offset change (or the
+    window's end), taken as Celery's too; False when there is nothing to step over."""
     change = next((c for c in changes if c > clock.at), None)
-    until = (change if change is not None else end) - timedelta(days=1)
-    low = bisect_right(expected, _whole_s(clock.at))
-    high = bisect_right(expected, until)
-    if high <= low:
+    limit = change if change is not None else end
+    target = ours.next_fire_after(limit - timedelta(days=1))
+    if target is None or target >= limit or target <= clock.at + _ONE_S:
         return False
-    fires.extend(expected[low:high])
-    clock.at = expected[high - 1]
+    run.skipped.append((_whole_s(clock.at), target))
+    run.fires.append(target)
+    clock.at = target
     return True
 
 
@@ -124,10 +129,13 @@ def _interval_line(name: str, trigger: IntervalTrigger, value: schedule, start: 
 
 
 def _cron_differences(name: str, imported: Imported, spec: EntrySpec, start: datetime, end: datetime) -> list[str]:
-    ours_listed = [_whole_s(f) for f in spec.trigger.fires_between(start + _ONE_S, end)]
-    ours = set(ours_listed)
-    celery_fires = {_whole_s(f) for f in celery_crontab_fires(imported.celery_schedule, imported.zone, start, end,
-                                                              expected=ours_listed)}
+    run = celery_crontab_fires(imported.celery_schedule, imported.zone, start, end, ours=spec.trigger)
+    celery_fires = {_whole_s(f) for f in run.fires}
+    ours: set[datetime] = set()
+    low = start + _ONE_S
+    for after, until in [*run.skipped, (end, end)]:  # beatkeeper's fires where Celery's were computed
+        ours.update(_whole_s(f) for f in spec.trigger.fires_between(low, min(after + _ONE_S, end)))
+        low = until
     shown = ZoneInfo(spec.timezone)
     by_day: dict[date, tuple[list[datetime], list[datetime]]] = defaultdict(lambda: ([], []))
     for fire in celery_fires - ours:
@@ -135,7 +143,7 @@ def _cron_differences(name: str, imported: Imported, spec: EntrySpec, start: dat
     for fire in ours - celery_fires:
         by_day[fire.astimezone(shown).date()][1].append(fire)
     if not by_day:
-        return [f"{name}: same fire instants as Celery ({len(ours)} from {start.date()} to {end.date()})"]
+        return [f"{name}: same fire instants as Celery from {start.date()} to {end.date()}"]
     expr = spec.config.get("cron", "")
     lines = []
     for day in sorted(by_day)[:MAX_DAYS_LISTED]:

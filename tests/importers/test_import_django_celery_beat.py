@@ -34,7 +34,7 @@ def test_django_celery_beat_tables_import_into_a_checked_file_whose_plan_matches
         "cron or date, never by the sun's position; keep it on Celery beat or give it a cron time"]
     report = done.stdout.splitlines()
     assert report[-1] == "imported 5 of 6 entries into imported.yaml; compared 2026-06-01 .. 2026-06-08"
-    assert "office-hours: same fire instants as Celery (135 from 2026-06-01 to 2026-06-08)" in report
+    assert "office-hours: same fire instants as Celery from 2026-06-01 to 2026-06-08" in report
     assert "report-sydney: expires 2026-07-31T00:00:00+00:00 is not carried: beatkeeper keeps firing after it" \
         in report
     written = (tmp_path / "imported.yaml").read_text()
