@@ -44,6 +44,7 @@ class Imported:
     celery_schedule: Any
     zone: Any = None
     notes: list[str] = field(default_factory=list)
+    interval_anchor: str = "beat's start"  # what Celery counts an interval from
 
 
 @dataclass

@@ -73,6 +73,7 @@ def _convert_row(row, tables, now: datetime) -> Imported:
         phase_s = start_time.timestamp() % every_s
         if phase_s:
             entry["phase"] = int(phase_s) if phase_s == int(phase_s) else phase_s
+        imported.interval_anchor = f"its start_time {start_time.isoformat()}"
     elif start_time is not None and start_time > now and "at" not in entry:
         imported.notes.append(f"start_time {start_time.isoformat()} is not carried: beatkeeper's cron fires from "
                               f"when beat registers it")

@@ -111,7 +111,7 @@ def report_lines(name: str, imported: Imported, spec: EntrySpec, start: datetime
     if isinstance(celery_value, crontab):
         lines += _cron_differences(name, imported, spec, start, end)
     elif isinstance(celery_value, schedule) and isinstance(spec.trigger, IntervalTrigger):
-        lines.append(_interval_line(name, spec.trigger, celery_value, start))
+        lines.append(_interval_line(name, spec.trigger, celery_value, start, imported.interval_anchor))
     else:  # a one-off: the same instant by construction, unless it is past
         fire = spec.trigger.next_fire_after(start)
         if fire is None:
@@ -119,10 +119,10 @@ def report_lines(name: str, imported: Imported, spec: EntrySpec, start: datetime
     return lines
 
 
-def _interval_line(name: str, trigger: IntervalTrigger, value: schedule, start: datetime) -> str:
+def _interval_line(name: str, trigger: IntervalTrigger, value: schedule, start: datetime, anchor: str) -> str:
     every = format_seconds(value.run_every.total_seconds())
     following = trigger.next_fire_after(start).strftime("%H:%M:%S")
-    return (f"{name}: interval phase now on a fixed grid: Celery runs every {every} counted from beat's start "
+    return (f"{name}: interval phase now on a fixed grid: Celery runs every {every} counted from {anchor} "
             f"and then from each actual run (drifting with beat's delays); beatkeeper at phase "
             f"{format_seconds(trigger.phase_us / US_PER_S) if trigger.phase_us else '0'} of a grid from the "
             f"Unix epoch (next at {following} UTC after the window start), never drifting")
