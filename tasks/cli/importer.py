@@ -18,9 +18,9 @@ import click
 import yaml
 from celery import Celery
 
-from schedules.errors import ScheduleConfigError
 from schedules.settings import ScheduleSettings
 from schedules.validate import validate_schedule
+from schedules.zones import is_valid_timezone
 from tasks.cli.common import parse_instant, utc_now
 from tasks.importers.celery_entries import ImportResult, convert_beat_schedule
 from tasks.importers.django_beat import read_django_celery_beat
@@ -47,6 +47,9 @@ def command(celery_source: str | None, database_url: str | None, out_path: Path 
     """Import a Celery or django-celery-beat schedule; report what will behave differently."""
     if (celery_source is None) == (database_url is None):
         raise click.UsageError("give one of --from-celery MODULE:ATTR or --from-django-celery-beat DATABASE_URL")
+    if zone is not None and not is_valid_timezone(zone):
+        raise click.BadParameter(f"unknown time zone {zone!r} (expected an IANA name such as 'Europe/London')",
+                                 param_hint="--timezone")
     now = utc_now()
     start_at = now if start is None else parse_instant(start, option="--start")
     end_at = start_at + timedelta(days=days)
@@ -62,7 +65,10 @@ def command(celery_source: str | None, database_url: str | None, out_path: Path 
     if out_path is None:
         click.echo(text, nl=False)
     else:
-        out_path.write_text(text, encoding="utf-8")
+        try:
+            out_path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(out_path), hint=exc.strerror or str(exc)) from None
     say = (lambda line: click.echo(line, err=True)) if out_path is None else click.echo
     for line in result.refused:
         click.echo(line, err=True)
@@ -87,7 +93,7 @@ def _from_celery(source: str, zone: str | None) -> ImportResult:
         found = importlib.import_module(module_name)
         for part in attribute.split("."):
             found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # the user's module: any failure to load it is one line
         raise click.BadParameter(f"cannot read {source}: {type(exc).__name__}: {exc}",
                                  param_hint="--from-celery") from None
     if isinstance(found, Celery):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from celery.schedules import crontab, schedule
 
+from schedules.errors import ConfigFileError
 from tasks.importers.celery_entries import ImportResult, Imported, Refused, convert_entry, solar_refusal
 
 _TASKS = "django_celery_beat_periodictask"
@@ -34,11 +36,21 @@ class Clocked:
 
 def read_django_celery_beat(url: str, *, now: datetime) -> ImportResult:
     """Every periodic task of the database at ``url`` (its own name kept), converted or refused."""
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigFileError(_masked(url), f"not a database URL SQLAlchemy can open: {exc}") from None
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:" \
+            and not Path(database).is_file():  # connecting would create an empty file
+        raise ConfigFileError(_masked(url), "no such SQLite file")
     try:
         with engine.connect() as connection:
             tables = {kind: _rows_by_id(connection, table) for kind, table in _KINDS.items()}
             rows = connection.execute(sa.text(f"SELECT * FROM {_TASKS} ORDER BY name")).mappings().all()
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigFileError(_masked(url), f"cannot read django-celery-beat's tables: {reason}") from None
     finally:
         engine.dispose()
     result = ImportResult()
@@ -48,6 +60,13 @@ def read_django_celery_beat(url: str, *, now: datetime) -> ImportResult:
         except Refused as exc:
             result.refused.append(f"entry '{row['name']}': {exc}")
     return result
+
+
+def _masked(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "the given URL"
 
 
 def _rows_by_id(connection, table: str) -> dict[Any, Any]:

@@ -54,3 +54,16 @@ def test_django_celery_beat_tables_import_into_a_checked_file_whose_plan_matches
     assert entries["hourly-off"]["fire_count"] == 0 and entries["hourly-off"]["left_out"]
     for name, instants in expected.items():
         assert entries[name]["fires_utc"] == instants, name
+
+
+def test_a_database_that_cannot_be_read_is_one_line_naming_it_with_the_password_masked(tmp_path):
+    missing = tmp_path / "none.sqlite3"
+    done = run("-m", "tasks.cli", "import", "--from-django-celery-beat", f"sqlite:///{missing}", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, f"beatkeeper: sqlite:///{missing}: no such SQLite file\n")
+    assert not missing.exists()
+    refused = run("-m", "tasks.cli", "import", "--from-django-celery-beat",
+                  "postgresql+psycopg2://beat:s3cret@127.0.0.1:1/beat", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("beatkeeper: postgresql+psycopg2://beat:***@127.0.0.1:1/beat: cannot read "
+                                     "django-celery-beat's tables: ")
+    assert len(refused.stderr.splitlines()) == 1 and "s3cret" not in refused.stderr
