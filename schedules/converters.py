@@ -175,6 +175,10 @@ def json_mapping(value: object) -> dict[str, Any]:
 
 
 def timezone_name(value: object) -> str:
+    # A .py schedule file may hold the zone object itself: pytz's (.zone) or zoneinfo's (.key).
+    name = getattr(value, "zone", None) or getattr(value, "key", None)
+    if isinstance(name, str) and not isinstance(value, str):
+        value = name
     if not is_valid_timezone(string(value)):
         raise InvalidValue(f"unknown time zone {show(value)} (expected an IANA name such as 'Europe/London')")
     return value

@@ -129,6 +129,10 @@ KEYS: dict[str, Key] = {
     "catchup_max": Key(converters.count_up_to(converters.MAX_CATCHUP_RUNS), "catchup_max"),
     "retry": Key(converters.retry, "retry"),
 }
+#: Keys of a Celery ``beat_schedule`` entry that beatkeeper spells otherwise.
+CELERY_ONLY_KEYS = frozenset({"schedule", "options", "relative"})
+CELERY_SHAPE_HINT = ("; this is a Celery beat_schedule entry: write every, cron or at (and queue, expires... "
+                     "as keys), or convert it with `beatkeeper import --from-celery module:attr`")
 KIND_KEYS = {key: spec.kind for key, spec in KEYS.items() if spec.kind is not None}
 _SCALARS = (str, int, float)
 
@@ -159,7 +163,8 @@ def convert_keys(raw: Mapping[Any, Any], shared: dict | None = None) -> tuple[di
     for key, value in raw.items():
         spec = KEYS.get(key) if isinstance(key, str) else None
         if spec is None:
-            problems.append((str(key), f"unknown key{converters.close_match_hint(key, KEYS)}"))
+            hint = CELERY_SHAPE_HINT if key in CELERY_ONLY_KEYS else ""
+            problems.append((str(key), f"unknown key{converters.close_match_hint(key, KEYS)}{hint}"))
             continue
         try:
             values[key] = _converted(key, spec, value, shared) if shared is not None and spec.shared \

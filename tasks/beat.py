@@ -43,6 +43,7 @@ from tasks.infra_errors import wait_for_broker
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
 from tasks.due_read import DueReader
+from tasks.importers.ignored import warn_ignored_beat_schedule
 from tasks.schedule_source import load_validated_schedule
 
 logger = logging.getLogger("beatkeeper.beat")
@@ -99,6 +100,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         kept = self._registered_entries()
         self._self_check(kept)
         self.specs = kept
+        warn_ignored_beat_schedule(self.app.conf.beat_schedule, logger)  # tasks.importers.ignored
         self.app.redbeat_conf.schedule = {name: self._celery_entry(spec) for name, spec in kept.items()}
         super().setup_schedule()
         self._remove_ghosts(set(kept))

@@ -35,6 +35,7 @@ COMMANDS = {
     "flower": "tasks.cli.flower",
     "trigger": "tasks.cli.trigger",
     "dead-letters": "tasks.cli.dead_letters",
+    "import": "tasks.cli.importer",
 }
 
 EXIT_PROBLEMS = 1

@@ -33,9 +33,10 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "pipeline resume": ("no-such-run",),
     "metrics-server": ("--port", "0"), "monitor": ("--port", "0"), "flower": (),
     "trigger": ("beatkeeper-heartbeat",), "dead-letters": (),
+    "import": ("--from-celery", "tests.importers.every_shape:app", "--days", "1"),
 }
 #: Commands that never need Redis (they read the schedule or the database only).
-WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show"}
+WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show", "import"}
 #: Commands that read or write the history database.
 WITH_DATABASE = {"history", "db upgrade", "db current", "pipeline runs", "pipeline show"}
 #: Long-running services: they wait for Redis instead of exiting (tests/process/test_redis_down.py).
