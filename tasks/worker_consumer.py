@@ -14,6 +14,13 @@ Nothing is lost by carrying on: the messages that could not be requeued stay in 
 unacked set (the broker redelivers them after its visibility timeout) and run identity
 skips any that already ran. Named by ``celeryconfig.worker_consumer``.
 
+The same closed channel bites once more: a late ack (or reject) of a task that was running
+through the loss goes to the channel its message came on, which has no pool and no transport
+connection info left, so kombu raises the same ``AttributeError`` ('NoneType' object has no
+attribute 'hostname') in the event loop and the worker stops. Such a settle is logged once and
+dropped: the message is still in Redis' unacked set, or was put back on its queue by the close,
+and a redelivered copy is skipped as a duplicate by run identity.
+
 No message content stops the worker either (``tasks.poison``). Celery rejects a message it
 cannot decode or whose content type is not accepted, but its request builder raises plain
 ``TypeError``/``ValueError``/``KeyError`` on a body of the wrong shape, and those end the worker.
@@ -88,6 +95,9 @@ class BeatkeeperConsumer(Consumer):
             if not message.acknowledged:
                 message.reject_log_error(log, self.connection_errors)
 
+    def call_soon_ack(self, p: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return super().call_soon_ack(_tolerating_a_lost_channel(p), *args, **kwargs)
+
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         try:
             super().on_connection_error_after_connected(exc)
@@ -96,6 +106,34 @@ class BeatkeeperConsumer(Consumer):
             # method only warns about long-running tasks); reconnecting proceeds as usual.
             log.warning("consumer: closing the broken broker connection failed (%r); reconnecting anyway",
                         close_error)
+
+
+def _tolerating_a_lost_channel(settle: Callable[..., Any]) -> Callable[..., Any]:
+    """``settle`` (a message's ``ack_log_error``/``reject_log_error``), logging instead of raising
+    when the message's channel belongs to a broker connection closed since it was received."""
+    message = getattr(settle, "__self__", None)
+
+    def settle_or_log(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return settle(*args, **kwargs)
+        except AttributeError as error:
+            if message is None or not _channel_lost(message):
+                raise
+            log.warning("consumer: cannot settle message %s: it came through a broker connection lost since "
+                        "(%r); the broker delivers it again and run identity skips a run that already ran",
+                        message.delivery_tag, error)
+            return None
+
+    return settle_or_log
+
+
+def _channel_lost(message: Any) -> bool:
+    """Whether ``message`` came on a channel that is closed or whose transport left its connection."""
+    channel = message.channel
+    if channel is None or getattr(channel, "closed", False):
+        return True
+    transport = getattr(channel, "connection", None)
+    return transport is not None and getattr(transport, "client", True) is None
 
 
 def _shape_checked(strategy: Callable[..., Any]) -> Callable[..., Any]:
