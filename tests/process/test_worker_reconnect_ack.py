@@ -61,7 +61,7 @@ def test_a_run_finishing_after_the_consumer_reconnected_does_not_stop_the_worker
         wait_until(lambda: worker.poll() is not None or not client.hlen("unacked"), timeout_s=30,
                    what="the held run's message to be acknowledged")
         assert worker.poll() is None, f"worker exited:\n{log.read_text()[-3000:]}"
-        assert RESETTLED in log.read_bytes()
+        wait_until(lambda: RESETTLED in log.read_bytes(), timeout_s=10, what="the worker to say where it acked")
 
         next_at = first_at + timedelta(seconds=1)
         with app.connection_for_write(server.url) as connection:
