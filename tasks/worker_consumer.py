@@ -23,6 +23,7 @@ which the Redis transport keeps in shared keys, not per channel: the settle is m
 the consumer's current channel (``basic_ack``/``basic_reject``), with one warning. When there
 is no usable channel (Redis down again) it is logged and dropped, as kombu drops an ack that
 meets a connection error: the broker redelivers the message after its visibility timeout.
+(Reproduced by ``tests/process/test_worker_reconnect_ack.py``.)
 
 No message content stops the worker either (``tasks.poison``). Celery rejects a message it
 cannot decode or whose content type is not accepted, but its request builder raises plain
