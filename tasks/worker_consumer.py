@@ -14,6 +14,17 @@ Nothing is lost by carrying on: the messages that could not be requeued stay in 
 unacked set (the broker redelivers them after its visibility timeout) and run identity
 skips any that already ran. Named by ``celeryconfig.worker_consumer``.
 
+The same closed channel bites once more: a late ack (or reject) of a task that was running
+through the loss goes to the channel its message came on, which has no pool and no transport
+connection info left, so kombu raises the same ``AttributeError`` ('NoneType' object has no
+attribute 'hostname') in the event loop and the worker stops. That close failed before it
+requeued anything, so the message still sits in Redis' unacked set under its delivery tag,
+which the Redis transport keeps in shared keys, not per channel: the settle is made instead on
+the consumer's current channel (``basic_ack``/``basic_reject``), with one warning. When there
+is no usable channel (Redis down again) it is logged and dropped, as kombu drops an ack that
+meets a connection error: the broker redelivers the message after its visibility timeout.
+(Reproduced by ``tests/process/test_worker_reconnect_ack.py``.)
+
 No message content stops the worker either (``tasks.poison``). Celery rejects a message it
 cannot decode or whose content type is not accepted, but its request builder raises plain
 ``TypeError``/``ValueError``/``KeyError`` on a body of the wrong shape, and those end the worker.
@@ -88,6 +99,46 @@ class BeatkeeperConsumer(Consumer):
             if not message.acknowledged:
                 message.reject_log_error(log, self.connection_errors)
 
+    def call_soon_ack(self, p: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return super().call_soon_ack(self._settling_on_a_live_channel(p), *args, **kwargs)
+
+    def _settling_on_a_live_channel(self, settle: Callable[..., Any]) -> Callable[..., Any]:
+        """``settle`` (a message's ``ack_log_error``/``reject_log_error``), made on the current
+        channel when the message's own channel belongs to a broker connection closed since."""
+        message = getattr(settle, "__self__", None)
+
+        def settle_or_resettle(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return settle(*args, **kwargs)
+            except AttributeError as error:
+                if message is None or not _channel_lost(message):
+                    raise
+                requeue = bool(args[2] if len(args) > 2 else kwargs.get("requeue", False))
+                rejecting = getattr(settle, "__name__", "") == "reject_log_error"
+                self._resettle(message, rejecting=rejecting, requeue=requeue, error=error)
+                return None
+
+        return settle_or_resettle
+
+    def _resettle(self, message: Any, *, rejecting: bool, requeue: bool, error: Exception) -> None:
+        what = f"{'reject' if rejecting else 'ack'} of message {message.delivery_tag}"
+        consumer = self.task_consumer
+        channel = getattr(consumer, "channel", None)
+        if channel is None or channel is message.channel or getattr(channel, "closed", False):
+            log.warning("consumer: %s dropped: its broker connection is gone (%r) and there is no new one; the "
+                        "broker delivers it again after its visibility timeout", what, error)
+            return
+        try:
+            if rejecting:
+                channel.basic_reject(message.delivery_tag, requeue=requeue)
+            else:
+                channel.basic_ack(message.delivery_tag)
+        except self.connection_errors as resettle_error:
+            log.warning("consumer: %s dropped: %r; the broker delivers it again after its visibility timeout",
+                        what, resettle_error)
+            return
+        log.warning("consumer: %s made on the new broker connection (its own was lost: %r)", what, error)
+
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         try:
             super().on_connection_error_after_connected(exc)
@@ -96,6 +147,15 @@ class BeatkeeperConsumer(Consumer):
             # method only warns about long-running tasks); reconnecting proceeds as usual.
             log.warning("consumer: closing the broken broker connection failed (%r); reconnecting anyway",
                         close_error)
+
+
+def _channel_lost(message: Any) -> bool:
+    """Whether ``message`` came on a channel that is closed or whose transport left its connection."""
+    channel = message.channel
+    if channel is None or getattr(channel, "closed", False):
+        return True
+    transport = getattr(channel, "connection", None)
+    return transport is not None and getattr(transport, "client", True) is None
 
 
 def _shape_checked(strategy: Callable[..., Any]) -> Callable[..., Any]:
