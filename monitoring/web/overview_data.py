@@ -4,16 +4,17 @@ lateness, duration, pause and budget used."""
 from __future__ import annotations
 
 import functools
+import json
+from dataclasses import fields
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis
 
-from monitoring.history import RunRecord
 from monitoring.pauses import Pause, PauseStore
-from monitoring.status import gather_status
-from monitoring.web.history_reads import recent_runs_of, runs_since_by_task
+from monitoring.status import StatusReport, gather_status
+from monitoring.web.history_reads import RecentRuns, recent_runs_of, runs_since_by_task
 from monitoring.web.sources import DashboardSources
 from schedules.dst import dst_effects
 from schedules.entry import ZONED_KINDS, EntrySpec
@@ -34,15 +35,15 @@ def overview_data(sources: DashboardSources, *, state: str = "", queue: str = ""
     pauses, budgets = _pauses(sources.client, now), _budgets(sources, specs, now, problems)
     report = gather_status(client=sources.client, specs=specs, now=now, history=sources.history,
                            pauses={p.name: p.describe() for p in pauses.values()}, keys=sources.keys,
-                           queue_of=sources.queue_of, last_runs={n: runs[0] for n, runs in recent.items()})
-    data = report.to_dict()
+                           queue_of=sources.queue_of, last_runs={n: runs.last for n, runs in recent.items()})
+    data = report_json(report)
     data["problems"] += problems
     running = {(lock.get("holder") or {}).get("entry") for lock in data["locks"]}
     rows = []
     for entry in data["entries"]:
         spec = specs[entry["name"]]
-        runs = recent.get(entry["name"], [])
-        entry.update(_extras(spec, runs, now, late_after_s=sources.late_after_s))
+        runs = recent.get(entry["name"])
+        entry.update(_extras(spec, runs, now))
         entry["row_state"] = _row_state(entry, runs, running, sources.late_after_s)
         entry["pause"] = _pause_json(pauses.get(entry["name"]) or pauses.get(spec.task))
         entry["budget"] = {"per_hour": spec.max_runs_per_hour, "used_last_hour": budgets.get(spec.task, 0)}
@@ -53,7 +54,21 @@ def overview_data(sources: DashboardSources, *, state: str = "", queue: str = ""
     return data
 
 
-def _recent(sources: DashboardSources, specs: Mapping[str, EntrySpec]) -> tuple[dict[str, list[RunRecord]], list[str]]:
+def report_json(report: StatusReport) -> dict[str, Any]:
+    """``report.to_dict()`` (the ``status --json`` contract) without ``asdict``'s deep copies:
+    at 1,000 entries those cost more than the whole page."""
+    shallow = {f.name: getattr(report, f.name) for f in fields(report)}
+    shallow["entries"] = [dict(vars(entry)) for entry in report.entries]
+    return json.loads(json.dumps(shallow, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    return str(value)
+
+
+def _recent(sources: DashboardSources, specs: Mapping[str, EntrySpec]) -> tuple[dict[str, RecentRuns], list[str]]:
     if sources.history is None:
         return {}, []
     try:
@@ -76,7 +91,7 @@ def _budgets(sources: DashboardSources, specs: Mapping[str, EntrySpec], now: dat
     return runs_since_by_task(sources.history.engine, budgeted, since=now - timedelta(hours=1))
 
 
-def _extras(spec: EntrySpec, runs: list[RunRecord], now: datetime, *, late_after_s: float) -> dict[str, Any]:
+def _extras(spec: EntrySpec, runs: RecentRuns | None, now: datetime) -> dict[str, Any]:
     tz = zone(spec.timezone)
     fires, after = [], now
     for _ in range(NEXT_FIRES):
@@ -85,11 +100,11 @@ def _extras(spec: EntrySpec, runs: list[RunRecord], now: datetime, *, late_after
             break
         fires.append({"local": nxt.astimezone(tz).isoformat(), "utc": nxt.astimezone(timezone.utc).isoformat()})
         after = nxt
-    last = runs[0] if runs else None
+    last = runs.last if runs else None
     return {"next_fires": fires, "next_dst": next_dst_effect(spec, now.date()),
             "lateness_s": None if last is None else last.lateness_s,
             "duration_s": None if last is None else last.duration_s,
-            "recent_runs": [{"status": r.status, "lateness_s": r.lateness_s} for r in runs]}
+            "recent_runs": [{"status": status, "lateness_s": late} for status, late in (runs.strip if runs else [])]}
 
 
 def next_dst_effect(spec: EntrySpec, day) -> dict[str, Any] | None:
@@ -108,7 +123,7 @@ def _first_effect(trigger, day) -> dict[str, Any] | None:
     return None
 
 
-def _row_state(entry: dict, runs: list[RunRecord], running: set, late_after_s: float) -> str:
+def _row_state(entry: dict, runs: RecentRuns | None, running: set, late_after_s: float) -> str:
     state = entry["state"]
     if state in ("paused", "missed", "not registered"):
         return state
@@ -116,7 +131,7 @@ def _row_state(entry: dict, runs: list[RunRecord], running: set, late_after_s: f
         return "running"
     if state == "failing":
         return state
-    last = runs[0] if runs else None
+    last = runs.last if runs else None
     if last is None:
         return "never ran"
     if last.status in _LAST_STATUS_STATE:

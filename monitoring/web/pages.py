@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote_plus
 
 from monitoring.history import RUN_STATUSES
 from monitoring.web.html import Markup, e, join, link, page, state_label, table, tag
@@ -18,37 +19,41 @@ def overview_page(data: dict[str, Any]) -> bytes:
                _select("queue", [""] + queues, f["queue"]), " ",
                Markup(f'<input type="search" name="search" value="{e(f["search"])}" placeholder="entry or task">'),
                " ", Markup('<button type="submit">Filter</button>'), method="get", action="/")
-    rows = [_overview_row(r) for r in data["entries"]]
     headers = ("entry", "state", "task", "schedule", "next fires (local · UTC)", "next DST", "last run",
                "late", "took", "last runs", "paused", "budget", "alerts", "")
+    rows = Markup("".join(_overview_row(r) for r in data["entries"]))  # one f-string a row: 1,000 rows stay fast
+    head = Markup("".join(f"<th>{e(h)}</th>" for h in headers))
     body = join([tag("h1", "Schedule"), _problems(data), form,
-                 tag("p", f"{len(rows)} of {data['entries_total']} entries · at {_utc(data['at'])} · ",
+                 tag("p", f"{len(data['entries'])} of {data['entries_total']} entries · at {_utc(data['at'])} · ",
                      link("/overview.json", "JSON", **{k: v for k, v in f.items() if v}), class_="muted"),
-                 table(headers, rows, id="entries")])
+                 Markup(f'<table id="entries"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')])
     return page("Overview", body)
 
 
-def _overview_row(r: dict[str, Any]) -> list[object]:
-    name = r["name"]
-    fires = join([tag("div", f["local"], " · ", tag("small", _utc(f["utc"]))) for f in r["next_fires"]]) or "-"
+def _overview_row(r: dict[str, Any]) -> str:
+    name, q = e(r["name"]), e(quote_plus(r["name"]))
+    fires = "".join(f"<div>{e(f['local'])} · <small>{e(_utc(f['utc']))}</small></div>" for f in r["next_fires"]) or "-"
     last = r["last_run"]
-    last_text = "-" if last is None else join([last["status"], " ", tag("small", _utc(last["finished_at"])),
-                                              tag("div", last["detail"] or "", class_="err") if last["detail"] else ""])
+    last_text = "-" if last is None else (f"{e(last['status'])} <small>{e(_utc(last['finished_at']))}</small>"
+                                          + (f'<div class="err">{e(last["detail"])}</div>' if last["detail"] else ""))
     pause = r["pause"]
-    paused = "-" if pause is None else join([f"until {_utc(pause['until']) if pause['until'] else 'resumed'}",
-                                            tag("div", pause["reason"], class_="muted") if pause["reason"] else "",
-                                            tag("small", f"by {pause['by']}") if pause["by"] else ""])
+    paused = "-" if pause is None else (
+        f"until {e(_utc(pause['until']) if pause['until'] else 'resumed')}"
+        + (f'<div class="muted">{e(pause["reason"])}</div>' if pause["reason"] else "")
+        + (f"<small>by {e(pause['by'])}</small>" if pause["by"] else ""))
     budget = r["budget"]
     used = f"{budget['used_last_hour']}/{budget['per_hour']} per h" if budget["per_hour"] else "-"
-    dst = "-" if r["next_dst"] is None else tag("span", r["next_dst"]["effect"], title=r["next_dst"]["detail"])
-    actions = join([link("/confirm", "run now", action="run_now", target=name), " ",
-                    link("/confirm", "resume", action="resume", target=name) if pause else
-                    link("/confirm", "pause", action="pause", target=name)])
-    return [link("/entry", name, name=name), state_label(r["row_state"]), r["task"],
-            join([r["schedule"], tag("div", r["timezone"], class_="muted")]), fires, dst, last_text,
-            _seconds(r["lateness_s"]), _seconds(r["duration_s"]),
-            run_strip([(x["status"], x["lateness_s"]) for x in r["recent_runs"]]), paused, used,
-            join(r["alerts"], ", ") or "-", actions]
+    dst = "-" if r["next_dst"] is None else f'<span title="{e(r["next_dst"]["detail"])}">{e(r["next_dst"]["effect"])}</span>'
+    toggle = "resume" if pause else "pause"
+    state = r["row_state"]
+    return (f'<tr><td><a href="/entry?name={q}">{name}</a></td><td><span class="s {e(state.replace(" ", "-"))}">'
+            f"{e(state)}</span></td><td>{e(r['task'])}</td><td>{e(r['schedule'])}"
+            f'<div class="muted">{e(r["timezone"])}</div></td><td>{fires}</td><td>{dst}</td><td>{last_text}</td>'
+            f"<td>{e(_seconds(r['lateness_s']))}</td><td>{e(_seconds(r['duration_s']))}</td>"
+            f"<td>{run_strip([(x['status'], x['lateness_s']) for x in r['recent_runs']])}</td><td>{paused}</td>"
+            f"<td>{e(used)}</td><td>{e(', '.join(r['alerts'])) or '-'}</td>"
+            f'<td><a href="/confirm?action=run_now&amp;target={q}">run now</a> '
+            f'<a href="/confirm?action={toggle}&amp;target={q}">{toggle}</a></td></tr>')
 
 
 def entry_page(data: dict[str, Any]) -> bytes:
