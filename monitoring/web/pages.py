@@ -157,6 +157,8 @@ def _seconds(value: float | None) -> str:
 def _utc(iso: str | None) -> str:
     if not iso:
         return "-"
+    if iso.endswith("+00:00") and len(iso) >= 25:  # the JSON's instants are UTC already: no parsing
+        return iso[:10] + " " + iso[11:19] + "Z"
     return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
