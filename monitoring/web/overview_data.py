@@ -92,6 +92,23 @@ def _budgets(sources: DashboardSources, specs: Mapping[str, EntrySpec], now: dat
 
 
 def _extras(spec: EntrySpec, runs: RecentRuns | None, now: datetime) -> dict[str, Any]:
+    last = runs.last if runs else None
+    return {"next_fires": next_fires(spec, now), "next_dst": next_dst_effect(spec, now.date()),
+            "lateness_s": None if last is None else last.lateness_s,
+            "duration_s": None if last is None else last.duration_s,
+            "recent_runs": [{"status": status, "lateness_s": late} for status, late in (runs.strip if runs else [])]}
+
+
+_FIRES: dict[tuple, tuple[float, float, list[dict[str, str]]]] = {}  # trigger, zone -> (from, until, fires)
+
+
+def next_fires(spec: EntrySpec, now: datetime) -> list[dict[str, str]]:
+    """The next ``NEXT_FIRES`` fires in the entry's zone and UTC. Kept until the first of them
+    passes (they cannot change before): a page every 15 s does not recompute 3,000 fires."""
+    key, now_s = (spec.trigger, spec.timezone), now.timestamp()
+    cached = _FIRES.get(key)
+    if cached is not None and cached[0] <= now_s < cached[1]:
+        return cached[2]
     tz = zone(spec.timezone)
     fires, after = [], now
     for _ in range(NEXT_FIRES):
@@ -100,11 +117,11 @@ def _extras(spec: EntrySpec, runs: RecentRuns | None, now: datetime) -> dict[str
             break
         fires.append({"local": nxt.astimezone(tz).isoformat(), "utc": nxt.astimezone(timezone.utc).isoformat()})
         after = nxt
-    last = runs.last if runs else None
-    return {"next_fires": fires, "next_dst": next_dst_effect(spec, now.date()),
-            "lateness_s": None if last is None else last.lateness_s,
-            "duration_s": None if last is None else last.duration_s,
-            "recent_runs": [{"status": status, "lateness_s": late} for status, late in (runs.strip if runs else [])]}
+    if len(_FIRES) > 50_000:
+        _FIRES.clear()
+    until_s = datetime.fromisoformat(fires[0]["utc"]).timestamp() if fires else now_s + 60
+    _FIRES[key] = (now_s, until_s, fires)
+    return fires
 
 
 def next_dst_effect(spec: EntrySpec, day) -> dict[str, Any] | None:
