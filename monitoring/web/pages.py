@@ -32,13 +32,14 @@ def overview_page(data: dict[str, Any]) -> bytes:
 
 def _overview_row(r: dict[str, Any]) -> str:
     name, q = e(r["name"]), e(quote_plus(r["name"]))
-    fires = "".join(f"<div>{e(f['local'])} · <small>{e(_utc(f['utc']))}</small></div>" for f in r["next_fires"]) or "-"
+    # instants and seconds below are formatted here from datetimes and numbers: nothing to escape
+    fires = "".join(f"<div>{f['local']} · <small>{_utc(f['utc'])}</small></div>" for f in r["next_fires"]) or "-"
     last = r["last_run"]
-    last_text = "-" if last is None else (f"{e(last['status'])} <small>{e(_utc(last['finished_at']))}</small>"
+    last_text = "-" if last is None else (f"{e(last['status'])} <small>{_utc(last['finished_at'])}</small>"
                                           + (f'<div class="err">{e(last["detail"])}</div>' if last["detail"] else ""))
     pause = r["pause"]
     paused = "-" if pause is None else (
-        f"until {e(_utc(pause['until']) if pause['until'] else 'resumed')}"
+        f"until {_utc(pause['until']) if pause['until'] else 'resumed'}"
         + (f'<div class="muted">{e(pause["reason"])}</div>' if pause["reason"] else "")
         + (f"<small>by {e(pause['by'])}</small>" if pause["by"] else ""))
     budget = r["budget"]
@@ -49,9 +50,9 @@ def _overview_row(r: dict[str, Any]) -> str:
     return (f'<tr><td><a href="/entry?name={q}">{name}</a></td><td><span class="s {e(state.replace(" ", "-"))}">'
             f"{e(state)}</span></td><td>{e(r['task'])}</td><td>{e(r['schedule'])}"
             f'<div class="muted">{e(r["timezone"])}</div></td><td>{fires}</td><td>{dst}</td><td>{last_text}</td>'
-            f"<td>{e(_seconds(r['lateness_s']))}</td><td>{e(_seconds(r['duration_s']))}</td>"
+            f"<td>{_seconds(r['lateness_s'])}</td><td>{_seconds(r['duration_s'])}</td>"
             f"<td>{run_strip([(x['status'], x['lateness_s']) for x in r['recent_runs']])}</td><td>{paused}</td>"
-            f"<td>{e(used)}</td><td>{e(', '.join(r['alerts'])) or '-'}</td>"
+            f"<td>{used}</td><td>{e(', '.join(r['alerts'])) or '-'}</td>"
             f'<td><a href="/confirm?action=run_now&amp;target={q}">run now</a> '
             f'<a href="/confirm?action={toggle}&amp;target={q}">{toggle}</a></td></tr>')
 
