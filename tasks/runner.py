@@ -168,7 +168,8 @@ def run() -> int:
         env = process_env(redis_url, flower_auth)
         migrate_history_database(env)
         if generated_in is not None:
-            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the monitor's /metrics: "
+            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the dashboard at "
+                  f"http://127.0.0.1:{env.get('BEATKEEPER_MONITOR_PORT') or 9808}/: "
                   f"user:password = {flower_auth} (from {generated_in})", flush=True)
         manager = Manager(Printer(sys.stdout))
         for name, command in procfile_commands().items():

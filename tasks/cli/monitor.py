@@ -2,7 +2,8 @@
 and the workers: a watchdog inside beat would die with it).
 
 It evaluates the alert rules every ``BEATKEEPER_MONITOR_INTERVAL`` (5 s) and serves
-``/metrics``, ``/healthz`` and ``/readyz`` on ``BEATKEEPER_MONITOR_PORT`` (9808); see
+``/metrics``, ``/healthz``, ``/readyz`` and the schedule dashboard (``monitoring.web``, at ``/``)
+on ``BEATKEEPER_MONITOR_PORT`` (9808); see
 ``monitoring.monitor`` for its settings, ``monitoring.rules.settings`` for the thresholds
 and ``monitoring.sinks`` for where alerts go. Procfile line::
 
@@ -120,7 +121,7 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sinks = ", ".join(["log"] + [d.sink.name for d in monitor.dispatcher.deliveries])
-    auth = "behind credentials but /healthz"
+    auth = "behind credentials but /healthz and /readyz"
     click.echo(f"beatkeeper: monitor on http://{settings.host}:{server.server_port} "
                f"(dashboard at /, /metrics /healthz /readyz; {auth}); alerts to {sinks}", err=True)
     monitor.dispatcher.start()
