@@ -43,6 +43,7 @@ from monitoring.rules.base import (NEEDS_HISTORY, NEEDS_REDIS, NEEDS_WORKERS, Pl
 from monitoring.rules.infrastructure import QUEUE_RULE
 from monitoring.rules.settings import RuleSettings, int_from_env, seconds_from_env
 from monitoring.sinks import Dispatcher, LogSink
+from monitoring.web.alert_log import stage_resolved
 from schedules.entry import EntrySpec
 
 log = logging.getLogger("beatkeeper.monitor")
@@ -235,7 +236,11 @@ class Monitor:
             self.store.flush()  # a change of details only, or changes left over from a Redis outage
             return
         self.dispatcher.log(notes)
-        if not self.store.flush(stage=lambda pipe: self.dispatcher.stage(pipe, notes)):
+        def stage(pipe) -> None:
+            self.dispatcher.stage(pipe, notes)
+            stage_resolved(pipe, notes)  # the dashboard's "recently resolved"
+
+        if not self.store.flush(stage=stage):
             self.dispatcher.keep_locally(notes)
         self.dispatcher.wake()
 

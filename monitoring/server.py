@@ -7,9 +7,10 @@
   latest evaluation). 200 or 503, with a reason per failing check. For a dashboard or an
   external uptime check, not for restarting the monitor.
 
-With credentials (``BEATKEEPER_MONITOR_BASIC_AUTH``, set by ``make run`` and compose), every
-path but ``/healthz`` answers 401 without them: ``/healthz`` tells only that the loop turns,
-and a container's liveness probe has no credentials to send.
+With credentials (``BEATKEEPER_MONITOR_BASIC_AUTH``, set by ``make run`` and compose; else
+Flower's, or generated once), every path but ``/healthz`` and ``/readyz`` answers 401 without
+them (``/metrics`` too unless ``BEATKEEPER_MONITOR_METRICS_OPEN=1``): probes have no
+credentials to send. Every other path is the schedule dashboard (``monitoring.web``).
 """
 from __future__ import annotations
 
@@ -91,14 +92,17 @@ def _workers_check(monitor: Monitor) -> dict[str, Any]:
 
 
 def monitor_wsgi_app(monitor: Monitor, *, registry: CollectorRegistry, ping_client: redis.Redis,
-                     clock: Callable[[], float] = time.time, basic_auth: str | None = None) -> Callable:
-    """The WSGI app of the three endpoints (404 with the list elsewhere); behind ``basic_auth``
-    (``user:password``) when given, except ``/healthz``."""
+                     clock: Callable[[], float] = time.time, basic_auth: str | None = None,
+                     dashboard: Callable | None = None, metrics_open: bool = False) -> Callable:
+    """The WSGI app of the three endpoints, every other path to ``dashboard`` (``monitoring.web``;
+    404 with the list without it); behind ``basic_auth`` (``user:password``) when given, except
+    the probes ``/healthz`` and ``/readyz`` (and ``/metrics`` when ``metrics_open``)."""
     metrics = metrics_wsgi_app(registry)
+    open_paths = {"/healthz", "/readyz", "/metrics"} if metrics_open else {"/healthz", "/readyz"}
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
-        if basic_auth and path != "/healthz" and not authorized(environ.get("HTTP_AUTHORIZATION"), basic_auth):
+        if basic_auth and path not in open_paths and not authorized(environ.get("HTTP_AUTHORIZATION"), basic_auth):
             start_response("401 Unauthorized", [("Content-Type", "text/plain"),
                                                 ("WWW-Authenticate", 'Basic realm="beatkeeper monitor"')])
             return [b"beatkeeper monitor: credentials required\n"]
@@ -114,6 +118,8 @@ def monitor_wsgi_app(monitor: Monitor, *, registry: CollectorRegistry, ping_clie
                 log.exception("readyz failed")
                 body = {"ready": False, "checks": {}, "error": f"{type(exc).__name__}: {exc}"}
             return _json(start_response, body, ok=body["ready"])
+        if dashboard is not None:
+            return dashboard(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [f"beatkeeper monitor: try {', '.join(PATHS)}\n".encode()]
 

@@ -67,8 +67,10 @@ def _jsonable(value: Any) -> Any:
 def gather_status(*, client: redis.Redis, specs: Mapping[str, EntrySpec], now: datetime,
                   history: HistoryStore | None = None, workers: WorkerProbe | None = None,
                   pauses: Mapping[str, str] | None = None, keys: PlatformKeys | None = None,
-                  queue_of: Callable[[EntrySpec], str] | None = None) -> StatusReport:
-    """The status at ``now``; ``pauses`` maps each paused entry or task name to its description."""
+                  queue_of: Callable[[EntrySpec], str] | None = None,
+                  last_runs: Mapping[str, RunRecord] | None = None) -> StatusReport:
+    """The status at ``now``; ``pauses`` maps each paused entry or task name to its description.
+    ``last_runs``: each entry's latest run when the caller has read them already (the dashboard)."""
     keys = keys or PlatformKeys()
     pauses = pauses or {}
     problems: list[str] = []
@@ -91,8 +93,9 @@ def gather_status(*, client: redis.Redis, specs: Mapping[str, EntrySpec], now: d
             queues = queue_report(ctx)
         except Exception as exc:  # workers did not answer, or Redis failed mid-way
             problems.append(f"workers and queues unknown: {type(exc).__name__}: {exc}")
-    last_runs: dict[str, RunRecord] = {}
-    if history is not None:
+    read_runs = last_runs is None
+    last_runs = dict(last_runs or {})
+    if history is not None and read_runs:
         try:
             last_runs = last_run_of(history.engine, specs)
         except Exception as exc:

@@ -23,6 +23,7 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 
 from monitoring.basic_auth import credentials_problem
+from monitoring.monitor import DEFAULT_PORT as MONITOR_DEFAULT_PORT
 from schedules.errors import SettingsError
 from tasks.infra_errors import check_redis_url, infra_error_line
 
@@ -168,7 +169,8 @@ def run() -> int:
         env = process_env(redis_url, flower_auth)
         migrate_history_database(env)
         if generated_in is not None:
-            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the monitor's /metrics: "
+            print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the dashboard at "
+                  f"http://127.0.0.1:{env.get('BEATKEEPER_MONITOR_PORT') or MONITOR_DEFAULT_PORT}/: "
                   f"user:password = {flower_auth} (from {generated_in})", flush=True)
         manager = Manager(Printer(sys.stdout))
         for name, command in procfile_commands().items():

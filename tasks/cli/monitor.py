@@ -2,7 +2,8 @@
 and the workers: a watchdog inside beat would die with it).
 
 It evaluates the alert rules every ``BEATKEEPER_MONITOR_INTERVAL`` (5 s) and serves
-``/metrics``, ``/healthz`` and ``/readyz`` on ``BEATKEEPER_MONITOR_PORT`` (8736); see
+``/metrics``, ``/healthz``, ``/readyz`` and the schedule dashboard (``monitoring.web``, at ``/``)
+on ``BEATKEEPER_MONITOR_PORT`` (8736); see
 ``monitoring.monitor`` for its settings, ``monitoring.rules.settings`` for the thresholds
 and ``monitoring.sinks`` for where alerts go. Procfile line::
 
@@ -19,7 +20,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 import click
 import redis
@@ -100,6 +101,8 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
                        interval_s=interval or settings.interval_s)
     basic_auth = os.environ.get("BEATKEEPER_MONITOR_BASIC_AUTH") or None
     problem = basic_auth and credentials_problem("BEATKEEPER_MONITOR_BASIC_AUTH", basic_auth)
+    if not basic_auth and not problem:  # the dashboard's actions never go unguarded: Flower's, or generated once
+        basic_auth, problem = dashboard_credentials()
     if problem:
         click.echo(f"beatkeeper: {problem}", err=True)
         raise SystemExit(EXIT_USAGE)
@@ -109,15 +112,18 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
+    dashboard = dashboard_for(monitor)
     server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client,
-                                              basic_auth=basic_auth), host=settings.host, port=settings.port)
+                                              basic_auth=basic_auth, dashboard=dashboard,
+                                              metrics_open=os.environ.get("BEATKEEPER_MONITOR_METRICS_OPEN") == "1"),
+                             host=settings.host, port=settings.port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sinks = ", ".join(["log"] + [d.sink.name for d in monitor.dispatcher.deliveries])
-    auth = "behind BEATKEEPER_MONITOR_BASIC_AUTH but /healthz" if basic_auth else "no credentials asked"
+    auth = "behind credentials but /healthz and /readyz"
     click.echo(f"beatkeeper: monitor on http://{settings.host}:{server.server_port} "
-               f"(/metrics /healthz /readyz; {auth}); alerts to {sinks}", err=True)
+               f"(dashboard at /, /metrics /healthz /readyz; {auth}); alerts to {sinks}", err=True)
     monitor.dispatcher.start()
     try:
         monitor.run(stop=stop)
@@ -126,3 +132,38 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
         server.server_close()
         monitor.dispatcher.stop()
         log.info("monitor: stopped")
+
+
+def dashboard_credentials() -> tuple[str | None, str | None]:
+    """(credentials, problem): FLOWER_BASIC_AUTH, else generated once in the data dir (as ``make run``)."""
+    from tasks.runner import RunnerError, flower_credentials
+
+    try:
+        credentials, path = flower_credentials()
+    except RunnerError as exc:
+        return None, str(exc)
+    where = f"in {path}" if path else "FLOWER_BASIC_AUTH"
+    log.info("monitor: BEATKEEPER_MONITOR_BASIC_AUTH unset: the dashboard asks for the credentials %s", where)
+    return credentials, None
+
+
+def dashboard_for(monitor: Monitor) -> Callable:
+    """The schedule dashboard (``monitoring.web``) wired to this deployment."""
+    from monitoring.web.app import dashboard_app
+    from monitoring.web.sources import DashboardSources
+    from tasks.dashboard_actions import dashboard_actions
+    from tasks.identity import DEAD_LETTERS_KEY
+    from tasks.pipeline_steps import pipeline_store_for
+
+    def current_specs() -> dict[str, EntrySpec]:  # a standby monitor has not loaded them
+        return monitor.specs or registered_specs(datetime.now(timezone.utc))
+
+    def queues() -> dict | None:
+        last = monitor.last_evaluation
+        return None if last is None else last.queues
+
+    sources = DashboardSources(client=monitor.client, specs=current_specs, history=monitor.history,
+                               keys=monitor.keys, queue_of=monitor.queue_of, queues=queues,
+                               pipelines=pipeline_store_for(app), dead_letters_key=DEAD_LETTERS_KEY,
+                               flower_url=os.environ.get("BEATKEEPER_FLOWER_URL") or None)
+    return dashboard_app(sources, dashboard_actions(app, monitor.client, current_specs))

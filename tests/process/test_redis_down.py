@@ -145,7 +145,8 @@ def test_monitor_as_the_procfile_starts_it_listens_on_127_0_0_1_only_behind_cred
     base = f"http://127.0.0.1:{port}"
     assert wait_until(lambda: _http_status(f"{base}/healthz"), timeout_s=START_S, what="the monitor") == 200
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
-    for path in ("/metrics", "/readyz", "/"):
+    assert _http_status(f"{base}/readyz") in (200, 503)  # a probe: no credentials to send
+    for path in ("/metrics", "/", "/overview.json", "/platform"):
         assert _http_status(f"{base}{path}") == 401, path
         assert _http_status(f"{base}{path}", "ops:wrong") == 401, path
     assert _http_status(f"{base}/metrics", "ops:s3cret") == 200
