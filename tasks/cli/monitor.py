@@ -166,4 +166,4 @@ def dashboard_for(monitor: Monitor) -> Callable:
                                keys=monitor.keys, queue_of=monitor.queue_of, queues=queues,
                                pipelines=pipeline_store_for(app), dead_letters_key=DEAD_LETTERS_KEY,
                                flower_url=os.environ.get("BEATKEEPER_FLOWER_URL") or None)
-    return dashboard_app(sources, dashboard_actions(app, monitor.client, current_specs))
+    return dashboard_app(sources, dashboard_actions(app, monitor.client))
