@@ -3,7 +3,8 @@
 * Fires: every fire of each registered entry in ``[start, end)``, in UTC and in the
   entry's zone (the settings' zone for ``every`` entries, which have none of their own).
 * DST: each offset change of each zone an entry uses, and what it does to each cron,
-  windows or at entry of that zone (``schedules.dst.dst_effects``).
+  windows or at entry of that zone (``schedules.dst.dst_effects``); also the zone's next
+  changes (one of each kind, within a year) when they fall after the window, marked so.
 * Cost: runs per hour/day/month (30 days) scaled from the fires counted in the window, or in
   one cycle of the entry's calendar when that is longer (``schedules.projection``),
   worker-hours from each entry's ``expected_runtime`` (1 s when it has none; the plan
@@ -18,7 +19,7 @@ from collections.abc import Iterator, Mapping
 import itertools
 from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from schedules.cron import REPEAT_LOOKBACK_S, CronTrigger
@@ -72,6 +73,7 @@ class DstRow:
     timezone: str
     transition: Transition
     effects: dict[str, DstEffect]  # entry name -> effect
+    in_window: bool = True  # False: one of the zone's next changes, after the window's end
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,10 @@ def _sum(costs: Any) -> Cost:
     return Cost(*(sum(getattr(c, f) for c in costs) for f in Cost.__dataclass_fields__))
 
 
+#: How far after the window's start a zone's next offset changes are looked for.
+NEXT_CHANGES_HORIZON = timedelta(days=400)
+
+
 def _dst_rows(registered: Mapping[str, EntryPlan], start: datetime, end: datetime) -> list[DstRow]:
     by_zone: dict[str, list[EntryPlan]] = {}
     for plan in registered.values():
@@ -240,16 +246,34 @@ def _dst_rows(registered: Mapping[str, EntryPlan], start: datetime, end: datetim
     rows: list[DstRow] = []
     for name in sorted(by_zone):
         changes = transitions(name, start, end)
-        if not changes:
-            continue
-        effects_of: dict[Trigger, list[DstEffect]] = {}  # equal triggers have equal effects
-        for plan in by_zone[name]:
-            if plan.spec.trigger not in effects_of:
-                effects_of[plan.spec.trigger] = dst_effects(plan.spec.trigger, start, end)
-        effects_by_entry = {plan.name: effects_of[plan.spec.trigger] for plan in by_zone[name]}
-        for i, change in enumerate(changes):
-            rows.append(DstRow(name, change, {entry: effects[i] for entry, effects in effects_by_entry.items()}))
+        if changes:
+            rows += _rows_for(name, by_zone[name], changes, start, end, in_window=True)
+        rows += [row for change in _next_changes(name, start, end)
+                 for row in _rows_for(name, by_zone[name], [change], change.at - timedelta(days=2),
+                                      change.at + timedelta(days=2), in_window=False)]
     rows.sort(key=lambda row: (row.transition.at, row.timezone))
+    return rows
+
+
+def _next_changes(name: str, start: datetime, end: datetime) -> list[Transition]:
+    """The zone's next change of each kind (gap, repeat) from ``start``, those after ``end`` only."""
+    firsts: dict[str, Transition] = {}
+    for change in transitions(name, start, start + NEXT_CHANGES_HORIZON):
+        firsts.setdefault(change.kind, change)
+    return sorted((c for c in firsts.values() if c.at >= end), key=lambda c: c.at)
+
+
+def _rows_for(name: str, plans: list[EntryPlan], changes: list[Transition], start: datetime, end: datetime,
+              *, in_window: bool) -> list[DstRow]:
+    effects_of: dict[Trigger, list[DstEffect]] = {}  # equal triggers have equal effects
+    for plan in plans:
+        if plan.spec.trigger not in effects_of:
+            effects_of[plan.spec.trigger] = dst_effects(plan.spec.trigger, start, end)
+    rows = []
+    for change in changes:
+        effects = {plan.name: next(e for e in effects_of[plan.spec.trigger] if e.transition == change)
+                   for plan in plans}
+        rows.append(DstRow(name, change, effects, in_window))
     return rows
 
 
@@ -274,6 +298,7 @@ def _dst_json(row: DstRow) -> dict[str, Any]:
     change = row.transition
     return {
         "timezone": row.timezone,
+        "in_window": row.in_window,
         "at_utc": change.at.isoformat(),
         "kind": change.kind,
         "offset_before_s": change.offset_before_s,

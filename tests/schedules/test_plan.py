@@ -84,7 +84,7 @@ def test_left_out_entries_have_a_reason_and_no_fires(plan_json):
 
 
 def test_dst_table_has_the_transition_and_each_wall_clock_entry(plan_json):
-    [row] = plan_json["dst"]
+    [row] = [row for row in plan_json["dst"] if row["in_window"]]
     assert (row["timezone"], row["at_utc"], row["kind"]) == ("Australia/Sydney", SPRING_FORWARD.isoformat(), "gap")
     assert (row["offset_before_s"], row["offset_after_s"]) == (36000, 39600)
     assert {name: effect["effect"] for name, effect in row["effects"].items()} == {
@@ -163,3 +163,11 @@ def test_json_can_list_fewer_fires_but_always_counts_all(plan):
     assert entry["fires"] == ["2026-10-01T02:30:00+10:00", "2026-10-02T02:30:00+10:00"]
     assert (entry["fire_count"], entry["fires_truncated"]) == (7, True)
     assert plan.to_json()["entries"]["nightly"]["fires_truncated"] is False
+
+
+def test_dst_table_adds_the_zones_next_change_of_the_other_kind_beyond_the_window(plan_json):
+    """Issue 18: the window holds Sydney's spring-forward; its next fall-back is listed too, marked."""
+    [beyond] = [row for row in plan_json["dst"] if not row["in_window"]]
+    assert (beyond["timezone"], beyond["kind"], beyond["at_utc"]) == (
+        "Australia/Sydney", "repeat", "2027-04-03T16:00:00+00:00")
+    assert beyond["effects"]["nightly"]["effect"] == "unaffected"
