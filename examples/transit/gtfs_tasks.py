@@ -7,7 +7,7 @@ One schedule entry (``gtfs-static-pipeline``, daily 03:00 Australia/Sydney, see
 
 The start task reads its settings from the worker's environment, records them as the run's
 parameters (a resumed run keeps them) and sends the four steps as one chain. Each step wraps
-a plain function of ``tasks.gtfs``: refresh runs when sync has *finished*, not at a time
+a plain function of ``examples.transit.gtfs``: refresh runs when sync has *finished*, not at a time
 sync usually has. Copy this module for a pipeline of your own.
 
 | variable          | default                           | meaning                                        |
@@ -33,7 +33,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from monitoring.db import data_dir
 from schedules.errors import SettingsError
 from tasks.application import app
-from tasks.gtfs import (GtfsDownloadError, GtfsPublishError, export_app_database, publish_export,
+from examples.transit.gtfs import (GtfsDownloadError, GtfsPublishError, export_app_database, publish_export,
                         refresh_derived_tables, sync_static_feed)
 from tasks.pipeline import Pipeline, RetryPolicy, Step, build, register
 from tasks.pipeline_steps import run_step, start_pipeline, step_policy

@@ -9,14 +9,14 @@ and whose ``as_dict()`` is JSON-ready for the task layer that chains the steps::
     exported = export_app_database(database=db, output_path=path)         # byte-identical per input
     published = publish_export(export_path=path, target=publish_url)      # "published" | "unchanged"
 
-Errors carry their data (:mod:`tasks.gtfs.errors`); a failed step leaves the previous data,
+Errors carry their data (:mod:`examples.transit.gtfs.errors`); a failed step leaves the previous data,
 export and published version in place.
 """
-from tasks.gtfs.errors import GtfsDownloadError, GtfsError, GtfsFeedError, GtfsPublishError, GtfsStateError
-from tasks.gtfs.export import EXPORT_SCHEMA_VERSION, ExportResult, export_app_database
-from tasks.gtfs.load import SyncResult, sync_static_feed
-from tasks.gtfs.publish import MANIFEST_NAME, PublishResult, publish_export
-from tasks.gtfs.refresh import RefreshResult, refresh_derived_tables
+from examples.transit.gtfs.errors import GtfsDownloadError, GtfsError, GtfsFeedError, GtfsPublishError, GtfsStateError
+from examples.transit.gtfs.export import EXPORT_SCHEMA_VERSION, ExportResult, export_app_database
+from examples.transit.gtfs.load import SyncResult, sync_static_feed
+from examples.transit.gtfs.publish import MANIFEST_NAME, PublishResult, publish_export
+from examples.transit.gtfs.refresh import RefreshResult, refresh_derived_tables
 
 __all__ = [
     "EXPORT_SCHEMA_VERSION", "MANIFEST_NAME",

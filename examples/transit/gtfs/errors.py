@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class GtfsError(Exception):
-    """Base of every error raised by ``tasks.gtfs``."""
+    """Base of every error raised by ``examples.transit.gtfs``."""
 
 
 class GtfsFeedError(GtfsError):

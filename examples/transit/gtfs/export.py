@@ -24,9 +24,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tasks.gtfs import schema
-from tasks.gtfs.errors import GtfsStateError
-from tasks.gtfs.refresh import derived_exist, ordered_derived_queries
+from examples.transit.gtfs import schema
+from examples.transit.gtfs.errors import GtfsStateError
+from examples.transit.gtfs.refresh import derived_exist, ordered_derived_queries
 
 EXPORT_SCHEMA_VERSION = 1  # bump when the app must change how it reads the file
 _FETCH_ROWS = 50_000  # source rows per fetch, and target rows per executemany

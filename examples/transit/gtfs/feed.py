@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.gtfs.errors import GtfsDownloadError
+from examples.transit.gtfs.errors import GtfsDownloadError
 
 DEFAULT_TIMEOUT_S = 60.0  # seconds without a byte from the server before giving up
 DEFAULT_MAX_BYTES = 2 * 1024**3  # refuse a feed larger than this: a runaway response, not a feed

@@ -24,10 +24,10 @@ from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 
-from tasks.gtfs import schema
-from tasks.gtfs.errors import GtfsDownloadError, GtfsFeedError
-from tasks.gtfs.feed import DEFAULT_TIMEOUT_S, download_feed
-from tasks.gtfs.validate import FeedArchive, feed_rows
+from examples.transit.gtfs import schema
+from examples.transit.gtfs.errors import GtfsDownloadError, GtfsFeedError
+from examples.transit.gtfs.feed import DEFAULT_TIMEOUT_S, download_feed
+from examples.transit.gtfs.validate import FeedArchive, feed_rows
 
 DEFAULT_BATCH_ROWS = 10_000  # rows per executemany: big enough to amortise, small in memory
 
@@ -54,8 +54,8 @@ def sync_static_feed(*, feed_url: str, database: str | sa.Engine, timeout_s: flo
                      now: datetime | None = None, force: bool = False) -> SyncResult:
     """Bring the database's feed up to date with ``feed_url``; ``force`` reloads an unchanged feed.
 
-    Raises :class:`~tasks.gtfs.errors.GtfsDownloadError` (worth a retry) or
-    :class:`~tasks.gtfs.errors.GtfsFeedError` (the feed itself is bad), leaving data intact.
+    Raises :class:`~examples.transit.gtfs.errors.GtfsDownloadError` (worth a retry) or
+    :class:`~examples.transit.gtfs.errors.GtfsFeedError` (the feed itself is bad), leaving data intact.
     """
     with schema.engine_for(database) as engine:
         return _sync(engine, feed_url=feed_url, timeout_s=timeout_s, batch_rows=batch_rows, work_dir=work_dir,

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tasks.gtfs.errors import GtfsPublishError
+from examples.transit.gtfs.errors import GtfsPublishError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "beatkeeper-gtfs-export/1"

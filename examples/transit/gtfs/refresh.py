@@ -20,8 +20,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from tasks.gtfs import schema
-from tasks.gtfs.errors import GtfsStateError
+from examples.transit.gtfs import schema
+from examples.transit.gtfs.errors import GtfsStateError
 
 _CHECKSUM_FETCH_ROWS = 50_000  # rows per fetch while hashing the derived data
 

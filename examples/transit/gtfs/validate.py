@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.gtfs.errors import GtfsFeedError
-from tasks.gtfs.schema import WEEKDAYS
+from examples.transit.gtfs.errors import GtfsFeedError
+from examples.transit.gtfs.schema import WEEKDAYS
 
 #: The files every feed needs; at least one of CALENDAR_FILES is needed too.
 REQUIRED_FILES = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
@@ -150,7 +150,7 @@ class _Ids:
 
 def feed_rows(archive: FeedArchive) -> Iterator[tuple[str, Iterator[tuple]]]:
     """``(table name, rows)`` for each feed table, in load order; each row is a tuple in the
-    order of the table's columns (:data:`tasks.gtfs.schema.feed_tables`). Consume each ``rows``
+    order of the table's columns (:data:`examples.transit.gtfs.schema.feed_tables`). Consume each ``rows``
     fully before asking for the next table (later files are checked against earlier ones)."""
     ids = _Ids()
     plan: list[tuple[str, str, Callable[[FileRows, _Ids], Iterator[tuple]]]] = [

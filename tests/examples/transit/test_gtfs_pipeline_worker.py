@@ -16,12 +16,13 @@ from click.testing import CliRunner
 
 from monitoring.events import read_events
 from monitoring.pipelines import PipelineRunStatus, StepStatus
-from tasks import gtfs_tasks, headers
+from examples.transit import gtfs_tasks
+from tasks import headers
 from tasks.cli import main
-from tasks.gtfs import export_app_database, refresh_derived_tables, sync_static_feed
+from examples.transit.gtfs import export_app_database, refresh_derived_tables, sync_static_feed
 from tasks.pipeline import RetryPolicy
-from tests.gtfs.feedgen import NOW, small_feed, zip_files
-from tests.gtfs.test_pipeline import published_departures
+from tests.examples.transit.gtfs.feedgen import NOW, small_feed, zip_files
+from tests.examples.transit.gtfs.test_pipeline import published_departures
 from tests.monitoring.databases import drained_records
 from tests.servers import wait_until
 from tests.run_states import run_state
@@ -268,7 +269,7 @@ def test_pipeline_runs_lists_each_run_with_its_state_and_progress(pipeline_store
 
 def test_the_automatic_resume_leaves_a_run_stalled_three_times_to_a_person(app, pipeline_store, gtfs_env,
                                                                           redis_client):
-    from tasks.gtfs_tasks import GTFS_STATIC_PIPELINE, GtfsSettings
+    from examples.transit.gtfs_tasks import GTFS_STATIC_PIPELINE, GtfsSettings
     from tasks.pipeline_steps import resume_stalled_pipelines
 
     t0 = datetime.now(timezone.utc)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tasks.gtfs import schema
-from tests.gtfs.feedgen import SyntheticFeed, small_feed
-from tests.gtfs.servers import FeedServer, PutReceiver
+from examples.transit.gtfs import schema
+from tests.examples.transit.gtfs.feedgen import SyntheticFeed, small_feed
+from tests.examples.transit.gtfs.servers import FeedServer, PutReceiver
 
 
 

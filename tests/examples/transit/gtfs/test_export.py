@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from tasks.gtfs import (EXPORT_SCHEMA_VERSION, GtfsStateError, export_app_database, refresh_derived_tables,
+from examples.transit.gtfs import (EXPORT_SCHEMA_VERSION, GtfsStateError, export_app_database, refresh_derived_tables,
                         sync_static_feed)
-from tests.gtfs.feedgen import NOW, WEEK_START, small_feed
+from tests.examples.transit.gtfs.feedgen import NOW, WEEK_START, small_feed
 
 APP_DEPARTURES = """
 SELECT d.service_date, s.stop_id, d.departure_s, t.trip_id, r.route_id, t.headsign

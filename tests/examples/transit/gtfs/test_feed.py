@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tasks.gtfs.errors import GtfsDownloadError
-from tasks.gtfs.feed import download_feed
+from examples.transit.gtfs.errors import GtfsDownloadError
+from examples.transit.gtfs.feed import download_feed
 
 
 def test_first_download_streams_body_and_keeps_validators(feed_server, tmp_path):

@@ -9,9 +9,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from tasks.gtfs import (GtfsFeedError, export_app_database, publish_export, refresh_derived_tables,
+from examples.transit.gtfs import (GtfsFeedError, export_app_database, publish_export, refresh_derived_tables,
                         sync_static_feed)
-from tests.gtfs.feedgen import NOW, small_feed, zip_files
+from tests.examples.transit.gtfs.feedgen import NOW, small_feed, zip_files
 
 
 def run_pipeline(*, feed_url, database_url, work_dir, target, now=NOW) -> dict:

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from tasks.gtfs import MANIFEST_NAME, GtfsPublishError, publish_export
-from tests.gtfs.feedgen import NOW
+from examples.transit.gtfs import MANIFEST_NAME, GtfsPublishError, publish_export
+from tests.examples.transit.gtfs.feedgen import NOW
 
 
 def make_export(path, *, feed_sha256: str, schema_version: int = 1):

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tasks.gtfs import GtfsStateError, refresh_derived_tables, sync_static_feed
-from tasks.gtfs.refresh import expand_service_dates
-from tests.gtfs.feedgen import NOW, WEEK_START, small_feed
+from examples.transit.gtfs import GtfsStateError, refresh_derived_tables, sync_static_feed
+from examples.transit.gtfs.refresh import expand_service_dates
+from tests.examples.transit.gtfs.feedgen import NOW, WEEK_START, small_feed
 
 MON = WEEK_START
 WEEK = [MON + timedelta(days=i) for i in range(7)]

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tasks.gtfs import GtfsDownloadError, GtfsFeedError, sync_static_feed
-from tasks.gtfs.schema import FEED_TABLE_NAMES
-from tests.gtfs.feedgen import NOW, small_feed, zip_files
+from examples.transit.gtfs import GtfsDownloadError, GtfsFeedError, sync_static_feed
+from examples.transit.gtfs.schema import FEED_TABLE_NAMES
+from tests.examples.transit.gtfs.feedgen import NOW, small_feed, zip_files
 
 LATER = NOW + timedelta(days=1)
 

@@ -5,10 +5,10 @@ from datetime import date
 
 import pytest
 
-from tasks.gtfs.errors import GtfsFeedError
-from tasks.gtfs.schema import feed_tables
-from tasks.gtfs.validate import FeedArchive, feed_rows, parse_gtfs_date, parse_gtfs_time
-from tests.gtfs.feedgen import small_feed, zip_files
+from examples.transit.gtfs.errors import GtfsFeedError
+from examples.transit.gtfs.schema import feed_tables
+from examples.transit.gtfs.validate import FeedArchive, feed_rows, parse_gtfs_date, parse_gtfs_time
+from tests.examples.transit.gtfs.feedgen import small_feed, zip_files
 
 
 @pytest.mark.parametrize("text, seconds", [
