@@ -36,3 +36,12 @@ def test_an_unknown_example_is_one_settings_error_naming_the_choices():
         selected_example({"BEATKEEPER_EXAMPLE": "founder"})
     assert str(caught.value) == "BEATKEEPER_EXAMPLE='founder': no such example; choose one of booking, founders, transit"
     assert task_modules({"BEATKEEPER_EXAMPLE": "founder"}) == BUILTIN_TASK_MODULES  # check refuses it first
+
+
+def test_make_run_refuses_an_unknown_example_before_starting_anything(monkeypatch):
+    from tasks.runner import RunnerError, check_task_modules
+
+    monkeypatch.setenv("BEATKEEPER_EXAMPLE", "bookings")
+    with pytest.raises(RunnerError) as caught:
+        check_task_modules()
+    assert str(caught.value).startswith("BEATKEEPER_EXAMPLE='bookings': no such example; choose one of ")
