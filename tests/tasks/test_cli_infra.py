@@ -33,6 +33,8 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "pipeline resume": ("no-such-run",),
     "metrics-server": ("--port", "0"), "monitor": ("--port", "0"), "flower": (),
 }
+#: Environment a command's sample arguments need: gtfs-static is the transit example's pipeline.
+SAMPLE_ENV: dict[str, dict[str, str]] = {"pipeline start": {"BEATKEEPER_EXAMPLE": "transit"}}
 #: Commands that never need Redis (they read the schedule or the database only).
 WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show"}
 #: Commands that read or write the history database.
@@ -62,7 +64,8 @@ def test_every_command_is_classified_so_the_walk_covers_it():
 def run(path: str, env: dict[str, str], *extra: str) -> tuple[subprocess.CompletedProcess, float]:
     argv = [sys.executable, "-m", "tasks.cli", *path.split(), *SAMPLE_ARGS.get(path, ()), *extra]
     started = time.monotonic()
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(argv, cwd=ROOT, env={**env, **SAMPLE_ENV.get(path, {})}, capture_output=True, text=True,
+                            timeout=60)
     return result, time.monotonic() - started
 
 
