@@ -10,6 +10,7 @@ COPY pyproject.toml README.md celeryconfig.py Procfile ./
 COPY tasks ./tasks
 COPY schedules ./schedules
 COPY monitoring ./monitoring
+COPY examples ./examples
 RUN pip install --no-cache-dir ".[postgres]" \
     && useradd --system --uid 10001 --home-dir /app beatkeeper \
     && mkdir -p /var/lib/beatkeeper && chown beatkeeper /var/lib/beatkeeper

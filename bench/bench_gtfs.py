@@ -3,7 +3,7 @@ and how much memory do they need?
 
     python bench/bench_gtfs.py [--stop-times 1000000] [--horizon-days N] [--tracemalloc]
 
-Generates a synthetic week-long feed (tests/gtfs/feedgen.py), then runs each step once on a
+Generates a synthetic week-long feed (tests/examples/transit/gtfs/feedgen.py), then runs each step once on a
 fresh SQLite database and prints a Markdown table: wall time, rows, and the process's peak
 RSS so far (ru_maxrss). tracemalloc traces every allocation and slows these steps 3-5x, so
 the Python heap peaks come from a second, separate run of the steps (``--tracemalloc``).
@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.gtfs import export_app_database, refresh_derived_tables, sync_static_feed  # noqa: E402
-from tests.gtfs.feedgen import large_feed  # noqa: E402
+from examples.transit.gtfs import export_app_database, refresh_derived_tables, sync_static_feed  # noqa: E402
+from tests.examples.transit.gtfs.feedgen import large_feed  # noqa: E402
 
 MIB = 1024 * 1024
 

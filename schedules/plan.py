@@ -3,8 +3,10 @@
 * Fires: every fire of each registered entry in ``[start, end)``, in UTC and in the
   entry's zone (the settings' zone for ``every`` entries, which have none of their own).
 * DST: each offset change of each zone an entry uses, and what it does to each cron,
-  windows or at entry of that zone (``schedules.dst.dst_effects``).
-* Cost: runs per hour/day/month (30 days) scaled from the fires counted in the window,
+  windows or at entry of that zone (``schedules.dst.dst_effects``); also the zone's next
+  changes (one of each kind, within a year) when they fall after the window, marked so.
+* Cost: runs per hour/day/month (30 days) scaled from the fires counted in the window, or in
+  one cycle of the entry's calendar when that is longer (``schedules.projection``),
   worker-hours from each entry's ``expected_runtime`` (1 s when it has none; the plan
   says which entries assumed it), priced at ``cost_per_worker_hour``.
 
@@ -17,7 +19,7 @@ from collections.abc import Iterator, Mapping
 import itertools
 from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from schedules.cron import REPEAT_LOOKBACK_S, CronTrigger
@@ -25,6 +27,7 @@ from schedules.cronexpr import EPOCH_ORDINAL, CronExpr
 from schedules.dst import DstEffect, dst_effects
 from schedules.entry import ZONED_KINDS, EntrySpec
 from schedules.interval import IntervalTrigger
+from schedules.projection import projection_end
 from schedules.trigger import US_PER_S, Trigger, require_aware, to_epoch_us
 from schedules.validate import ValidatedSchedule
 from schedules.windows import WindowsTrigger
@@ -70,6 +73,7 @@ class DstRow:
     timezone: str
     transition: Transition
     effects: dict[str, DstEffect]  # entry name -> effect
+    in_window: bool = True  # False: one of the zone's next changes, after the window's end
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,15 @@ def build_plan(
             counts[spec.trigger] = count_fires(spec.trigger, start, end)
         entries[name] = EntryPlan(name, spec, start, end, 0 if reason else counts[spec.trigger], reason)
     registered = {name: plan for name, plan in entries.items() if plan.left_out is None}
-    window_h = (end - start).total_seconds() / 3600
-    costs = {name: _cost(plan.fire_count, plan.spec.expected_runtime_s, window_h, cost_per_worker_hour)
+    rates: dict[Trigger, float] = {}  # runs per hour, over the window or one cycle of the calendar
+    for plan in registered.values():
+        trigger = plan.spec.trigger
+        if trigger not in rates:
+            until = projection_end(trigger, start, end)
+            fires = counts[trigger] if until == end else count_fires(trigger, start, until)
+            rates[trigger] = fires * 3600 / (until - start).total_seconds()
+    costs = {name: _cost(plan.fire_count, rates[plan.spec.trigger], plan.spec.expected_runtime_s,
+                         cost_per_worker_hour)
              for name, plan in registered.items()}
     return Plan(start, end, entries, _dst_rows(registered, start, end), costs, _sum(costs.values()),
                 cost_per_worker_hour)
@@ -164,18 +175,38 @@ def count_fires(trigger: Trigger, start: datetime, end: datetime) -> int:
     if isinstance(trigger, CronTrigger):
         # Cron fires are whole seconds: fire >= start <=> fire >= ceil(start); likewise for end.
         first_s, limit_s = -(-start_us // US_PER_S), -(-end_us // US_PER_S)
-        if not transitions_s(trigger.timezone, first_s - REPEAT_LOOKBACK_S, limit_s):
-            # One offset throughout (and no repeat to look back on): fires are exactly the
-            # wall-clock matches, counted a day at a time instead of found one by one.
-            offset_s = offset_at_s(trigger.timezone, first_s)
-            return _count_wall_matches(trigger.expr, first_s + offset_s, limit_s + offset_s)
-        count = 0
-        fire_s = trigger.next_fire_at_or_after_s(first_s, limit_s)
-        while fire_s is not None:
-            count += 1
-            fire_s = trigger.next_fire_at_or_after_s(fire_s + 1, limit_s)
-        return count
+        return sum(_count_cron(trigger, low, high, exact) for low, high, exact in _cron_pieces(trigger, first_s, limit_s))
     return sum(1 for _ in trigger.fires_between(start, end))
+
+
+def _cron_pieces(trigger: CronTrigger, first_s: int, limit_s: int) -> Iterator[tuple[int, int, bool]]:
+    """``[first_s, limit_s)`` cut into pieces ``(low, high, near_a_transition)``: a day either side
+    of each offset change (and its repeat look-back) is searched fire by fire, the rest counted."""
+    margin_s = 86400
+    cursor = first_s
+    for at_s, _, _ in transitions_s(trigger.timezone, first_s - REPEAT_LOOKBACK_S - margin_s, limit_s + margin_s):
+        low, high = max(cursor, at_s - margin_s), min(limit_s, at_s + REPEAT_LOOKBACK_S + margin_s)
+        if low > cursor:
+            yield cursor, min(low, limit_s), False
+        if high > low:
+            yield low, high, True
+        cursor = max(cursor, high)
+    if cursor < limit_s:
+        yield cursor, limit_s, False
+
+
+def _count_cron(trigger: CronTrigger, first_s: int, limit_s: int, near_transition: bool) -> int:
+    if not near_transition:
+        # One offset throughout (and no repeat to look back on): fires are exactly the
+        # wall-clock matches, counted a day at a time instead of found one by one.
+        offset_s = offset_at_s(trigger.timezone, first_s)
+        return _count_wall_matches(trigger.expr, first_s + offset_s, limit_s + offset_s)
+    count = 0
+    fire_s = trigger.next_fire_at_or_after_s(first_s, limit_s)
+    while fire_s is not None:
+        count += 1
+        fire_s = trigger.next_fire_at_or_after_s(fire_s + 1, limit_s)
+    return count
 
 
 def _count_wall_matches(expr: CronExpr, low_s: int, high_s: int) -> int:
@@ -191,8 +222,7 @@ def _count_wall_matches(expr: CronExpr, low_s: int, high_s: int) -> int:
     return count
 
 
-def _cost(fires: int, expected_runtime_s: float | None, window_h: float, price: float) -> Cost:
-    per_hour = fires / window_h
+def _cost(fires: int, per_hour: float, expected_runtime_s: float | None, price: float) -> Cost:
     per_month = per_hour * HOURS_PER_DAY * DAYS_PER_MONTH
     runtime_s = DEFAULT_EXPECTED_RUNTIME_S if expected_runtime_s is None else expected_runtime_s
     worker_hours = per_month * runtime_s / 3600
@@ -204,6 +234,10 @@ def _sum(costs: Any) -> Cost:
     return Cost(*(sum(getattr(c, f) for c in costs) for f in Cost.__dataclass_fields__))
 
 
+#: How far after the window's start a zone's next offset changes are looked for.
+NEXT_CHANGES_HORIZON = timedelta(days=400)
+
+
 def _dst_rows(registered: Mapping[str, EntryPlan], start: datetime, end: datetime) -> list[DstRow]:
     by_zone: dict[str, list[EntryPlan]] = {}
     for plan in registered.values():
@@ -212,16 +246,34 @@ def _dst_rows(registered: Mapping[str, EntryPlan], start: datetime, end: datetim
     rows: list[DstRow] = []
     for name in sorted(by_zone):
         changes = transitions(name, start, end)
-        if not changes:
-            continue
-        effects_of: dict[Trigger, list[DstEffect]] = {}  # equal triggers have equal effects
-        for plan in by_zone[name]:
-            if plan.spec.trigger not in effects_of:
-                effects_of[plan.spec.trigger] = dst_effects(plan.spec.trigger, start, end)
-        effects_by_entry = {plan.name: effects_of[plan.spec.trigger] for plan in by_zone[name]}
-        for i, change in enumerate(changes):
-            rows.append(DstRow(name, change, {entry: effects[i] for entry, effects in effects_by_entry.items()}))
+        if changes:
+            rows += _rows_for(name, by_zone[name], changes, start, end, in_window=True)
+        rows += [row for change in _next_changes(name, start, end)
+                 for row in _rows_for(name, by_zone[name], [change], change.at - timedelta(days=2),
+                                      change.at + timedelta(days=2), in_window=False)]
     rows.sort(key=lambda row: (row.transition.at, row.timezone))
+    return rows
+
+
+def _next_changes(name: str, start: datetime, end: datetime) -> list[Transition]:
+    """The zone's next change of each kind (gap, repeat) from ``start``, those after ``end`` only."""
+    firsts: dict[str, Transition] = {}
+    for change in transitions(name, start, start + NEXT_CHANGES_HORIZON):
+        firsts.setdefault(change.kind, change)
+    return sorted((c for c in firsts.values() if c.at >= end), key=lambda c: c.at)
+
+
+def _rows_for(name: str, plans: list[EntryPlan], changes: list[Transition], start: datetime, end: datetime,
+              *, in_window: bool) -> list[DstRow]:
+    effects_of: dict[Trigger, list[DstEffect]] = {}  # equal triggers have equal effects
+    for plan in plans:
+        if plan.spec.trigger not in effects_of:
+            effects_of[plan.spec.trigger] = dst_effects(plan.spec.trigger, start, end)
+    rows = []
+    for change in changes:
+        effects = {plan.name: next(e for e in effects_of[plan.spec.trigger] if e.transition == change)
+                   for plan in plans}
+        rows.append(DstRow(name, change, effects, in_window))
     return rows
 
 
@@ -246,6 +298,7 @@ def _dst_json(row: DstRow) -> dict[str, Any]:
     change = row.transition
     return {
         "timezone": row.timezone,
+        "in_window": row.in_window,
         "at_utc": change.at.isoformat(),
         "kind": change.kind,
         "offset_before_s": change.offset_before_s,

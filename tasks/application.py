@@ -12,15 +12,20 @@ from celery import Celery, signals
 from celery.loaders.app import AppLoader
 
 from schedules.errors import SettingsError
+from schedules.examples import example_task_module, selected_example
 from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url
 
 #: Modules whose tasks every worker, beat and the CLI register.
-BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.gtfs_tasks", "tasks.pipeline_tasks"]
+BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.pipeline_tasks"]
 
 
 def task_modules(environ=os.environ) -> list[str]:
     extra = [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
-    return BUILTIN_TASK_MODULES + extra
+    try:  # BEATKEEPER_EXAMPLE: an example's tasks only when it is selected
+        example = selected_example(environ)
+    except SettingsError:
+        example = None  # an unknown name: loading the schedule refuses it in one line
+    return BUILTIN_TASK_MODULES + ([example_task_module(example)] if example else []) + extra
 
 
 class BeatkeeperLoader(AppLoader):

@@ -139,10 +139,13 @@ def check_redis(url: str) -> None:
 
 
 def check_task_modules() -> None:
-    """Every module of BEATKEEPER_TASK_MODULES imports (else each process would refuse to start)."""
+    """Every module of BEATKEEPER_TASK_MODULES imports (else each process would refuse to start),
+    and BEATKEEPER_EXAMPLE names an example."""
+    from schedules.examples import selected_example
     from tasks import app
 
     try:
+        selected_example(os.environ)
         app.loader.import_default_modules()
     except SettingsError as exc:
         raise RunnerError(str(exc)) from None

@@ -30,8 +30,11 @@ DEFAULT_FIRES_SHOWN = 20  # text form: a long list helps nobody; the count says 
               show_default=True, help=f"Price of one worker-hour in {CURRENCY}.")
 @click.option("--fires", "fires_shown", type=click.IntRange(min=0), default=None,
               help=f"Fires listed per entry (default: {DEFAULT_FIRES_SHOWN} in text, all with --json).")
+@click.option("--compare", "compare_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Another schedule file (repeatable): its runs and cost side by side with this one's.")
 def command(config_path: Path | None, start: str | None, end: str | None, days: float | None,
-            as_json: bool, cost_per_worker_hour: float, fires_shown: int | None) -> None:
+            as_json: bool, cost_per_worker_hour: float, fires_shown: int | None,
+            compare_paths: tuple[Path, ...]) -> None:
     """Show when each entry fires, what DST does to it, and what it costs."""
     now = utc_now()
     start_at = now if start is None else parse_instant(start, option="--start")
@@ -43,10 +46,24 @@ def command(config_path: Path | None, start: str | None, end: str | None, days: 
     loaded = load_schedule(config_path, now=now)
     plan = build_plan(loaded.schedule, start=start_at, end=end_at,
                       cost_per_worker_hour=cost_per_worker_hour, left_out=loaded.left_out)
+    compared = [(_label(config_path), plan)]
+    for path in compare_paths:
+        other = load_schedule(path, now=now)
+        compared.append((_label(path), build_plan(other.schedule, start=start_at, end=end_at,
+                                                  cost_per_worker_hour=cost_per_worker_hour,
+                                                  left_out=other.left_out)))
     if as_json:
-        click.echo(json.dumps(plan.to_json(max_fires=fires_shown), indent=2))
+        body = plan.to_json(max_fires=fires_shown)
+        if compare_paths:
+            body["compare"] = [{"schedule": label, "total": p.total.to_json()} for label, p in compared]
+        click.echo(json.dumps(body, indent=2))
     else:
-        click.echo(render_text(plan, fires_shown=DEFAULT_FIRES_SHOWN if fires_shown is None else fires_shown))
+        text = render_text(plan, fires_shown=DEFAULT_FIRES_SHOWN if fires_shown is None else fires_shown)
+        click.echo(text + ("\n\n" + "\n".join(compare_table(compared)) if compare_paths else ""))
+
+
+def _label(path: Path | None) -> str:
+    return "the platform schedule" if path is None else Path(path).stem
 
 
 def render_text(plan: Plan, *, fires_shown: int) -> str:
@@ -65,14 +82,37 @@ def render_text(plan: Plan, *, fires_shown: int) -> str:
             lines.append(f"  ... {entry.fire_count - fires_shown} more ({entry.fire_count} in all)")
         if not entry.fire_count:
             lines.append("  (no fires in the window)")
-    lines += ["", "DST changes in the window:" if plan.dst else "DST changes in the window: none"]
-    for row in plan.dst:
+    inside = [row for row in plan.dst if row.in_window]
+    beyond = [row for row in plan.dst if not row.in_window]
+    lines += ["", "DST changes in the window:" if inside else "DST changes in the window: none"]
+    lines += _dst_lines(inside)
+    if beyond:
+        lines += ["", "next DST changes, after the window (BEYOND THE WINDOW):", *_dst_lines(beyond)]
+    lines += ["", *_cost_table(plan)]
+    return "\n".join(lines)
+
+
+def _dst_lines(rows) -> list[str]:
+    lines = []
+    for row in rows:
         change = row.transition
         lines.append(f"  {change.at.strftime('%Y-%m-%dT%H:%M:%SZ')} {row.timezone} {change.kind} "
                      f"{_offset(change.offset_before_s)} -> {_offset(change.offset_after_s)}")
         lines.extend(f"    {entry}: {effect.effect}: {effect.detail}" for entry, effect in row.effects.items())
-    lines += ["", *_cost_table(plan)]
-    return "\n".join(lines)
+    return lines
+
+
+def compare_table(compared: list[tuple[str, Plan]]) -> list[str]:
+    """Each schedule's totals on one row: runs per hour/day/month, worker-hours and cost."""
+    header = ("schedule", "runs/h", "runs/day", "runs/month", "worker-h/month", f"{CURRENCY}/month")
+    cells = [header] + [(label, *(f"{v:,.2f}" for v in (p.total.runs_per_hour, p.total.runs_per_day,
+                                                         p.total.runs_per_month, p.total.worker_hours_per_month,
+                                                         p.total.cost_per_month)))
+                        for label, p in compared]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return ["compared (totals):", *("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                                     for i, (cell, w) in enumerate(zip(row, widths)))
+                                    for row in cells)]
 
 
 def _offset(seconds: int) -> str:
@@ -91,7 +131,7 @@ def _cost_table(plan: Plan) -> list[str]:
                               for i, (cell, w) in enumerate(zip(row, widths))) for row in cells]
     assumed = sorted(n for n in plan.costs if plan.entries[n].spec.expected_runtime_s is None)
     notes = [f"cost at {plan.cost_per_worker_hour:g} {CURRENCY} per worker-hour, 30-day month, "
-             f"scaled from the fires in the window"]
+             f"scaled from the fires in the window, rounded up to whole days or weeks of a calendar"]
     if assumed:
         notes.append(f"no expected_runtime, assumed {DEFAULT_EXPECTED_RUNTIME_S:g} s per run: {', '.join(assumed)}")
     return ["cost projection:", *table, *(f"  note: {n}" for n in notes)]

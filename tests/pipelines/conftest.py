@@ -10,9 +10,9 @@ import pytest
 
 from monitoring.db import engine_for
 from monitoring.pipelines import PipelineStore
-from tests.gtfs.conftest import put_receiver  # noqa: F401  (the same local PUT receiver fixture)
-from tests.gtfs.feedgen import small_feed
-from tests.gtfs.servers import FeedServer
+from tests.examples.transit.gtfs.conftest import put_receiver  # noqa: F401  (the same local PUT receiver fixture)
+from tests.examples.transit.gtfs.feedgen import small_feed
+from tests.examples.transit.gtfs.servers import FeedServer
 from tests.monitoring.databases import app_history, sqlite_url  # noqa: F401  (fixtures)
 
 
@@ -82,7 +82,9 @@ class GtfsPlace:
 
 @pytest.fixture
 def gtfs_env(monkeypatch, tmp_path, feed_server, put_receiver) -> GtfsPlace:
-    """The worker's environment for the GTFS pipeline: the local feed, a fresh SQLite, the PUT store."""
+    """The worker's environment for the GTFS pipeline: the transit example selected (its tasks
+    registered), the local feed, a fresh SQLite, the PUT store."""
+    monkeypatch.setenv("BEATKEEPER_EXAMPLE", "transit")
     data_dir = tmp_path / "data"
     database_url = f"sqlite:///{tmp_path / 'gtfs.db'}"
     for name, value in {"GTFS_STATIC_URL": feed_server.url, "GTFS_DATABASE_URL": database_url,
@@ -94,7 +96,7 @@ def gtfs_env(monkeypatch, tmp_path, feed_server, put_receiver) -> GtfsPlace:
 @pytest.fixture
 def retry_policy():
     """``retry_policy(policy)`` gives every GTFS step ``policy``; the real one is back afterwards."""
-    from tasks.gtfs_tasks import GTFS_STATIC_PIPELINE
+    from examples.transit.gtfs_tasks import GTFS_STATIC_PIPELINE
     from tasks.pipeline import register
 
     def use(policy):

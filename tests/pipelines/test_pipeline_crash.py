@@ -17,12 +17,12 @@ import pytest
 
 from monitoring.events import read_events
 from monitoring.pipelines import PipelineRunStatus, ResumeRefused, StepStatus
-from tasks import gtfs_tasks
+from examples.transit import gtfs_tasks
 from tasks.pipeline_steps import resume_pipeline, resume_stalled_pipelines
-from tests.gtfs.test_pipeline import published_departures
+from tests.examples.transit.gtfs.test_pipeline import published_departures
 from tests.monitoring.databases import drained_records
 from tests.pipelines.crash_hooks import ENABLE_ENV, crash_key
-from tests.pipelines.test_gtfs_pipeline_worker import clean_export_checksum, finished, manifest
+from tests.examples.transit.test_gtfs_pipeline_worker import clean_export_checksum, finished, manifest
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.process

@@ -12,15 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
 
-from schedules.platform import GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY, effective_schedule
+from examples.transit import jobs  # noqa: F401  (registers the transit example's tasks)
+from schedules.platform import effective_schedule
 from schedules.settings import ScheduleSettings
 from schedules.validate import validate_schedule
-from tasks import gtfs_tasks, headers
-from tasks.gtfs import GtfsDownloadError, GtfsFeedError, GtfsPublishError, GtfsStateError
-from tasks.gtfs_tasks import GTFS_STATIC_PIPELINE, GtfsSettingError, GtfsSettings, build_gtfs_pipeline
+from examples.transit import gtfs_tasks
+from tasks import headers
+from examples.transit.gtfs import GtfsDownloadError, GtfsFeedError, GtfsPublishError, GtfsStateError
+from examples.transit.gtfs_tasks import GTFS_STATIC_PIPELINE, GtfsSettingError, GtfsSettings, build_gtfs_pipeline
 from tasks.pipeline import Pipeline, PipelineError, RetryPolicy, Step, build, pipeline_named
 from tasks.policy import declared_fields, lock_key_for, resolve_policy
 
+GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY = "gtfs-static-pipeline", "gtfs-pipeline-resume-stalled"
 SETTINGS = GtfsSettings(feed_url="https://feeds.example/gtfs.zip", database_url="sqlite:////data/gtfs.db",
                         export_path="/data/export/gtfs.sqlite", publish_target="https://cdn.example/gtfs/")
 PARAMS_OF = {"sync": {"feed_url", "database_url"}, "refresh": {"database_url"},
@@ -146,9 +149,10 @@ def test_a_psycopg2_url_is_accepted():
     assert GtfsSettings.from_env({"GTFS_STATIC_URL": "f", "GTFS_DATABASE_URL": url}).database_url == url
 
 
-def test_the_schedule_entry_exists_only_with_a_feed_and_fires_daily_at_three_in_sydney(app):
+def test_the_schedule_entry_exists_only_with_the_transit_example_and_fires_daily_at_three_in_sydney(app):
     assert not {GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY} & set(effective_schedule({}))
-    schedule = effective_schedule({"GTFS_STATIC_URL": "https://f/gtfs.zip"})
+    assert not {GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY} & set(effective_schedule({"GTFS_STATIC_URL": "f"}))
+    schedule = effective_schedule({"BEATKEEPER_EXAMPLE": "transit"})
     now = datetime(2026, 10, 2, 12, 0, tzinfo=timezone.utc)  # Sydney springs forward on 4 October
     validated = validate_schedule(schedule, settings=ScheduleSettings(), registered_tasks=set(app.tasks), now=now)
     spec = validated.entries[GTFS_PIPELINE_ENTRY]

@@ -84,7 +84,7 @@ def test_left_out_entries_have_a_reason_and_no_fires(plan_json):
 
 
 def test_dst_table_has_the_transition_and_each_wall_clock_entry(plan_json):
-    [row] = plan_json["dst"]
+    [row] = [row for row in plan_json["dst"] if row["in_window"]]
     assert (row["timezone"], row["at_utc"], row["kind"]) == ("Australia/Sydney", SPRING_FORWARD.isoformat(), "gap")
     assert (row["offset_before_s"], row["offset_after_s"]) == (36000, 39600)
     assert {name: effect["effect"] for name, effect in row["effects"].items()} == {
@@ -93,8 +93,10 @@ def test_dst_table_has_the_transition_and_each_wall_clock_entry(plan_json):
     assert row["effects"]["nightly"]["fires"] == ["2026-10-04T03:00:00+11:00"]
 
 
-def expected_cost(fires: int, runtime_s: float) -> dict:
-    per_hour = fires / WINDOW_H
+def expected_cost(fires: int, runtime_s: float, *, projected_fires: int | None = None,
+                  projected_h: float = WINDOW_H) -> dict:
+    """Runs per hour come from the window, or from whole days of a daily cron (issue 18)."""
+    per_hour = (fires if projected_fires is None else projected_fires) / projected_h
     per_month = per_hour * 24 * 30
     worker_hours = per_month * runtime_s / 3600
     return {"fires_in_window": fires, "runs_per_hour": per_hour, "runs_per_day": per_hour * 24,
@@ -104,7 +106,9 @@ def expected_cost(fires: int, runtime_s: float) -> dict:
 
 def test_cost_per_entry_and_total(plan_json):
     cost = plan_json["cost"]
-    expected = {"nightly": expected_cost(7, 300), "nightly-skip": expected_cost(6, 1),
+    # the daily crons project over 7 whole days (168 h), which hold the same fires as the window
+    expected = {"nightly": expected_cost(7, 300, projected_fires=7, projected_h=168),
+                "nightly-skip": expected_cost(6, 1, projected_fires=6, projected_h=168),
                 "poll": expected_cost(28, 1), "once": expected_cost(1, 30)}
     assert cost["window_hours"] == pytest.approx(WINDOW_H)
     assert set(cost["entries"]) == set(expected)
@@ -112,8 +116,8 @@ def test_cost_per_entry_and_total(plan_json):
         assert cost["entries"][name] == pytest.approx(figures), name
     for key in ("runs_per_month", "worker_hours_per_month", "cost_per_month"):
         assert cost["total"][key] == pytest.approx(sum(f[key] for f in expected.values()))
-    # nightly: 7 runs in 167 h -> 30.18 runs a month of 5 min each = 2.515 worker-hours
-    assert cost["entries"]["nightly"]["worker_hours_per_month"] == pytest.approx(7 / 167 * 720 * 300 / 3600)
+    # nightly: 7 runs in 7 whole days -> 30 runs a month of 5 min each = 2.5 worker-hours
+    assert cost["entries"]["nightly"]["worker_hours_per_month"] == pytest.approx(7 / 168 * 720 * 300 / 3600)
     assert cost["assumed_runtime"] == ["nightly-skip", "poll"]
     assert (cost["currency"], cost["cost_per_worker_hour"], cost["default_expected_runtime_s"]) == ("USD", PRICE, 1.0)
 
@@ -159,3 +163,11 @@ def test_json_can_list_fewer_fires_but_always_counts_all(plan):
     assert entry["fires"] == ["2026-10-01T02:30:00+10:00", "2026-10-02T02:30:00+10:00"]
     assert (entry["fire_count"], entry["fires_truncated"]) == (7, True)
     assert plan.to_json()["entries"]["nightly"]["fires_truncated"] is False
+
+
+def test_dst_table_adds_the_zones_next_change_of_the_other_kind_beyond_the_window(plan_json):
+    """Issue 18: the window holds Sydney's spring-forward; its next fall-back is listed too, marked."""
+    [beyond] = [row for row in plan_json["dst"] if not row["in_window"]]
+    assert (beyond["timezone"], beyond["kind"], beyond["at_utc"]) == (
+        "Australia/Sydney", "repeat", "2027-04-03T16:00:00+00:00")
+    assert beyond["effects"]["nightly"]["effect"] == "unaffected"

@@ -82,23 +82,6 @@ def test_a_task_declaration_the_worker_would_refuse_is_refused_by_check(app, tmp
             "lower it or raise BEATKEEPER_MAX_LOCK_TTL") in lines
 
 
-def test_the_platform_gtfs_entry_passes_check_and_beat_starts_with_default_settings(
-        app, redis_client, monkeypatch, tmp_path):
-    """Issue 13: GTFS_STATIC_URL with default settings made beat refuse `expires: 2h` (= the
-    visibility timeout). A message redelivered after the visibility timeout is then past its
-    expiry and dropped, so equal is safe; only longer is refused."""
-    from tasks import cli
-
-    monkeypatch.setenv("GTFS_STATIC_URL", "http://127.0.0.1:9/feed.zip")
-    monkeypatch.delenv("BEATKEEPER_SCHEDULE", raising=False)
-    result = CliRunner().invoke(cli.main, ["check"])
-    assert result.exit_code == 0, result.output
-    assert "gtfs-static-pipeline: beatkeeper.gtfs.start" in result.output
-    scheduler = start_beat(app, monkeypatch, tmp_path, None)
-    assert "gtfs-static-pipeline" in scheduler.specs
-    assert redis_client.exists("redbeat:gtfs-static-pipeline")
-
-
 def test_beat_publishes_the_budget_check_computed(app, redis_client, monkeypatch, tmp_path):
     from tasks.policy import PublishedPolicies
 

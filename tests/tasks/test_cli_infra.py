@@ -35,6 +35,8 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "trigger": ("beatkeeper-heartbeat",), "dead-letters": (),
     "import": ("--from-celery", "tests.importers.every_shape:app", "--days", "1"),
 }
+#: Environment a command's sample arguments need: gtfs-static is the transit example's pipeline.
+SAMPLE_ENV: dict[str, dict[str, str]] = {"pipeline start": {"BEATKEEPER_EXAMPLE": "transit"}}
 #: Commands that never need Redis (they read the schedule or the database only).
 WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show", "import"}
 #: Commands that read or write the history database.
@@ -64,7 +66,8 @@ def test_every_command_is_classified_so_the_walk_covers_it():
 def run(path: str, env: dict[str, str], *extra: str) -> tuple[subprocess.CompletedProcess, float]:
     argv = [sys.executable, "-m", "tasks.cli", *path.split(), *SAMPLE_ARGS.get(path, ()), *extra]
     started = time.monotonic()
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(argv, cwd=ROOT, env={**env, **SAMPLE_ENV.get(path, {})}, capture_output=True, text=True,
+                            timeout=60)
     return result, time.monotonic() - started
 
 
