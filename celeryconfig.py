@@ -43,8 +43,8 @@ database_url = _env("DATABASE_URL", "")  # empty: the history store picks its SQ
 broker_url = redis_url
 result_backend = _env("CELERY_RESULT_BACKEND", redis_url)
 # rediss://: certificate checks on by default, CA/client certificate from the settings (None: plain).
-broker_use_ssl = redis_ssl_options(broker_url)
-redis_backend_use_ssl = redis_ssl_options(result_backend)
+broker_use_ssl = redis_ssl_options(broker_url, strict=False)  # refused in one line at start
+redis_backend_use_ssl = redis_ssl_options(result_backend, strict=False)
 result_expires = 24 * 3600  # seconds
 broker_connection_retry_on_startup = True
 # A worker rides out a Redis outage of any length: it reconnects for ever instead of
@@ -109,7 +109,7 @@ beat_scheduler = "tasks.beat:BeatkeeperScheduler"
 beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
 redbeat_redis_url = redis_url
 redbeat_redis_options: dict = {}  # the beat's own client settings (none needed)
-redbeat_redis_use_ssl = redis_ssl_options(redis_url)
+redbeat_redis_use_ssl = redis_ssl_options(redis_url, strict=False)
 redbeat_key_prefix = _env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:")
 # A standby beat takes over once the dead leader's lock expires: keep it short
 # (lock timeout >= 5 x loop interval, so a live leader always renews in time).

@@ -13,6 +13,7 @@ from celery.loaders.app import AppLoader
 
 from schedules.errors import SettingsError
 from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url
+from tasks.redis_tls import check_tls_settings
 
 #: Modules whose tasks every worker, beat and the CLI register.
 BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.gtfs_tasks", "tasks.pipeline_tasks"]
@@ -30,6 +31,7 @@ class BeatkeeperLoader(AppLoader):
 
     def import_default_modules(self):
         check_redis_url(redis_url(os.environ))
+        check_tls_settings(os.environ)
         return super().import_default_modules()
 
     def import_task_module(self, module):

@@ -36,22 +36,27 @@ def uses_tls(url: str) -> bool:
     return urlsplit(url).scheme == "rediss"
 
 
-def redis_ssl_options(url: str, environ: Mapping[str, str] | None = None) -> dict | None:
+def redis_ssl_options(url: str, environ: Mapping[str, str] | None = None, *, strict: bool = True) -> dict | None:
     """redis-py's ``ssl_*`` keyword arguments for ``url`` from the settings, or None when
-    ``url`` is not ``rediss://`` (a plain URL must not be switched to TLS by a leftover CA)."""
+    ``url`` is not ``rediss://`` (a plain URL must not be switched to TLS by a leftover CA).
+    ``strict=False`` (celeryconfig, read before any one-line error can be printed) never raises:
+    an unknown mode verifies, a missing file fails at connect; ``check_tls_settings`` refuses both."""
     if not uses_tls(url):
         return None
     environ = os.environ if environ is None else environ
     mode = (environ.get("BEATKEEPER_REDIS_TLS_VERIFY") or "required").strip().lower()
     if mode not in VERIFY_MODES:
-        raise RedisTlsSettingError("BEATKEEPER_REDIS_TLS_VERIFY", mode, f"must be one of {', '.join(VERIFY_MODES)}")
+        if strict:
+            raise RedisTlsSettingError("BEATKEEPER_REDIS_TLS_VERIFY", mode,
+                                       f"must be one of {', '.join(VERIFY_MODES)}")
+        mode = "required"
     # The host name is checked only with a required certificate: ssl refuses the pair otherwise.
     options: dict = {"ssl_cert_reqs": VERIFY_MODES[mode], "ssl_check_hostname": mode == "required"}
     for variable, option in FILE_SETTINGS.items():
         path = (environ.get(variable) or "").strip()
         if not path:
             continue
-        if not Path(path).is_file():
+        if strict and not Path(path).is_file():
             raise RedisTlsSettingError(variable, path, "no such file")
         options[option] = path
     return options
@@ -60,3 +65,9 @@ def redis_ssl_options(url: str, environ: Mapping[str, str] | None = None) -> dic
 def client_ssl_kwargs(url: str, environ: Mapping[str, str] | None = None) -> dict:
     """``redis_ssl_options`` as keyword arguments for ``redis.Redis.from_url`` (empty for plain URLs)."""
     return redis_ssl_options(url, environ) or {}
+
+
+def check_tls_settings(environ: Mapping[str, str]) -> None:
+    """Raise RedisTlsSettingError (one line) when a ``rediss://`` URL meets unusable TLS settings."""
+    for variable in ("REDIS_URL", "CELERY_RESULT_BACKEND"):
+        redis_ssl_options(environ.get(variable) or "", environ)

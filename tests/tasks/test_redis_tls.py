@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from schedules.errors import SettingsError
-from tasks.redis_tls import client_ssl_kwargs, redis_ssl_options
+from tasks.redis_tls import check_tls_settings, client_ssl_kwargs, redis_ssl_options
 
 URL = "rediss://default:secret@redis.example.com:6380/0"
 
@@ -57,3 +57,11 @@ def test_celeryconfig_gives_the_same_options_to_the_broker_the_backend_and_redbe
     finally:
         monkeypatch.undo()
         importlib.reload(celeryconfig)
+
+
+def test_celeryconfig_never_raises_but_the_start_refuses_in_one_line():
+    environ = {"REDIS_URL": "redis://localhost/0", "CELERY_RESULT_BACKEND": URL, "BEATKEEPER_REDIS_TLS_VERIFY": "x"}
+    assert redis_ssl_options(URL, environ, strict=False)["ssl_cert_reqs"] == ssl.CERT_REQUIRED  # unknown: verify
+    check_tls_settings({**environ, "CELERY_RESULT_BACKEND": ""})  # no rediss:// URL: nothing to check
+    with pytest.raises(SettingsError, match="BEATKEEPER_REDIS_TLS_VERIFY='x'"):
+        check_tls_settings(environ)  # tasks.application's loader calls it before beat/worker/CLI start
