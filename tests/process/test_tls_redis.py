@@ -5,6 +5,7 @@ worker, the monitor and ``beatkeeper status`` run the heartbeat and a guarded en
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from monitoring.heartbeats import HEARTBEATS_KEY, last_heartbeat
 from tasks.redis_tls import client_ssl_kwargs
 from tests.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import executed, platform_env
-from tests.servers import RedisServer, free_port, wait_until
+from tests.servers import RedisServer, free_port, missing, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -43,6 +44,16 @@ class TlsRedisServer(RedisServer):
         return f"rediss://127.0.0.1:{self.port}/0"
 
 
+def _refuses_tls(server: TlsRedisServer) -> bool:
+    """Whether this redis-server build rejects the TLS directives (it says so on stderr and exits)."""
+    try:
+        said = subprocess.run([shutil.which("redis-server"), *server.extra_args, "--dir", str(server.workdir)],
+                              capture_output=True, text=True, timeout=5)
+    except subprocess.TimeoutExpired:  # it ran: TLS is supported, something else failed
+        return False
+    return said.returncode != 0 and "tls" in (said.stdout + said.stderr).lower()
+
+
 @pytest.fixture
 def tls_redis(tmp_path):
     ca = trustme.CA()
@@ -52,7 +63,14 @@ def tls_redis(tmp_path):
     issued.cert_chain_pems[0].write_to_path(str(files["cert"]))
     issued.private_key_pem.write_to_path(str(files["key"]))
     trustme.CA().cert_pem.write_to_path(str(files["other-ca"]))
-    server = TlsRedisServer(tmp_path / "redis", files["ca"], files["cert"], files["key"]).start()
+    server = TlsRedisServer(tmp_path / "redis", files["ca"], files["cert"], files["key"])
+    try:
+        server.start()
+    except AssertionError:
+        server.kill()
+        if _refuses_tls(server):
+            missing("redis-server built with TLS (Debian's redis-server package is)")
+        raise
     yield server, files
     server.kill()
 
