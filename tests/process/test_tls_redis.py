@@ -1,6 +1,6 @@
 """Redis over TLS only (``--port 0 --tls-port``, a certificate made here with trustme): beat, a
 worker, the monitor and ``beatkeeper status`` run the heartbeat and a guarded entry on a
-``rediss://`` URL as a provider prints it, with the CA from BEATKEEPER_REDIS_CA_FILE
+``rediss://`` URL as a provider prints it, with the CA and a client certificate from the settings
 (tasks/redis_tls.py); a certificate from another CA is refused in one line."""
 from __future__ import annotations
 
@@ -31,13 +31,15 @@ BACKEND_ROUND_TRIP = ("from tasks import app; app.backend.store_result('tls-prob
 class TlsRedisServer(RedisServer):
     """A redis-server answering TLS only, with a server certificate for 127.0.0.1 signed by ``ca``."""
 
-    def __init__(self, workdir: Path, ca_file: Path, cert_file: Path, key_file: Path):
+    def __init__(self, workdir: Path, files: dict[str, Path]):
         port = free_port()
         # "--port 0", given after RedisServer's "--port", closes the plain-text port.
         super().__init__(workdir, port=port, extra_args=(
-            "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file),
-            "--tls-ca-cert-file", str(ca_file), "--tls-auth-clients", "no"))
-        self.client_kwargs = {"ssl_ca_certs": str(ca_file)}
+            "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(files["cert"]),
+            "--tls-key-file", str(files["key"]), "--tls-ca-cert-file", str(files["ca"]), "--tls-auth-clients", "yes"))
+        # Clients must show a certificate of the same CA (mutual TLS), as some providers require.
+        self.client_kwargs = {"ssl_ca_certs": str(files["ca"]), "ssl_certfile": str(files["client-cert"]),
+                              "ssl_keyfile": str(files["client-key"])}
 
     @property
     def url(self) -> str:
@@ -58,12 +60,15 @@ def _refuses_tls(server: TlsRedisServer) -> bool:
 def tls_redis(tmp_path):
     ca = trustme.CA()
     issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key", "other-ca")}
+    client = ca.issue_cert("beatkeeper-client@example.com")
+    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key", "client-cert", "client-key", "other-ca")}
     ca.cert_pem.write_to_path(str(files["ca"]))
     issued.cert_chain_pems[0].write_to_path(str(files["cert"]))
     issued.private_key_pem.write_to_path(str(files["key"]))
+    client.cert_chain_pems[0].write_to_path(str(files["client-cert"]))
+    client.private_key_pem.write_to_path(str(files["client-key"]))
     trustme.CA().cert_pem.write_to_path(str(files["other-ca"]))
-    server = TlsRedisServer(tmp_path / "redis", files["ca"], files["cert"], files["key"])
+    server = TlsRedisServer(tmp_path / "redis", files)
     try:
         server.start()
     except AssertionError:
@@ -75,20 +80,27 @@ def tls_redis(tmp_path):
     server.kill()
 
 
+def _tls_env(files: dict[str, Path], ca: str = "ca") -> dict[str, str]:
+    return {"BEATKEEPER_REDIS_CA_FILE": str(files[ca]), "BEATKEEPER_REDIS_CERT_FILE": str(files["client-cert"]),
+            "BEATKEEPER_REDIS_KEY_FILE": str(files["client-key"])}
+
+
 def _status(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tasks.cli", "status"], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=CLI_TIMEOUT_S)
 
 
-def test_beat_a_worker_the_monitor_and_status_run_over_tls_with_the_ca_setting(processes, tls_redis, tmp_path):
+def test_beat_a_worker_the_monitor_and_status_run_over_mutual_tls_from_the_settings(processes, tls_redis, tmp_path):
     server, files = tls_redis
     schedule = {"fast-heartbeat": {"task": "beatkeeper.heartbeat", "every": 1, "expires": 5},
                 "guarded": {"task": lt.record.name, "every": 1, "overlap": "skip", "lock_ttl": 30}}
     env = {**platform_env(tmp_path, schedule, redis_url=server.url), "CELERY_RESULT_BACKEND": server.url,
-           "BEATKEEPER_REDIS_CA_FILE": str(files["ca"]), "BEATKEEPER_MONITOR_PORT": str(free_port()),
+           **_tls_env(files), "BEATKEEPER_MONITOR_PORT": str(free_port()),
            "BEATKEEPER_MONITOR_INTERVAL": "0.5"}
     client = redis.Redis.from_url(server.url, decode_responses=True, **client_ssl_kwargs(server.url, env))
     assert client.config_get("port")["port"] == "0"  # no plain-text port: everything below is TLS
+    with pytest.raises(redis.ConnectionError):  # and no client without the certificate settings
+        redis.Redis.from_url(server.url, ssl_ca_certs=str(files["ca"]), socket_timeout=5).ping()
 
     worker = processes.celery("worker", "--loglevel=INFO", "-Q", "default", "-c", "1", "-P", "solo",
                               name="worker", env=env)
@@ -115,8 +127,7 @@ def test_beat_a_worker_the_monitor_and_status_run_over_tls_with_the_ca_setting(p
 
 def test_a_certificate_from_another_ca_is_refused_in_one_line(tls_redis, tmp_path):
     server, files = tls_redis
-    env = {"REDIS_URL": server.url, "CELERY_RESULT_BACKEND": server.url,
-           "BEATKEEPER_REDIS_CA_FILE": str(files["other-ca"])}
+    env = {"REDIS_URL": server.url, "CELERY_RESULT_BACKEND": server.url, **_tls_env(files, ca="other-ca")}
     status = _status(env)
     output = status.stdout + status.stderr
     assert status.returncode != 0 and "Traceback" not in output, output
