@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import redis
 
+from schedules.errors import SettingsError
+
 VOLATILE_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
 MIN_LOCK_TO_LOOP_RATIO = 5  # a live beat renews its lock at least this many times per lock timeout
 
@@ -28,10 +30,19 @@ CONSOLE_FIX = ("set maxmemory-policy to noeviction in the provider's console or 
                "with no memory limit)")
 
 
+class EvictionCheckSettingError(SettingsError):
+    """BEATKEEPER_EVICTION_CHECK is none of its modes."""
+
+
 def eviction_check_mode(environ: Mapping[str, str]) -> str:
     """BEATKEEPER_EVICTION_CHECK: ``error`` (a wrong or unreadable policy stops beat), ``warn`` (never
-    stops it), ``off``; unset: a readable wrong policy stops beat, an unreadable one warns."""
-    return (environ.get("BEATKEEPER_EVICTION_CHECK") or "").strip().lower()
+    stops it), ``off``; unset (""): a readable wrong policy stops beat, an unreadable one warns.
+    The app's loader calls it at start, so beat, workers and ``beatkeeper check`` refuse a bad value alike."""
+    mode = (environ.get("BEATKEEPER_EVICTION_CHECK") or "").strip().lower()
+    if mode not in ("", *EVICTION_CHECK_MODES):
+        raise EvictionCheckSettingError("BEATKEEPER_EVICTION_CHECK", mode,
+                                        f"must be one of {', '.join(EVICTION_CHECK_MODES)}")
+    return mode
 
 
 def check_eviction_policy(client: redis.Redis, mode: str = "") -> list[Finding]:
@@ -39,9 +50,6 @@ def check_eviction_policy(client: redis.Redis, mode: str = "") -> list[Finding]:
     may evict any of them, ``volatile-*`` evicts exactly those (a lost lock lets runs overlap)
     once ``maxmemory`` is reached. Only ``noeviction`` is safe with a memory limit.
     ``mode`` is ``eviction_check_mode``'s value."""
-    if mode not in ("", *EVICTION_CHECK_MODES):
-        return [Finding("redis-eviction", f"BEATKEEPER_EVICTION_CHECK={mode!r}: must be one of "
-                        f"{', '.join(EVICTION_CHECK_MODES)}", True)]
     if mode == "off":
         return []
     try:
@@ -50,7 +58,7 @@ def check_eviction_policy(client: redis.Redis, mode: str = "") -> list[Finding]:
         config, refused = {}, str(exc).strip().splitlines()[0]
     else:
         refused = ""
-    if "maxmemory-policy" not in config:  # refused, or answered with nothing (Redis Cloud/Enterprise)
+    if not config.get("maxmemory-policy"):  # refused, or answered with nothing (Redis Cloud/Enterprise)
         why = f"CONFIG GET is refused ({refused})" if refused else "CONFIG GET answers nothing"
         return [Finding("redis-eviction", f"cannot read Redis maxmemory-policy: {why}, as on managed Redis; "
                         f"{CONSOLE_FIX}; BEATKEEPER_EVICTION_CHECK=off silences this", mode == "error")]
