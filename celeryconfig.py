@@ -1,7 +1,8 @@
 """Celery settings for beatkeeper, every one read from the environment.
 
 Loaded by the app with ``config_from_object("celeryconfig")``. Tasks are named
-by string only: this module imports nothing from the project.
+by string only: this module imports from the project only
+tasks.redis_tls (TLS options for rediss:// URLs).
 
 | variable                      | default                         | meaning                               |
 |-------------------------------|---------------------------------|---------------------------------------|
@@ -18,10 +19,14 @@ by string only: this module imports nothing from the project.
 | BEATKEEPER_MAX_MESSAGE_BYTES  | 1048576                         | largest task message a worker accepts |
 | BEATKEEPER_TASK_SENT_EVENTS   | 0                               | task-sent events (celery-exporter)    |
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
+| BEATKEEPER_EVICTION_CHECK     | (error if readable, else warn)  | Redis eviction self-check: error|warn|off |
+| BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/redis_tls.py) | TLS for rediss:// URLs               |
 """
 from __future__ import annotations
 
 import os
+
+from tasks.redis_tls import redis_ssl_options  # the one place rediss:// options are built
 
 
 def _env(name: str, default: str) -> str:
@@ -45,6 +50,9 @@ database_url = _env("DATABASE_URL", "")  # empty: the history store picks its SQ
 # -- broker and results ----------------------------------------------------
 broker_url = redis_url
 result_backend = _env("CELERY_RESULT_BACKEND", redis_url)
+# rediss://: certificate checks on by default, CA/client certificate from the settings (None: plain).
+broker_use_ssl = redis_ssl_options(broker_url, strict=False)  # refused in one line at start
+redis_backend_use_ssl = redis_ssl_options(result_backend, strict=False)
 result_expires = 24 * 3600  # seconds
 broker_connection_retry_on_startup = True
 # A worker rides out a Redis outage of any length: it reconnects for ever instead of
@@ -110,6 +118,7 @@ beat_scheduler = "tasks.beat:BeatkeeperScheduler"
 beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
 redbeat_redis_url = redis_url
 redbeat_redis_options: dict = {}  # the beat's own client settings (none needed)
+redbeat_redis_use_ssl = redis_ssl_options(redis_url, strict=False)
 redbeat_key_prefix = _env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:")
 # A standby beat takes over once the dead leader's lock expires: keep it short
 # (lock timeout >= 5 x loop interval, so a live leader always renews in time).

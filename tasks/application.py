@@ -14,6 +14,8 @@ from celery.loaders.app import AppLoader
 from schedules.errors import SettingsError
 from schedules.examples import example_task_module, selected_example
 from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url
+from tasks.redis_tls import check_tls_settings
+from tasks.selfchecks import eviction_check_mode
 
 #: Modules whose tasks every worker, beat and the CLI register.
 BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.pipeline_tasks"]
@@ -35,6 +37,8 @@ class BeatkeeperLoader(AppLoader):
 
     def import_default_modules(self):
         check_redis_url(redis_url(os.environ))
+        check_tls_settings(os.environ)
+        eviction_check_mode(os.environ)  # a bad value: one line here, not at beat's self-check
         return super().import_default_modules()
 
     def import_task_module(self, module):

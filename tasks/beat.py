@@ -128,7 +128,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         return kept
 
     def _self_check(self, kept: dict[str, EntrySpec]) -> None:
-        findings = selfchecks.check_eviction_policy(get_redis(self.app))
+        findings = selfchecks.check_eviction_policy(get_redis(self.app), selfchecks.eviction_check_mode(os.environ))
         findings += selfchecks.check_beat_timing(lock_timeout_s=self.lock_timeout, loop_interval_s=self.max_interval)
         # lock_ttl/expires against the cap and the visibility timeout: refused by validation
         # (schedules.guards), the same lines `beatkeeper check` prints.

@@ -5,6 +5,8 @@ from functools import lru_cache
 
 import redis
 
+from tasks.redis_tls import client_ssl_kwargs
+
 
 @lru_cache(maxsize=8)
 def redis_for(url: str) -> redis.Redis:
@@ -16,6 +18,7 @@ def redis_for(url: str) -> redis.Redis:
         socket_connect_timeout=5,
         socket_timeout=10,
         retry_on_timeout=True,
+        **client_ssl_kwargs(url),  # rediss://: the TLS settings every client shares
     )
 
 

@@ -26,6 +26,7 @@ from monitoring.basic_auth import credentials_problem
 from monitoring.monitor import DEFAULT_PORT as MONITOR_DEFAULT_PORT
 from schedules.errors import SettingsError
 from tasks.infra_errors import check_redis_url, infra_error_line
+from tasks.redis_tls import client_ssl_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_REDIS_PORT = int(os.environ.get("BEATKEEPER_LOCAL_REDIS_PORT") or 6379)
@@ -45,7 +46,7 @@ def data_dir() -> Path:
 
 def answers(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, **client_ssl_kwargs(url)).ping())
     except redis.RedisError:
         return False
 
@@ -131,7 +132,7 @@ def check_redis(url: str) -> None:
     """REDIS_URL must be a Redis URL that answers now: otherwise every process would only retry."""
     try:
         check_redis_url(url)
-        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, **client_ssl_kwargs(url)).ping()
     except SettingsError as exc:
         raise RunnerError(str(exc)) from None
     except (redis.RedisError, ValueError) as exc:

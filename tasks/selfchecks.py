@@ -7,8 +7,12 @@ included (``tasks.schedule_source``), with the same lines.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
 import redis
+
+from schedules.errors import SettingsError
 
 VOLATILE_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
 MIN_LOCK_TO_LOOP_RATIO = 5  # a live beat renews its lock at least this many times per lock timeout
@@ -21,12 +25,44 @@ class Finding:
     fatal: bool
 
 
-def check_eviction_policy(client: redis.Redis) -> list[Finding]:
+EVICTION_CHECK_MODES = ("error", "warn", "off")
+CONSOLE_FIX = ("set maxmemory-policy to noeviction in the provider's console or parameter group (or volatile-* "
+               "with no memory limit)")
+
+
+class EvictionCheckSettingError(SettingsError):
+    """BEATKEEPER_EVICTION_CHECK is none of its modes."""
+
+
+def eviction_check_mode(environ: Mapping[str, str]) -> str:
+    """BEATKEEPER_EVICTION_CHECK: ``error`` (a wrong or unreadable policy stops beat), ``warn`` (never
+    stops it), ``off``; unset (""): a readable wrong policy stops beat, an unreadable one warns.
+    The app's loader calls it at start, so beat, workers and ``beatkeeper check`` refuse a bad value alike."""
+    mode = (environ.get("BEATKEEPER_EVICTION_CHECK") or "").strip().lower()
+    if mode not in ("", *EVICTION_CHECK_MODES):
+        raise EvictionCheckSettingError("BEATKEEPER_EVICTION_CHECK", mode,
+                                        f"must be one of {', '.join(EVICTION_CHECK_MODES)}")
+    return mode
+
+
+def check_eviction_policy(client: redis.Redis, mode: str = "") -> list[Finding]:
     """The schedule and the queues carry no TTL, but locks, leases and run claims do: ``allkeys-*``
     may evict any of them, ``volatile-*`` evicts exactly those (a lost lock lets runs overlap)
-    once ``maxmemory`` is reached. Only ``noeviction`` is safe with a memory limit."""
-    config = client.config_get("maxmemory*")
-    policy, maxmemory = config.get("maxmemory-policy", ""), int(config.get("maxmemory", 0) or 0)
+    once ``maxmemory`` is reached. Only ``noeviction`` is safe with a memory limit.
+    ``mode`` is ``eviction_check_mode``'s value."""
+    if mode == "off":
+        return []
+    try:
+        config = client.config_get("maxmemory*")
+    except redis.ResponseError as exc:  # managed Redis (ElastiCache, MemoryDB) refuses CONFIG
+        config, refused = {}, str(exc).strip().splitlines()[0]
+    else:
+        refused = ""
+    if not config.get("maxmemory-policy"):  # refused, or answered with nothing (Redis Cloud/Enterprise)
+        why = f"CONFIG GET is refused ({refused})" if refused else "CONFIG GET answers nothing"
+        return [Finding("redis-eviction", f"cannot read Redis maxmemory-policy: {why}, as on managed Redis; "
+                        f"{CONSOLE_FIX}; BEATKEEPER_EVICTION_CHECK=off silences this", mode == "error")]
+    policy, maxmemory = config["maxmemory-policy"], int(config.get("maxmemory", 0) or 0)
     if policy == "noeviction":
         return []
     fix = "set `maxmemory-policy noeviction` (redis.conf or CONFIG SET)"
@@ -36,7 +72,7 @@ def check_eviction_policy(client: redis.Redis) -> list[Finding]:
                         False)]
     evicts = "locks and run claims (they carry TTLs)" if policy in VOLATILE_POLICIES else "the schedule and locks"
     return [Finding("redis-eviction", f"Redis maxmemory-policy is '{policy}': it can silently evict {evicts}; "
-                    f"{fix}", True)]
+                    f"{fix}", mode != "warn")]
 
 
 def check_beat_timing(*, lock_timeout_s: float, loop_interval_s: float) -> list[Finding]:

@@ -59,6 +59,7 @@ class RedisServer:
         self.appendonly = appendonly
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
+        self.client_kwargs: dict = {}  # how start() reaches the server (a TLS server needs its CA)
 
     @property
     def url(self) -> str:
@@ -73,7 +74,7 @@ class RedisServer:
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--logfile", str(self.workdir / "redis.log"), *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, **self.client_kwargs)
         wait_until(lambda: _pings(client), timeout_s=10, what=f"redis-server on port {self.port}")
         return self
 

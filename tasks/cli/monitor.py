@@ -41,6 +41,7 @@ from tasks.history_mw import history_store_for
 from tasks.infra_errors import install_on, masked_redis_url
 from tasks.locks import META_SUFFIX
 from tasks.policy import LOCK_PREFIX
+from tasks.redis_tls import client_ssl_kwargs
 from tasks.schedule_source import load_validated_schedule
 
 log = logging.getLogger("beatkeeper.monitor")
@@ -71,7 +72,8 @@ def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> 
     """A client with short timeouts: the monitor must notice an outage, not wait it out."""
     options = {} if retries else {"retry": Retry(NoBackoff(), 0)}
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=min(timeout_s, 2.0),
-                                socket_timeout=timeout_s, health_check_interval=10, **options)
+                                socket_timeout=timeout_s, health_check_interval=10, **options,
+                                **client_ssl_kwargs(url))  # rediss://: tasks/redis_tls.py
 
 
 def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client: redis.Redis) -> Monitor:
