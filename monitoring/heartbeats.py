@@ -70,11 +70,6 @@ def heartbeat_ages_s(client: redis.Redis, *, now: float) -> dict[str, float]:
     return {member: now - score for member, score in client.zrange(HEARTBEATS_KEY, 0, -1, withscores=True)}
 
 
-def stale_components(client: redis.Redis, *, now: float, max_age_s: float) -> list[str]:
-    """Components whose last heartbeat is older than ``max_age_s``."""
-    return list(client.zrangebyscore(HEARTBEATS_KEY, "-inf", f"({now - max_age_s}"))
-
-
 @dataclass(frozen=True)
 class BeatHeartbeat:
     """Beat's heartbeat as the monitor judges it."""

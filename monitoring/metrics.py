@@ -20,6 +20,7 @@ cumulative) plus a sum per label set; the collector makes them cumulative (the c
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,6 +33,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from monitoring.heartbeats import heartbeat_ages_s
+
+log = logging.getLogger(__name__)
 
 PREFIX = "beatkeeper:metrics:"
 RUNS_KEY = PREFIX + "runs"  # hash: [entry, task, status] -> runs
@@ -232,3 +235,23 @@ def exposition(registry: CollectorRegistry, *, accept: str | None = None) -> tup
     """The ``/metrics`` body and its content type, in the format ``accept`` asks for (default: text)."""
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
+
+
+def metrics_wsgi_app(registry: CollectorRegistry) -> Callable:
+    """A WSGI app answering ``GET /metrics`` with the registry's exposition; 404 elsewhere
+    (the monitor mounts it: ``monitoring.server``)."""
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "/") not in ("/metrics", "/metrics/"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"beatkeeper: metrics are at /metrics\n"]
+        try:
+            body, content_type = exposition(registry, accept=environ.get("HTTP_ACCEPT"))
+        except Exception as exc:  # Redis down: say so with a 503, never hang the scraper
+            log.warning("metrics scrape failed: %r", exc)
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [f"beatkeeper: metrics unavailable: {type(exc).__name__}\n".encode()]
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app

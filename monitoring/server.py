@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.heartbeats import beat_heartbeat
 from monitoring.basic_auth import authorized
-from monitoring.metrics_server import metrics_wsgi_app
+from monitoring.metrics import metrics_wsgi_app
 from monitoring.monitor import Monitor
 
 log = logging.getLogger(__name__)

@@ -82,6 +82,15 @@ def _parse_units(value: str, text: str) -> float:
     return total
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` as a duration ``parse_duration`` reads back: ``300`` -> "5m", ``7200`` -> "2h",
+    ``90`` -> "90s", ``0.25`` -> "0.25s"."""
+    for unit_s, suffix in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= unit_s and seconds % unit_s == 0:
+            return f"{int(seconds // unit_s)}{suffix}"
+    return f"{seconds:g}s"
+
+
 def format_seconds(seconds: float) -> str:
     """``seconds`` as a short number for messages: 10.0 -> "10", 0.1 -> "0.1"."""
     if float(seconds).is_integer():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+from schedules.durations import format_duration
 from schedules.trigger import (
     US_PER_S,
     Trigger,
@@ -18,14 +19,6 @@ from schedules.trigger import (
     seconds_to_us,
     to_epoch_us,
 )
-
-
-def format_seconds(seconds: float) -> str:
-    """``15`` -> "15s", ``90`` -> "90s", ``300`` -> "5m", ``7200`` -> "2h", ``0.25`` -> "0.25s"."""
-    for unit_s, suffix in ((86400, "d"), (3600, "h"), (60, "m")):
-        if seconds >= unit_s and seconds % unit_s == 0:
-            return f"{int(seconds // unit_s)}{suffix}"
-    return f"{seconds:g}s"
 
 
 class IntervalTrigger(Trigger):
@@ -84,9 +77,9 @@ class IntervalTrigger(Trigger):
         return 3600 * US_PER_S / self.every_us
 
     def describe(self) -> str:
-        text = f"every {format_seconds(self.every_us / US_PER_S)}"
+        text = f"every {format_duration(self.every_us / US_PER_S)}"
         if self.phase_us:
-            text += f" (phase {format_seconds(self.phase_us / US_PER_S)})"
+            text += f" (phase {format_duration(self.phase_us / US_PER_S)})"
         return text
 
     def __eq__(self, other: object) -> bool:

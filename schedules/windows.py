@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from schedules.interval import IntervalTrigger, format_seconds
+from schedules.durations import format_duration
+from schedules.interval import IntervalTrigger
 from schedules.trigger import HORIZON_S, US_PER_S, Trigger, from_epoch_us, require_aware, to_epoch_us
 from schedules.zones import next_transition_s, offset_at_s, transitions_s, zone
 
@@ -77,7 +78,7 @@ class Window:
         )
 
     def describe(self) -> str:
-        text = f"every {format_seconds(self.every_s)}"
+        text = f"every {format_duration(self.every_s)}"
         if self.hours is not None:
             text += f" hours {_compact(self.hours)}"
         if self.days_of_week is not None:
@@ -196,7 +197,7 @@ class WindowsTrigger(Trigger):
 
     def describe(self) -> str:
         parts = [w.describe() for w in self.windows[:-1]]
-        parts.append(f"otherwise every {format_seconds(self.windows[-1].every_s)}")
+        parts.append(f"otherwise every {format_duration(self.windows[-1].every_s)}")
         return f"windows {self.timezone}: " + "; ".join(parts)
 
     def __eq__(self, other: object) -> bool:

@@ -29,6 +29,7 @@ from celery.signals import beat_init
 from redbeat.schedulers import REDBEAT_REDIS_KEY, RedBeatScheduler, acquire_distributed_beat_lock, get_redis
 
 from monitoring.events import record_event
+from schedules.backoff import retry_delay_s
 from schedules.catchup import CatchupDecision, decide_catchup
 from schedules.entry import CatchupPolicy, EntrySpec
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
@@ -177,7 +178,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         except (RedisConnectionError, RedisTimeoutError) as exc:
             self._redis_failures += 1
             # never sparser than the loop interval: the lock timeout is sized for renewals that often
-            retry_s = min(REDIS_RETRY_S * 2 ** (self._redis_failures - 1), REDIS_RETRY_MAX_S,
+            retry_s = min(retry_delay_s(self._redis_failures - 1, base_s=REDIS_RETRY_S, max_s=REDIS_RETRY_MAX_S),
                           max(REDIS_RETRY_S, self.max_interval))
             logger.warning("beat: Redis unavailable (%s); retrying in %.0fs", exc, retry_s)
             return retry_s
@@ -350,7 +351,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
 
     def _publish_failed(self, name: str, fire_at: datetime, exc: Exception) -> float:
         failures = self._publish_failures[name] = self._publish_failures.get(name, 0) + 1
-        retry_in_s = min(PUBLISH_RETRY_MAX_S, PUBLISH_RETRY_S * 2 ** (failures - 1))
+        retry_in_s = retry_delay_s(failures - 1, base_s=PUBLISH_RETRY_S, max_s=PUBLISH_RETRY_MAX_S)
         logger.error("beat: could not send %s for %s (attempt %d): %r; retrying in %.1fs", name,
                      fire_at.isoformat(), failures, exc, retry_in_s)
         return retry_in_s

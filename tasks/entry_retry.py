@@ -11,6 +11,7 @@ from typing import Any
 
 from celery.exceptions import Retry
 
+from schedules.backoff import retry_delay_s
 from tasks import headers
 
 
@@ -23,9 +24,8 @@ def retry_for(task: Any, request: Any, exc: BaseException) -> Retry | None:
     wanted = set(policy.get("on") or ())
     if wanted and not wanted & {cls.__name__ for cls in type(exc).__mro__}:
         return None
-    delay_s = min(policy["backoff_s"] * 2 ** retries, policy["backoff_max_s"])
-    if policy.get("jitter", True):
-        delay_s *= random.uniform(0.5, 1.0)
+    delay_s = retry_delay_s(retries, base_s=policy["backoff_s"], max_s=policy["backoff_max_s"],
+                        jitter=random.random() if policy.get("jitter", True) else None)
     try:
         task.retry(exc=exc, countdown=delay_s, max_retries=policy["max_retries"])
     except Retry as retry:

@@ -5,16 +5,13 @@ partition longer than the TTL). The next holder then gets a higher fencing token
 that carries its token and is refused when a higher one was already seen cannot be applied
 by the stale holder after the new one started.
 
-The guarded task body finds its token as ``self.request.fencing_token`` (``bind=True``) or
-through ``current_fencing_token(task)``. ``fenced_set`` is the Redis write helper; for SQL
+The guarded task body finds its token as ``self.request.fencing_token`` (``bind=True``). ``fenced_set`` is the Redis write helper; for SQL
 the same rule is one statement::
 
     UPDATE prices SET value = :v, fence = :token WHERE id = :id AND fence <= :token
     -- 0 rows updated: a newer holder already wrote; the stale one must stop.
 """
 from __future__ import annotations
-
-from typing import Any
 
 import redis
 
@@ -55,7 +52,3 @@ def fenced_set(client: redis.Redis, key: str, value: str, *, fencing_token: int)
     if highest:
         raise StaleFencingToken(key, int(fencing_token), highest)
 
-
-def current_fencing_token(task: Any) -> int | None:
-    """The fencing token of the run ``task`` is executing (None when it took no lock)."""
-    return getattr(task.request, "fencing_token", None)

@@ -28,6 +28,7 @@ from typing import Any, Collection, Mapping
 
 from celery import Signature, chain, current_app
 
+from schedules.backoff import retry_delay_s
 from tasks import headers
 
 DEFAULT_STEP_MAX_RUNTIME_S = 1800.0
@@ -61,8 +62,7 @@ class RetryPolicy:
 
     def delay_s(self, retries: int, *, jitter: float) -> float:
         """Seconds before retry number ``retries`` (0 for the first); ``jitter`` in [0, 1)."""
-        ceiling_s = min(self.backoff_s * 2 ** retries, self.backoff_max_s)
-        return ceiling_s * (0.5 + jitter / 2)
+        return retry_delay_s(retries, base_s=self.backoff_s, max_s=self.backoff_max_s, jitter=jitter)
 
     @property
     def longest_wait_s(self) -> float:

@@ -70,10 +70,6 @@ class RunPolicy:
         data["lock_key"] = None if self.lock_key is None else list(self.lock_key)
         return data
 
-    def apply_async_options(self) -> dict[str, Any]:
-        """Message options beat must add: the hard time limit is enforced by the worker's pool."""
-        return {} if self.time_limit_s is None else {"time_limit": self.time_limit_s}
-
 
 POLICY_FIELDS = tuple(f.name for f in fields(RunPolicy))
 # Declaration spellings on @app.task: the issue's short names are accepted as aliases.

@@ -28,7 +28,6 @@ COMMANDS = {
     "pause": "tasks.cli.pause",
     "resume": "tasks.cli.pause",
     "db": "tasks.cli.db",
-    "metrics-server": "tasks.cli.metrics",
     "monitor": "tasks.cli.monitor",
     "status": "tasks.cli.status",
     "pipeline": "tasks.cli.pipeline",

@@ -12,7 +12,8 @@ from tasks import app
 from tasks.cli.pause import _who
 from tasks.identity import dead_letters
 from tasks.redis_client import app_redis
-from tasks.trigger import TriggerError, requeue_dead_letter
+from tasks.cli.trigger import send_and_echo
+from tasks.trigger import requeue_dead_letter
 
 
 @click.command("dead-letters")
@@ -24,13 +25,7 @@ from tasks.trigger import TriggerError, requeue_dead_letter
 def command(requeue_id: str | None, limit: int, as_json: bool, by: str | None) -> None:
     """List dead-lettered runs (newest first), or requeue one."""
     if requeue_id is not None:
-        app.loader.import_default_modules()
-        try:
-            task_id = requeue_dead_letter(app, requeue_id, who=by or _who())
-        except TriggerError as exc:
-            click.echo(f"beatkeeper: {exc}", err=True)
-            raise click.exceptions.Exit(2) from None
-        click.echo(task_id)
+        send_and_echo(lambda: requeue_dead_letter(app, requeue_id, who=by or _who()))
         return
     letters = dead_letters(app_redis(app), limit=limit)
     for letter in letters:

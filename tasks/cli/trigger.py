@@ -1,6 +1,8 @@
 """``beatkeeper trigger ENTRY``: run a schedule entry now, as a manual run of it (``tasks.trigger``)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import click
 
 from tasks import app
@@ -16,9 +18,14 @@ def command(entry: str, by: str | None) -> None:
 
     The run has a fresh run id and the entry's name: the history and Flower show it as a manual
     run of ENTRY. Prints the task id."""
+    send_and_echo(lambda: trigger_entry(app, entry, who=by or _who()))
+
+
+def send_and_echo(send: Callable[[], str]) -> None:
+    """Load the task modules, ``send``, print the task id; a refusal is one line and exit 2."""
     app.loader.import_default_modules()
     try:
-        task_id = trigger_entry(app, entry, who=by or _who())
+        task_id = send()
     except TriggerError as exc:
         click.echo(f"beatkeeper: {exc}", err=True)
         raise click.exceptions.Exit(2) from None

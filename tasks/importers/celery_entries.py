@@ -15,7 +15,7 @@ from typing import Any
 from celery.schedules import crontab, schedule, solar
 
 from schedules.cronexpr import CronSyntaxError, parse_field
-from schedules.interval import format_seconds
+from schedules.durations import format_duration
 from tasks.importers.zones import ZoneNameError, schedule_zone, zone_name, zone_object
 
 #: Celery crontab attribute -> (beatkeeper cron field, first value, how many values)
@@ -101,7 +101,7 @@ def _schedule_keys(value: Any, app_zone: Any, entry: dict[str, Any], notes: list
         seconds = value.run_every.total_seconds()
         if seconds <= 0:
             raise Refused(f"schedule every {seconds:g} s never makes sense")
-        entry["every"] = format_seconds(seconds)
+        entry["every"] = format_duration(seconds)
         return None, value
     if isinstance(value, crontab):
         zone = schedule_zone(value, app_zone)
@@ -163,7 +163,7 @@ def _options(options: Mapping[str, Any], entry: dict[str, Any], notes: list[str]
             entry["queue"] = value
         elif key in _SECONDS_OPTIONS and isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
             seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-            entry[_SECONDS_OPTIONS[key]] = format_seconds(seconds)
+            entry[_SECONDS_OPTIONS[key]] = format_duration(seconds)
         elif key == "expires":
             notes.append(f"option expires={value!r} is not carried: beatkeeper's expires is seconds after each "
                          f"scheduled instant")

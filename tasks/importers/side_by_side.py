@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from celery import Celery
 from celery.schedules import crontab, schedule
 
-from schedules.interval import format_seconds
+from schedules.durations import format_duration
 from schedules.entry import EntrySpec
 from schedules.interval import IntervalTrigger
 from schedules.trigger import US_PER_S, Trigger, to_epoch_us
@@ -120,11 +120,11 @@ def report_lines(name: str, imported: Imported, spec: EntrySpec, start: datetime
 
 
 def _interval_line(name: str, trigger: IntervalTrigger, value: schedule, start: datetime, anchor: str) -> str:
-    every = format_seconds(value.run_every.total_seconds())
+    every = format_duration(value.run_every.total_seconds())
     following = trigger.next_fire_after(start).strftime("%H:%M:%S")
     return (f"{name}: interval phase now on a fixed grid: Celery runs every {every} counted from {anchor} "
             f"and then from each actual run (drifting with beat's delays); beatkeeper at phase "
-            f"{format_seconds(trigger.phase_us / US_PER_S) if trigger.phase_us else '0'} of a grid from the "
+            f"{format_duration(trigger.phase_us / US_PER_S) if trigger.phase_us else '0'} of a grid from the "
             f"Unix epoch (next at {following} UTC after the window start), never drifting")
 
 

@@ -10,8 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.heartbeats import HeartbeatRun, record_heartbeat
 from monitoring.metrics import (DURATION_BUCKETS_S, INVOCATION_TASKS_KEY, RunMetrics, exposition,
-                                invocation_window_key, metrics_registry)
-from monitoring.metrics_server import serve_in_thread
+                                invocation_window_key, metrics_registry, metrics_wsgi_app)
+from monitoring.server import serve_in_thread
 
 NOW = 1_780_000_000.0
 
@@ -93,7 +93,7 @@ def test_state_gauges_come_from_redbeat_heartbeats_and_budget_windows(redis_clie
 
 def test_metrics_are_served_over_http_and_other_paths_are_404(redis_client, registry):
     RunMetrics(redis_client).record_run(entry="e", task="t", status="success", finished_at=NOW)
-    server = serve_in_thread(registry)
+    server = serve_in_thread(metrics_wsgi_app(registry))
     try:
         base = f"http://127.0.0.1:{server.server_port}"
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:

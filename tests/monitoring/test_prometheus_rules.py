@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.heartbeats import HeartbeatRun, record_heartbeat
 from monitoring.metrics import (INVOCATION_TASKS_KEY, REDBEAT_PREFIX, RunMetrics, exposition,
                                 invocation_window_key, metrics_registry)
-from monitoring.metrics_server import DEFAULT_PORT
+from monitoring.monitor import DEFAULT_PORT
 from tests.servers import missing
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"

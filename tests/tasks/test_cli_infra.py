@@ -31,7 +31,7 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "db upgrade": (), "db current": (),
     "pipeline runs": (), "pipeline show": ("no-such-run",), "pipeline start": ("gtfs-static",),
     "pipeline resume": ("no-such-run",),
-    "metrics-server": ("--port", "0"), "monitor": ("--port", "0"), "flower": (),
+    "monitor": ("--port", "0"), "flower": (),
     "trigger": ("beatkeeper-heartbeat",), "dead-letters": (),
     "import": ("--from-celery", "tests.importers.every_shape:app", "--days", "1"),
 }
@@ -42,7 +42,7 @@ WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "
 #: Commands that read or write the history database.
 WITH_DATABASE = {"history", "db upgrade", "db current", "pipeline runs", "pipeline show"}
 #: Long-running services: they wait for Redis instead of exiting (tests/process/test_redis_down.py).
-SERVICES = {"monitor", "metrics-server", "flower"}
+SERVICES = {"monitor", "flower"}
 
 
 def leaf_commands(group: click.Group = main, prefix: str = "") -> list[str]:

@@ -1,5 +1,5 @@
 """Metrics across processes: a known sequence of runs on two worker processes, scraped over real
-HTTP from a separate ``beatkeeper metrics-server`` process, shows the exact expected counts."""
+HTTP from the monitor (``beatkeeper monitor``, a separate process), shows the exact expected counts."""
 from __future__ import annotations
 
 import sys
@@ -53,8 +53,8 @@ def runs(entry: str, task: str, status: str) -> tuple[str, tuple]:
 def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_client, sqlite_url):
     workers = [start_worker(processes, f"metrics{n}", sqlite_url) for n in (1, 2)]
     port = free_port()
-    server = processes.start([sys.executable, "-m", "tasks.cli", "metrics-server", "--host", "127.0.0.1",
-                              "--port", str(port)], name="metrics-server")
+    server = processes.start([sys.executable, "-m", "tasks.cli", "monitor", "--host", "127.0.0.1",
+                              "--port", str(port)], name="monitor", env={"DATABASE_URL": sqlite_url})
     for worker in workers:
         wait_ready(worker)
     wait_until(lambda: _answers(port) or server.poll() is not None, timeout_s=30, what="the metrics server")
