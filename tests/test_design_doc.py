@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ("tasks", "monitoring", "schedules", "celeryconfig.py")
+SCANNED = ("tasks", "monitoring", "schedules", "examples", "celeryconfig.py")
 KEY_HEAD = "beatkeeper:"
 CONSTANT_SUFFIXES = ("_KEY", "_PREFIX", "KEY_TEMPLATE")
 

@@ -114,7 +114,7 @@ def page() -> str:
         "",
         "`check` (and beat, with the same line) refuses a typo such as `every: 0.1`:",
         "",
-        block(f"beatkeeper check --config examples/transit/scenarios/typo.yaml",
+        block("beatkeeper check --config examples/transit/scenarios/typo.yaml",
               beatkeeper("check", "--config", str(typo.relative_to(ROOT)))),
         "",
         "## 7. Cost projection: the three scenarios",
