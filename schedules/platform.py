@@ -1,11 +1,13 @@
 """The platform's own schedule, as data, plus the user's schedule file when one is named.
 
-``BEATKEEPER_SCHEDULE=/path/to/schedule.yaml`` adds the user's entries (any format
-``schedules.loader`` reads) to the platform's. A name used by both is an error.
+The user's file is ``schedules/user.yaml`` (or ``.yml``/``.json``/``.toml``/``.py``), found without
+any variable; ``BEATKEEPER_SCHEDULE=/path/to/schedule.yaml`` names another instead (any format
+``schedules.loader`` reads). Its entries are added to the platform's; a name used by both is an error.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 #: Entries every beatkeeper deployment runs.
@@ -54,6 +56,20 @@ PIPELINE_RESUME: dict[str, Any] = {
 }
 
 SCHEDULE_FILE_ENV = "BEATKEEPER_SCHEDULE"
+#: The user's schedule file, found without any variable: ``schedules/user.yaml`` (or ``.yml``,
+#: ``.json``, ``.toml``, ``.py``), so make run, the image and compose carry it. The variable overrides.
+USER_SCHEDULE_HOME = Path(__file__).resolve().parent
+USER_SCHEDULE_NAMES = ("user.yaml", "user.yml", "user.json", "user.toml", "user.py")
+
+
+def user_schedule_path(home: Path = USER_SCHEDULE_HOME) -> str:
+    """The user's schedule file in ``home``, or '' when there is none; two of them are ambiguous."""
+    from schedules.errors import ConfigFileError
+
+    found = [home / name for name in USER_SCHEDULE_NAMES if (home / name).is_file()]
+    if len(found) > 1:
+        raise ConfigFileError(str(found[0]), f"more than one user schedule file ({', '.join(p.name for p in found)}): keep one")
+    return str(found[0]) if found else ""
 
 
 def platform_schedule(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -67,12 +83,13 @@ def platform_schedule(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def effective_schedule(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The platform's entries plus those of the file named by ``BEATKEEPER_SCHEDULE``, if any."""
+    """The platform's entries plus those of the file named by ``BEATKEEPER_SCHEDULE``, else of the
+    user's schedule file (``schedules/user.yaml``), if any."""
     from schedules.errors import ConfigFileError
     from schedules.loader import load_schedule_file
 
     platform = platform_schedule(environ)
-    path = environ.get(SCHEDULE_FILE_ENV, "").strip()
+    path = environ.get(SCHEDULE_FILE_ENV, "").strip() or user_schedule_path()
     if not path:
         return platform
     user = load_schedule_file(path)

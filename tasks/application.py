@@ -1,6 +1,7 @@
 """The Celery app. ``celery -A tasks ...`` finds it as ``tasks.app``.
 
-Your own task modules join with ``BEATKEEPER_TASK_MODULES=myapp.jobs,myapp.sweeps``:
+Your own task modules live in ``tasks/user/`` (found without any variable, see ``tasks.user``);
+modules elsewhere join with ``BEATKEEPER_TASK_MODULES=myapp.jobs,myapp.sweeps``:
 workers, beat and the CLI then all register them.
 """
 from __future__ import annotations
@@ -19,8 +20,10 @@ BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.gtfs_tasks"
 
 
 def task_modules(environ=os.environ) -> list[str]:
+    from tasks.user import user_task_modules
+
     extra = [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
-    return BUILTIN_TASK_MODULES + extra
+    return BUILTIN_TASK_MODULES + [m for m in user_task_modules() if m not in extra] + extra
 
 
 class BeatkeeperLoader(AppLoader):

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import redis
+from honcho.environ import parse as parse_env_file
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
@@ -191,8 +192,22 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def read_dotenv(path: Path = ROOT / ".env", environ=os.environ) -> list[str]:
+    """The settings of ``.env`` (the file compose reads too) join the environment; a variable
+    already set in the shell wins, an empty value sets nothing. Returns the names it set."""
+    if not path.is_file():
+        return []
+    added = []
+    for name, value in parse_env_file(path.read_text()).items():
+        if value != "" and name not in environ:
+            environ[name] = value
+            added.append(name)
+    return added
+
+
 def main() -> None:
     try:
+        read_dotenv()
         sys.exit(run())
     except RunnerError as exc:
         print(f"beatkeeper: {exc}", file=sys.stderr)

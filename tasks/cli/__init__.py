@@ -33,6 +33,8 @@ COMMANDS = {
     "status": "tasks.cli.status",
     "pipeline": "tasks.cli.pipeline",
     "flower": "tasks.cli.flower",
+    "health": "tasks.cli.health",
+    "settings": "tasks.cli.settings",
 }
 
 EXIT_PROBLEMS = 1
