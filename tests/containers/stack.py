@@ -19,6 +19,7 @@ PROJECT_FILES = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject
 PROJECT_DIRS = ("tasks", "schedules", "monitoring")
 IMAGE = "localhost/beatkeeper:latest"
 BACKING_SERVICES = ("redis", "postgres")  # podman < 4.6 ignores `condition: service_healthy`: up first
+ONE_SHOT = "migrate"  # the others start once it has exited 0 (`service_completed_successfully`)
 
 
 class StackError(AssertionError):
@@ -83,7 +84,9 @@ class Stack:
         return (result.stdout + result.stderr).strip()
 
     def up(self, *services: str) -> None:
-        self.compose("up", "-d", "--no-build", *services)
+        """Without podman's --requires links: podman 4.3 cannot start a container whose dependency has
+        dependencies ("... not found in input"); the caller starts services in compose's order."""
+        self.compose("up", "-d", "--no-build", "--no-deps", *services)
 
     def wait_healthy(self, services: list[str], timeout_s: float) -> None:
         """Every service running (healthy, where it has a healthcheck) and one-shot ones exited 0;

@@ -33,9 +33,14 @@ PYTHON = f"""\
 FROM {BASE_TAG}
 RUN {APT.format("python3 python3-venv ca-certificates")}
 RUN python3 -m venv /usr/local && /usr/local/bin/pip --version
-ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+COPY host-ca-certificates.crt /etc/ssl/certs/host-ca-certificates.crt
+ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \\
+    PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt
 CMD ["python3"]
 """
+#: This machine's trusted certificates, so that pip inside the image build reaches PyPI through
+#: whatever TLS proxy this machine trusts (as pip on the machine itself does).
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 REDIS = f"""\
 FROM {BASE_TAG}
@@ -82,7 +87,7 @@ CMD ["postgres"]
 
 #: tag -> (Containerfile, extra files of its build context)
 STANDINS: dict[str, tuple[str, dict[str, str]]] = {
-    "docker.io/library/python:3.11-slim": (PYTHON, {}),
+    "docker.io/library/python:3.11-slim": (PYTHON, {"host-ca-certificates.crt": HOST_CA_BUNDLE.read_text() if HOST_CA_BUNDLE.exists() else ""}),
     "docker.io/library/redis:7-alpine": (REDIS, {}),
     "docker.io/library/postgres:16-alpine": (POSTGRES, {"docker-entrypoint.sh": POSTGRES_ENTRYPOINT}),
 }
