@@ -21,6 +21,7 @@ PING_TIMEOUT_S = 5.0
 
 
 def worker_answers(name: str, hostname: str | None = None, timeout_s: float = PING_TIMEOUT_S) -> bool:
+    app_redis(app).ping()  # Redis away: one line naming REDIS_URL (exit 3), not a ping that retries
     node = f"{name}@{hostname or socket.gethostname()}"
     replies = app.control.ping(destination=[node], timeout=timeout_s) or []
     return any(node in reply for reply in replies)

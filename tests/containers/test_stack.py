@@ -21,59 +21,34 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.containers.podman import require_tools
-from tests.containers.stack import BACKING_SERVICES, Stack, StackError, build_image, copy_project, write_env
-from tests.containers.standins import ensure_standins
+from tests.containers.podman import podman
+from tests.containers.stack import BACKING_SERVICES, ONE_SHOT, Stack, write_env
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
 HEALTHY_TIMEOUT_S = 300  # cold Python imports of six services on a busy 2-core machine
 FLOWER_AUTH = f"ops:{secrets.token_urlsafe(12)}"
-USER_MODULE = '''\
-from tasks import app
-
-
-@app.task(name="stackjobs.tick")
-def tick(label: str) -> str:
-    return label
-'''
-USER_SCHEDULE = '''\
-stack-tick:
-  task: stackjobs.tick
-  every: 10
-  kwargs: {label: stack}
-  catchup: all
-  catchup_max: 30
-'''
 APP_SERVICES = ("migrate", "worker", "worker-singleton", "beat", "flower", "monitor")
 
 
-def test_env() -> dict[str, str]:
+def stack_env() -> dict[str, str]:
     return {"REDIS_PASSWORD": secrets.token_urlsafe(12), "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
             "FLOWER_BASIC_AUTH": FLOWER_AUTH, "BEATKEEPER_MISSED_GRACE": "45"}
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    require_tools()
-    built = ensure_standins()
-    project = copy_project(tmp_path_factory.mktemp("project"))
-    (project / "tasks" / "user" / "stackjobs.py").write_text(USER_MODULE)  # where the README puts them
-    (project / "schedules" / "user.yaml").write_text(USER_SCHEDULE)
-    build_s = build_image(project)
-    print(f"stand-ins built: {built or 'none (cached)'}; project image: {build_s:.0f} s")
-    return project
-
-
 def bring_up(stack: Stack, services: list[str]) -> None:
+    """In the order compose's depends_on gives: redis and postgres healthy, migrate done, the rest."""
     stack.up(*BACKING_SERVICES)
     stack.wait_healthy(list(BACKING_SERVICES), HEALTHY_TIMEOUT_S)
-    stack.up(*services)
-    stack.wait_healthy(services, HEALTHY_TIMEOUT_S)
+    stack.up(ONE_SHOT)
+    stack.wait_healthy([ONE_SHOT], HEALTHY_TIMEOUT_S)
+    rest = [s for s in services if s != ONE_SHOT]
+    stack.up(*rest)
+    stack.wait_healthy(rest, HEALTHY_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
 def stack(images):
-    write_env(images, test_env())
+    write_env(images, stack_env())
     up = Stack(images, f"bktest{secrets.token_hex(3)}")
     try:
         bring_up(up, list(APP_SERVICES))
@@ -154,8 +129,6 @@ def test_the_users_task_module_and_schedule_file_run_in_the_containers(stack):
 def test_stopping_and_starting_beat_loses_no_instant_under_catchup_all(stack):
     wait_for(lambda: len(user_ticks(stack)) >= 1, timeout_s=120, what="a first stack-tick run")
     beat = stack.container("beat")
-    from tests.containers.podman import podman
-
     podman("stop", "-t", "10", beat)
     stopped_at = datetime.now().astimezone()
     time.sleep(25)  # real downtime: instants fall due while no beat runs (catchup: all, 30 at most)
@@ -166,21 +139,3 @@ def test_stopping_and_starting_beat_loses_no_instant_under_catchup_all(stack):
     ticks = [t for t in user_ticks(stack) if t >= stopped_at - timedelta(seconds=30)]
     gaps = [(a, b) for a, b in zip(ticks, ticks[1:]) if b - a != timedelta(seconds=10)]
     assert not gaps and ticks[0] < stopped_at < ticks[-1], f"instants lost around the beat restart: {gaps}"
-
-
-def test_a_broken_service_command_fails_naming_the_service(images):
-    """The test of the test: a copy of the compose file whose beat command cannot start."""
-    text = (images / "docker-compose.yml").read_text()
-    broken = text.replace("command: celery -A tasks beat --loglevel=INFO",
-                          "command: celery -A tasks beat --no-such-option")
-    assert broken != text
-    (images / "docker-compose.broken.yml").write_text(broken)
-    write_env(images, test_env())
-    stack = Stack(images, f"bkbroken{secrets.token_hex(3)}", compose_file="docker-compose.broken.yml")
-    try:
-        with pytest.raises(StackError, match=r"service 'beat'") as failure:
-            bring_up(stack, ["migrate", "beat"])
-        assert "no-such-option" in str(failure.value)  # its log says why
-    finally:
-        stack.down()
-    assert not stack.leftovers()

@@ -32,9 +32,10 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "pipeline runs": (), "pipeline show": ("no-such-run",), "pipeline start": ("gtfs-static",),
     "pipeline resume": ("no-such-run",),
     "metrics-server": ("--port", "0"), "monitor": ("--port", "0"), "flower": (),
+    "health worker": (), "health beat": (), "settings": (),
 }
 #: Commands that never need Redis (they read the schedule or the database only).
-WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show"}
+WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show", "settings"}
 #: Commands that read or write the history database.
 WITH_DATABASE = {"history", "db upgrade", "db current", "pipeline runs", "pipeline show"}
 #: Long-running services: they wait for Redis instead of exiting (tests/process/test_redis_down.py).
