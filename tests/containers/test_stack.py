@@ -131,7 +131,7 @@ def test_stopping_and_starting_beat_loses_no_instant_under_catchup_all(stack):
     beat = stack.container("beat")
     podman("stop", "-t", "10", beat)
     stopped_at = datetime.now().astimezone()
-    time.sleep(25)  # real downtime: instants fall due while no beat runs (catchup: all, 30 at most)
+    time.sleep(15)  # real downtime: instants fall due while no beat runs (catchup: all, 30 at most)
     podman("start", beat)
     stack.wait_healthy(["beat"], HEALTHY_TIMEOUT_S)
     wait_for(lambda: user_ticks(stack)[-1] > datetime.now().astimezone() - timedelta(seconds=15),
