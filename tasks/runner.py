@@ -28,6 +28,23 @@ from schedules.errors import SettingsError
 from tasks.infra_errors import check_redis_url, infra_error_line
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_dotenv(path: Path = ROOT / ".env", environ=os.environ) -> list[str]:
+    """The settings of ``.env`` (the file compose reads too) join the environment; a variable
+    already set in the shell wins, an empty value sets nothing. Returns the names it set."""
+    if not path.is_file():
+        return []
+    added = []
+    for name, value in parse_env_file(path.read_text()).items():
+        if value != "" and name not in environ:
+            environ[name] = value
+            added.append(name)
+    return added
+
+
+if __name__ == "__main__":  # `make run`: .env joins the environment before any setting below is read
+    read_dotenv()
 LOCAL_REDIS_PORT = int(os.environ.get("BEATKEEPER_LOCAL_REDIS_PORT") or 6379)
 LOCAL_REDIS_URL = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
 REDIS_START_TIMEOUT_S = 15.0
@@ -141,7 +158,9 @@ def check_redis(url: str) -> None:
 def check_task_modules() -> None:
     """Every module of BEATKEEPER_TASK_MODULES imports (else each process would refuse to start)."""
     from tasks import app
+    from tasks.application import task_modules
 
+    app.conf.include = task_modules()  # as the processes will see them: .env was read after `tasks` loaded
     try:
         app.loader.import_default_modules()
     except SettingsError as exc:
@@ -192,22 +211,8 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def read_dotenv(path: Path = ROOT / ".env", environ=os.environ) -> list[str]:
-    """The settings of ``.env`` (the file compose reads too) join the environment; a variable
-    already set in the shell wins, an empty value sets nothing. Returns the names it set."""
-    if not path.is_file():
-        return []
-    added = []
-    for name, value in parse_env_file(path.read_text()).items():
-        if value != "" and name not in environ:
-            environ[name] = value
-            added.append(name)
-    return added
-
-
 def main() -> None:
     try:
-        read_dotenv()
         sys.exit(run())
     except RunnerError as exc:
         print(f"beatkeeper: {exc}", file=sys.stderr)
