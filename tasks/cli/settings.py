@@ -60,6 +60,8 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
     ),
     "Web surfaces": (
         Setting("FLOWER_PORT", "5555", "Flower's port"),
+        Setting("FLOWER_HOST_PORT", "5555", "compose: the port of 127.0.0.1 that Flower is published on"),
+        Setting("MONITOR_HOST_PORT", "9808", "compose: the port of 127.0.0.1 that the monitor is published on"),
         Setting("FLOWER_ADDRESS", "127.0.0.1", "Flower's address (compose: 0.0.0.0 inside the container)"),
         Setting("BEATKEEPER_MONITOR_BASIC_AUTH", "FLOWER_BASIC_AUTH", "the monitor's user:password (all but "
                 "/healthz)"),

@@ -23,6 +23,7 @@ import pytest
 
 from tests.containers.podman import podman
 from tests.containers.stack import BACKING_SERVICES, ONE_SHOT, Stack, write_env
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
 HEALTHY_TIMEOUT_S = 300  # cold Python imports of six services on a busy 2-core machine
@@ -30,9 +31,13 @@ FLOWER_AUTH = f"ops:{secrets.token_urlsafe(12)}"
 APP_SERVICES = ("migrate", "worker", "worker-singleton", "beat", "flower", "monitor")
 
 
+FLOWER_PORT, MONITOR_PORT = free_port(), free_port()  # 5555 and 9808 may be taken on this machine
+
+
 def stack_env() -> dict[str, str]:
     return {"REDIS_PASSWORD": secrets.token_urlsafe(12), "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
-            "FLOWER_BASIC_AUTH": FLOWER_AUTH, "BEATKEEPER_MISSED_GRACE": "45"}
+            "FLOWER_BASIC_AUTH": FLOWER_AUTH, "BEATKEEPER_MISSED_GRACE": "45",
+            "FLOWER_HOST_PORT": str(FLOWER_PORT), "MONITOR_HOST_PORT": str(MONITOR_PORT)}
 
 
 def bring_up(stack: Stack, services: list[str]) -> None:
@@ -106,13 +111,13 @@ def test_celery_call_inside_the_worker_container_executes(stack):
 
 
 def test_the_monitor_answers_ready_and_flower_asks_for_credentials(stack):
-    assert http_status("http://127.0.0.1:9808/readyz") == 401
-    wait_for(lambda: http_status("http://127.0.0.1:9808/readyz", FLOWER_AUTH) == 200,
+    assert http_status(f"http://127.0.0.1:{MONITOR_PORT}/readyz") == 401
+    wait_for(lambda: http_status(f"http://127.0.0.1:{MONITOR_PORT}/readyz", FLOWER_AUTH) == 200,
              timeout_s=150, what="the monitor's /readyz to answer ready (200)")
-    wait_for(lambda: http_status("http://127.0.0.1:5555/") != 0, timeout_s=90, what="Flower to listen")
-    assert http_status("http://127.0.0.1:5555/") == 401
-    assert http_status("http://127.0.0.1:5555/", "ops:wrong") == 401
-    assert http_status("http://127.0.0.1:5555/", FLOWER_AUTH) == 200
+    wait_for(lambda: http_status(f"http://127.0.0.1:{FLOWER_PORT}/") != 0, timeout_s=90, what="Flower to listen")
+    assert http_status(f"http://127.0.0.1:{FLOWER_PORT}/") == 401
+    assert http_status(f"http://127.0.0.1:{FLOWER_PORT}/", "ops:wrong") == 401
+    assert http_status(f"http://127.0.0.1:{FLOWER_PORT}/", FLOWER_AUTH) == 200
 
 
 def user_ticks(stack: Stack) -> list[datetime]:

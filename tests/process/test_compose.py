@@ -66,8 +66,8 @@ def test_flower_starts_only_through_the_launcher_that_refuses_empty_credentials(
 
 
 def test_web_surfaces_listen_on_every_interface_only_inside_containers_and_publish_on_127_0_0_1():
-    for name, port in (("flower", 5555), ("monitor", 9808)):
-        assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+    for name, port, host_port in (("flower", 5555, "FLOWER_HOST_PORT"), ("monitor", 9808, "MONITOR_HOST_PORT")):
+        assert SERVICES[name]["ports"] == [f"127.0.0.1:${{{host_port}:-{port}}}:{port}"], name
     from monitoring.monitor import MonitorSettings
 
     assert MonitorSettings.from_env({}).host == "127.0.0.1"  # started by hand: this machine only
