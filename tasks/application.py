@@ -1,6 +1,7 @@
 """The Celery app. ``celery -A tasks ...`` finds it as ``tasks.app``.
 
-Your own task modules join with ``BEATKEEPER_TASK_MODULES=myapp.jobs,myapp.sweeps``:
+Your own task modules live in ``tasks/user/`` (found without any variable, see ``tasks.user``);
+modules elsewhere join with ``BEATKEEPER_TASK_MODULES=myapp.jobs,myapp.sweeps``:
 workers, beat and the CLI then all register them.
 """
 from __future__ import annotations
@@ -22,12 +23,15 @@ BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.pipeline_ta
 
 
 def task_modules(environ=os.environ) -> list[str]:
+    from tasks.user import user_task_modules
+
     extra = [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
     try:  # BEATKEEPER_EXAMPLE: an example's tasks only when it is selected
         example = selected_example(environ)
     except SettingsError:
         example = None  # an unknown name: loading the schedule refuses it in one line
-    return BUILTIN_TASK_MODULES + ([example_task_module(example)] if example else []) + extra
+    example_modules = [example_task_module(example)] if example else []
+    return BUILTIN_TASK_MODULES + example_modules + [m for m in user_task_modules() if m not in extra] + extra
 
 
 class BeatkeeperLoader(AppLoader):

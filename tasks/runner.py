@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import redis
+from honcho.environ import parse as parse_env_file
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
@@ -29,6 +30,23 @@ from tasks.infra_errors import check_redis_url, infra_error_line
 from tasks.redis_tls import client_ssl_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_dotenv(path: Path = ROOT / ".env", environ=os.environ) -> list[str]:
+    """The settings of ``.env`` (the file compose reads too) join the environment; a variable
+    already set in the shell wins, an empty value sets nothing. Returns the names it set."""
+    if not path.is_file():
+        return []
+    added = []
+    for name, value in parse_env_file(path.read_text()).items():
+        if value != "" and name not in environ:
+            environ[name] = value
+            added.append(name)
+    return added
+
+
+if __name__ == "__main__":  # `make run`: .env joins the environment before any setting below is read
+    read_dotenv()
 LOCAL_REDIS_PORT = int(os.environ.get("BEATKEEPER_LOCAL_REDIS_PORT") or 6379)
 LOCAL_REDIS_URL = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
 REDIS_START_TIMEOUT_S = 15.0
@@ -144,7 +162,9 @@ def check_task_modules() -> None:
     and BEATKEEPER_EXAMPLE names an example."""
     from schedules.examples import selected_example
     from tasks import app
+    from tasks.application import task_modules
 
+    app.conf.include = task_modules()  # as the processes will see them: .env was read after `tasks` loaded
     try:
         selected_example(os.environ)
         app.loader.import_default_modules()

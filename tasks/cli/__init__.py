@@ -35,6 +35,8 @@ COMMANDS = {
     "trigger": "tasks.cli.trigger",
     "dead-letters": "tasks.cli.dead_letters",
     "import": "tasks.cli.importer",
+    "health": "tasks.cli.health",
+    "settings": "tasks.cli.settings",
 }
 
 EXIT_PROBLEMS = 1

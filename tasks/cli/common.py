@@ -21,7 +21,7 @@ from tasks.schedule_source import load_validated_schedule
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="Schedule file (.py with SCHEDULE, .json, .yaml/.yml, .toml). "
-         "Default: the platform's schedule plus BEATKEEPER_SCHEDULE's file, as beat loads it.",
+         "Default: the platform's schedule plus schedules/user.yaml (or BEATKEEPER_SCHEDULE's file), as beat loads it.",
 )
 
 

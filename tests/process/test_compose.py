@@ -66,8 +66,30 @@ def test_flower_starts_only_through_the_launcher_that_refuses_empty_credentials(
 
 
 def test_web_surfaces_listen_on_every_interface_only_inside_containers_and_publish_on_127_0_0_1():
-    for name, port in (("flower", 5555), ("monitor", 8736)):
-        assert SERVICES[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+    for name, port, host_port in (("flower", 5555, "FLOWER_HOST_PORT"), ("monitor", 8736, "MONITOR_HOST_PORT")):
+        assert SERVICES[name]["ports"] == [f"127.0.0.1:${{{host_port}:-{port}}}:{port}"], name
     from monitoring.monitor import MonitorSettings
 
     assert MonitorSettings.from_env({}).host == "127.0.0.1"  # started by hand: this machine only
+
+
+def test_every_service_reads_the_env_file_as_make_run_does():
+    for name, service in SERVICES.items():
+        assert service.get("env_file") == [{"path": ".env", "required": False}], name
+
+
+def test_worker_and_beat_have_healthchecks_of_their_own():
+    for name, worker_name in (("worker", "default"), ("worker-singleton", "singleton")):
+        assert f"-n {worker_name}@%h" in SERVICES[name]["command"]  # the node `health worker` pings
+        assert SERVICES[name]["healthcheck"]["test"] == ["CMD", "beatkeeper", "health", "worker", worker_name]
+    assert SERVICES["beat"]["healthcheck"]["test"] == ["CMD", "beatkeeper", "health", "beat"]
+
+
+def test_the_image_carries_the_users_code_and_never_the_env_file():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for folder in ("tasks", "schedules", "monitoring"):  # tasks/user/ and schedules/user.yaml inside them
+        assert re.search(rf"^COPY {folder} \./{folder}$", dockerfile, re.MULTILINE), folder
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert ".env" in ignored and ".venv" in ignored
+    assert not [p for p in ignored if p.startswith(("tasks", "schedules", "monitoring"))]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -23,7 +24,8 @@ def readme_task_module(tmp_path) -> dict[str, str]:
 def test_the_readme_has_schedule_snippets_and_the_walk_through_names_its_files():
     found = snippets.schedule_snippets()
     assert found, "README.md has no schedule snippet"
-    assert [b.file_name() for b in snippets.section(ADD_A_TASK) if b.lang == "yaml"] == ["schedule.yaml"]
+    assert [b.file_name() for b in snippets.section(ADD_A_TASK) if b.lang in ("yaml", "python")] == [
+        "tasks/user/myjobs.py", "schedules/user.yaml"]  # the homes found without a variable
 
 
 @pytest.mark.parametrize("snippet", snippets.schedule_snippets(),
@@ -31,7 +33,7 @@ def test_the_readme_has_schedule_snippets_and_the_walk_through_names_its_files()
 def test_every_schedule_snippet_passes_check(snippet, tmp_path):
     env = {**os.environ, **readme_task_module(tmp_path)}
     env.pop("BEATKEEPER_SCHEDULE", None)
-    path = tmp_path / (snippet.file_name() or f"snippet.{snippet.lang}")
+    path = tmp_path / Path(snippet.file_name() or f"snippet.{snippet.lang}").name
     path.write_text(snippet.text)
     result = subprocess.run([sys.executable, "-m", "tasks.cli", "check", "--config", str(path)],
                             capture_output=True, text=True, timeout=120, env=env)

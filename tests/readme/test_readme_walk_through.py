@@ -1,6 +1,7 @@
 """README's "Add a task and a schedule entry", followed literally: its module and schedule
-written where it says, its variables exported, its commands run, beat and a worker started as
-the Procfile starts them, the task executed."""
+written where it says (tasks/user/, schedules/user.yaml, in this checkout, removed afterwards),
+no variable set, its commands run, beat and a worker started as the Procfile starts them, the
+task executed."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import pytest
 
 from monitoring.metrics import metrics_registry
 from tests.readme import snippets
-from tests.readme.test_readme_snippets import ADD_A_TASK, readme_task_module
+from tests.readme.test_readme_snippets import ADD_A_TASK
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.process
@@ -26,15 +27,29 @@ def procfile_command(name: str) -> list[str]:
     raise AssertionError(f"no {name} in the Procfile")
 
 
-def test_the_add_a_task_walk_through_runs_its_task(processes, redis_client, tmp_path):
+@pytest.fixture
+def readme_files_in_their_homes():
+    """The README's task module and schedule written at the paths it names, in this checkout."""
+    root = snippets.README.parent
+    blocks = [b for b in snippets.section(ADD_A_TASK) if b.lang in ("python", "yaml")]
+    paths = [root / b.file_name() for b in blocks]
+    clobbered = [str(p) for p in paths if p.exists()]
+    if clobbered:
+        pytest.fail(f"{clobbered} exist already: this test will not overwrite your files", pytrace=False)
+    try:
+        for path, block in zip(paths, blocks):
+            path.write_text(block.text)
+        yield paths
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+
+def test_the_add_a_task_walk_through_runs_its_task(processes, redis_client, tmp_path, readme_files_in_their_homes):
     blocks = snippets.section(ADD_A_TASK)
-    [schedule] = [b for b in blocks if b.lang == "yaml"]
     setup, trigger = [b for b in blocks if b.lang == "bash"]
-    (tmp_path / schedule.file_name()).write_text(schedule.text)
-    variables = snippets.exported(setup)
-    assert variables == {"BEATKEEPER_TASK_MODULES": "myjobs", "BEATKEEPER_SCHEDULE": "schedule.yaml"}
-    env = {**os.environ, **readme_task_module(tmp_path), **variables,
-           "BEATKEEPER_SCHEDULE": str(tmp_path / variables["BEATKEEPER_SCHEDULE"])}  # the shell's cwd: tmp_path
+    assert snippets.exported(setup) == {}  # the homes need no variable
+    env = {k: v for k, v in os.environ.items() if k not in ("BEATKEEPER_TASK_MODULES", "BEATKEEPER_SCHEDULE")}
 
     for command in snippets.commands(setup):
         if command[0] == "export":

@@ -34,11 +34,13 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "monitor": ("--port", "0"), "flower": (),
     "trigger": ("beatkeeper-heartbeat",), "dead-letters": (),
     "import": ("--from-celery", "tests.importers.every_shape:app", "--days", "1"),
+    "health worker": (), "health beat": (), "settings": (),
 }
 #: Environment a command's sample arguments need: gtfs-static is the transit example's pipeline.
 SAMPLE_ENV: dict[str, dict[str, str]] = {"pipeline start": {"BEATKEEPER_EXAMPLE": "transit"}}
 #: Commands that never need Redis (they read the schedule or the database only).
-WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show", "import"}
+WITHOUT_REDIS = {"check", "plan", "db upgrade", "db current", "pipeline runs", "pipeline show", "import",
+                 "settings"}
 #: Commands that read or write the history database.
 WITH_DATABASE = {"history", "db upgrade", "db current", "pipeline runs", "pipeline show"}
 #: Long-running services: they wait for Redis instead of exiting (tests/process/test_redis_down.py).
