@@ -36,9 +36,17 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("BEATKEEPER_DATA_DIR", "./var", "local state: SQLite history, generated credentials, logs "
                 "(image: /var/lib/beatkeeper)"),
         Setting("BEATKEEPER_LOCAL_REDIS_PORT", "6379", "make run: port of the local redis-server"),
+        Setting("BEATKEEPER_REDIS_CA_FILE", "the system's CAs", "rediss://: PEM bundle of the CA that signed "
+                "Redis's certificate"),
+        Setting("BEATKEEPER_REDIS_CERT_FILE", "", "rediss://: client certificate, when the server asks for one"),
+        Setting("BEATKEEPER_REDIS_KEY_FILE", "", "rediss://: the client certificate's key"),
+        Setting("BEATKEEPER_REDIS_TLS_VERIFY", "required", "rediss://: required, optional or none"),
+        Setting("BEATKEEPER_EVICTION_CHECK", "error when readable, warn when not", "Redis eviction policy "
+                "check at beat start: error, warn or off"),
     ),
     "Your code and schedule": (
         Setting("BEATKEEPER_TASK_MODULES", "", "task modules beyond tasks/user/, comma-separated"),
+        Setting("BEATKEEPER_EXAMPLE", "", "run one of examples/ with the platform (transit, founders, booking)"),
         Setting("BEATKEEPER_SCHEDULE", "schedules/user.yaml", "your schedule file (a path), added to the "
                 "platform's"),
         Setting("BEATKEEPER_DISABLE", "", "entries beat leaves out (name1,name2); also "
@@ -56,6 +64,9 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("BEATKEEPER_REDBEAT_PREFIX", "redbeat:", "prefix of beat's keys in Redis"),
         Setting("BEATKEEPER_WORKER_CONCURRENCY", "0", "processes of the default worker (0: one per core)"),
         Setting("BEATKEEPER_HISTORY_DAYS", "30", "days of execution history kept"),
+        Setting("BEATKEEPER_MAX_MESSAGE_BYTES", "1048576", "bytes: a larger task message is rejected, not run"),
+        Setting("BEATKEEPER_TASK_SENT_EVENTS", "0", "1: task-sent events (celery-exporter's sent and queue-wait "
+                "metrics; one more event per task)"),
         Setting("BEATKEEPER_DEBUG", "", "1: the CLI prints the traceback of an unexpected failure"),
     ),
     "Web surfaces": (
@@ -68,6 +79,9 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("BEATKEEPER_MONITOR_HOST", "127.0.0.1", "the monitor's address (compose: 0.0.0.0 inside the "
                 "container)"),
         Setting("BEATKEEPER_MONITOR_PORT", "8736", "the monitor's port: the dashboard, /metrics, /healthz, /readyz"),
+        Setting("BEATKEEPER_MONITOR_METRICS_OPEN", "0", "1: /metrics answers without credentials"),
+        Setting("BEATKEEPER_FLOWER_URL", "", "Flower's address as a browser reaches it: the dashboard links runs "
+                "there"),
         Setting("BEATKEEPER_MONITOR_INTERVAL", "5", "seconds between two evaluations of the alert rules"),
         Setting("BEATKEEPER_INSPECT_TIMEOUT", "1", "seconds the monitor waits for workers to answer inspect"),
         Setting("BEATKEEPER_SCHEDULE_REFRESH", "60", "seconds between two reads of the published schedule"),
@@ -91,7 +105,7 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("BEATKEEPER_ALERT_EVENT_QUIET", "900", "seconds without task events that alert"),
         Setting("BEATKEEPER_ALERT_WORKERS_FOR", "30", "seconds with no worker answering before it alerts"),
     ),
-    "GTFS pipeline (off until GTFS_STATIC_URL names a feed)": (
+    "Transit example (BEATKEEPER_EXAMPLE=transit): the GTFS pipeline": (
         Setting("GTFS_STATIC_URL", "", "the static GTFS feed to import"),
         Setting("GTFS_DATABASE_URL", "sqlite:///<data dir>/gtfs/gtfs.db", "where it is imported"),
         Setting("GTFS_PUBLISH_URL", "<data dir>/gtfs/published", "where the result is published"),
