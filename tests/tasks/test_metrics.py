@@ -54,7 +54,8 @@ def test_counts_from_two_worker_processes_are_exact_over_http(processes, redis_c
     workers = [start_worker(processes, f"metrics{n}", sqlite_url) for n in (1, 2)]
     port = free_port()
     server = processes.start([sys.executable, "-m", "tasks.cli", "monitor", "--host", "127.0.0.1",
-                              "--port", str(port)], name="monitor", env={"DATABASE_URL": sqlite_url})
+                              "--port", str(port)], name="monitor",
+                             env={"DATABASE_URL": sqlite_url, "BEATKEEPER_MONITOR_METRICS_OPEN": "1"})
     for worker in workers:
         wait_ready(worker)
     wait_until(lambda: _answers(port) or server.poll() is not None, timeout_s=30, what="the metrics server")
