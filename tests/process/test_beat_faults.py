@@ -159,10 +159,13 @@ def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(
     standby = start_beat(processes, env, "beat-b")  # blocks on the lock the leader holds
     wait_until(lambda: instants_executed(redis_client) >= target // 2, timeout_s=120, what="half the instants")
 
-    # Another owner's token: the leader notices at its next renewal; the standby takes over once it lapses.
-    redis_client.set(BEAT_LOCK_KEY, "intruder", px=2_000)
+    # Another owner's token: the leader notices at its next renewal; the standby takes over once it is
+    # gone. Held until the leader exited: lapsing while a loaded leader's tick is late, the lock
+    # would be free at its renewal, which retakes a merely expired lock (``BeatLock.renewal_failed``).
+    redis_client.set(BEAT_LOCK_KEY, "intruder", px=20_000)
     lost_at = datetime.now(timezone.utc)
-    assert leader.wait(timeout=10) == LOCK_LOST_EXIT_CODE
+    assert leader.wait(timeout=15) == LOCK_LOST_EXIT_CODE
+    assert redis_client.delete(BEAT_LOCK_KEY) == 1  # still the intruder's: nobody else could take it
     assert b"lost the beat lock" in Path(leader.log_path).read_bytes()
     # What a second beat firing the same instants would send: dispatches of instants already run.
     resent = sorted(lt.ledger(redis_client))[::10]
