@@ -194,7 +194,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         client = self._redis()
         now = self.app.now()
         now_ts = now.timestamp()
-        lock = self._leading(client, now_ts)
+        lock = self._leading(client)
         if lock is False:
             return self.max_interval  # a standby: try again at the next tick
         if self._due_reader is None:
@@ -202,7 +202,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         read = self._due_reader.read(client, schedule_key=self.app.redbeat_conf.schedule_key, now_ts=now_ts,
                                      lock_key=lock.name if lock else None, token=lock.token if lock else None,
                                      lock_ttl_ms=int(self.lock_timeout * 1000))
-        if read.renewed is False and not lock.renewal_failed(now_ts):
+        if read.renewed is False and not lock.renewal_failed(self._clock_ts):
             self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=lock.name))
         # A changed count is noticed at once; an entry swapped for a stranger at the next full look.
         if read.stored != len(self.specs) or now_ts >= self._next_reconcile_ts:
@@ -242,7 +242,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
                 record_event(client, "schedule_entry_restored", name)
         self._remove_ghosts(set(self.specs))
 
-    def _leading(self, client, now_ts: float) -> BeatLock | None | bool:
+    def _leading(self, client) -> BeatLock | None | bool:
         """The beat lock this beat holds (to renew in the tick's read); None when beat runs without a
         lock (no lock key); False for a standby, which tried to take it, without waiting, and failed."""
         if not self.lock_key:
@@ -251,11 +251,14 @@ class BeatkeeperScheduler(RedBeatScheduler):
             self._beat_lock = BeatLock(client, self.lock_key, timeout_s=self.lock_timeout)
         lock = self._beat_lock
         if not lock.held:
-            if not lock.try_acquire(now_ts):
+            if not lock.try_acquire(self._clock_ts):
                 logger.debug("beat: standing by: another beat holds %s", self.lock_key)
                 return False
             self.lock = lock.lock  # what redbeat's close() releases
         return lock
+
+    def _clock_ts(self) -> float:
+        return self.app.now().timestamp()
 
     def close(self) -> None:
         if self._beat_lock is not None:

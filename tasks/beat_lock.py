@@ -19,6 +19,7 @@ Only the beat holding the lock dispatches; every other beat is a standby. The li
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 
@@ -60,25 +61,30 @@ class BeatLock:
         """We took the lock and no renewal has found it gone since."""
         return self.fence is not None
 
-    def try_acquire(self, now_ts: float) -> bool:
+    def try_acquire(self, clock_ts: Callable[[], float]) -> bool:
         """Take the lock if nobody holds it (no waiting), with a new fence; False if another beat holds it.
 
+        ``since`` is read from ``clock_ts`` (unix s) once the lock is ours, not at the tick's start:
+        the previous leader renewed before we could take it, so every instant it sent is older, and
+        it recorded them; a ``since`` from before our acquire would have workers refuse its last
+        sends that we, reading its records, never send again (lost instants).
         Redis errors propagate: the caller stays a standby and tries again later."""
         self.fence = None
         if not self.lock.acquire(blocking=False):
             return False
-        fence = int(self._fence_script(keys=[self.name, headers.BEAT_EPOCH_KEY], args=[self.token, repr(now_ts)]))
+        since_ts = clock_ts()
+        fence = int(self._fence_script(keys=[self.name, headers.BEAT_EPOCH_KEY], args=[self.token, repr(since_ts)]))
         if not fence:
             return False
         self.fence = fence
         logger.info("beat: Acquired lock %s (fence %d)", self.name, fence)  # redbeat's words, and the fence
         return True
 
-    def renewal_failed(self, now_ts: float) -> bool:
+    def renewal_failed(self, clock_ts: Callable[[], float]) -> bool:
         """The tick's renewal found the lock not ours: take it back if it merely expired with nobody
         taking it (Redis was away longer than the lock timeout). False when another beat holds it.
         SET NX: two beats can never both succeed."""
-        if self.try_acquire(now_ts):
+        if self.try_acquire(clock_ts):
             logger.warning("beat: the beat lock had expired unclaimed (Redis away for over %ss); took it back "
                            "(fence %d)", self.timeout_s, self.fence)
             return True

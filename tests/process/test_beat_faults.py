@@ -157,19 +157,22 @@ def test_two_beats_execute_every_instant_exactly_once_across_a_forced_lock_loss(
     leader = start_beat(processes, env, "beat-a")
     wait_until(lambda: instants_executed(redis_client), timeout_s=START_TIMEOUT_S, what="the leader's first run")
     standby = start_beat(processes, env, "beat-b")  # blocks on the lock the leader holds
-    wait_until(lambda: instants_executed(redis_client) >= target // 2, timeout_s=60, what="half the instants")
+    wait_until(lambda: instants_executed(redis_client) >= target // 2, timeout_s=120, what="half the instants")
 
-    # Another owner's token: the leader notices at its next renewal; the standby takes over once it lapses.
-    redis_client.set(BEAT_LOCK_KEY, "intruder", px=2_000)
+    # Another owner's token: the leader notices at its next renewal; the standby takes over once it is
+    # gone. Held until the leader exited: lapsing while a loaded leader's tick is late, the lock
+    # would be free at its renewal, which retakes a merely expired lock (``BeatLock.renewal_failed``).
+    redis_client.set(BEAT_LOCK_KEY, "intruder", px=20_000)
     lost_at = datetime.now(timezone.utc)
-    assert leader.wait(timeout=10) == LOCK_LOST_EXIT_CODE
+    assert leader.wait(timeout=15) == LOCK_LOST_EXIT_CODE
+    assert redis_client.delete(BEAT_LOCK_KEY) == 1  # still the intruder's: nobody else could take it
     assert b"lost the beat lock" in Path(leader.log_path).read_bytes()
     # What a second beat firing the same instants would send: dispatches of instants already run.
     resent = sorted(lt.ledger(redis_client))[::10]
     for field in resent:
         entry, _, fire_at = field.partition("|")
         lt.record.apply_async(headers=headers.dispatch_headers(entry, datetime.fromisoformat(fire_at)))
-    wait_until(lambda: instants_executed(redis_client) >= target + len(schedule), timeout_s=90,
+    wait_until(lambda: instants_executed(redis_client) >= target + len(schedule), timeout_s=180,
                what=f"{target} instants")
     assert standby.poll() is None
     stop_process_tree(standby)
@@ -325,17 +328,20 @@ def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, r
         thread.join(timeout=5)
     faults_to = datetime.now(timezone.utc)
     wait_until(lambda: all(max(runs) >= faults_to + timedelta(seconds=3) for runs in executed(redis_client).values()),
-               timeout_s=40, what="every entry to run again after the faults")
+               timeout_s=90, what="every entry to run again after the faults")
     # every dispatch of the fault window claimed by a worker (a lost one sent again first)
+    # (bound: a lost one is looked for after the grace, within a sweep; a loaded worker's queue lag on top)
     wait_until(lambda: redis_client.zcount(delivery_watch.PENDING_KEY, 0, faults_to.timestamp()) == 0,
-               timeout_s=delivery_watch.PICKUP_GRACE_S + 4 * delivery_watch.SWEEP_S,
+               timeout_s=3 * (delivery_watch.PICKUP_GRACE_S + 4 * delivery_watch.SWEEP_S),
                what="the dispatches of the fault window to be claimed")
     assert beat.poll() is None and worker.poll() is None
     stop_process_tree(beat)
     wait_drained(redis_client)
 
-    # every round (three a second for 12 s) dropped at least one connection
-    assert len(killed) >= 12 and all(killed), f"connections dropped per round: {killed}"
+    # every second (three rounds each, for 12 s) dropped connections; a single round may find none
+    # open when the previous one's reconnects are still under way on a loaded machine
+    seconds = [killed[i:i + 3] for i in range(0, len(killed) - len(killed) % 3, 3)]
+    assert len(killed) >= 12 and all(any(rounds) for rounds in seconds), f"connections dropped per round: {killed}"
     by_entry = executed(redis_client)
     assert_each_instant_once_without_gaps(by_entry, schedule)
     assert all(min(runs) < faults_from for runs in by_entry.values())  # the fault window is inside the checked span
@@ -373,11 +379,13 @@ def test_beat_and_worker_ride_out_a_redis_restart_without_losing_or_doubling_an_
                    timeout_s=LOCK_TIMEOUT_S + 5, interval_s=0.1, what="the outage to outlast the beat lock")
         server.start()
         restarted, restarted_at = time.monotonic(), datetime.now(timezone.utc)
+        # `all` first works through the outage's instants one run at a time (README, catch-up): on a
+        # loaded 2-core machine a slow entry's backlog alone takes tens of seconds
         wait_until(lambda: all(max(runs) > restarted_at for runs in executed(client).values()),
-                   timeout_s=30, interval_s=0.1, what="every entry to run again after the restart")
+                   timeout_s=90, interval_s=0.1, what="every entry to run again after the restart")
         resumed_s = time.monotonic() - restarted
         wait_until(lambda: all(max(runs) >= restarted_at + timedelta(seconds=3) for runs in executed(client).values()),
-                   timeout_s=30, what="a few more runs")
+                   timeout_s=90, what="a few more runs")
         assert beat.poll() is None and worker.poll() is None  # neither needed a restart of its own
         stop_process_tree(beat)
         wait_drained(client)

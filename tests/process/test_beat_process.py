@@ -67,6 +67,9 @@ def test_a_disabled_entry_gets_no_redbeat_key_and_a_removed_one_is_deleted(proce
     assert redis_client.exists("redbeat:later-removed")
     assert not redis_client.exists("redbeat:switched-off")
     assert "entry 'switched-off' left out: SWITCHED_OFF_SCHEDULER_DISABLED is set" in first.log_path.read_text()
+    # recorded after the entries are stored: read before it lands, the second start has no change to see
+    wait_until(lambda: redis_client.get("beatkeeper:schedule:fingerprint"), timeout_s=START_TIMEOUT_S,
+               what="the first start's fingerprint")
     fingerprint = redis_client.get("beatkeeper:schedule:fingerprint")
     first.terminate()
     first.wait(timeout=30)
