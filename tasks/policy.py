@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import redis
 
-from schedules.entry import KEYS, OverlapPolicy, RetrySpec  # one enum and one set of converters for config and enforcement
+from schedules.entry import KEYS, OverlapPolicy, RetrySpec  # one set of converters for config and enforcement
 from schedules.errors import InvalidValue
 from schedules.guards import lock_ttl_problem
 

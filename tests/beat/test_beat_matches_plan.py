@@ -101,7 +101,8 @@ def test_entry_policies_are_published_for_the_workers_and_never_ride_on_the_mess
     assert published["max_runtime_s"] == 300 and published["time_limit_s"] == 600
     by_entry = json.loads(redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "sweep"))
     assert by_entry == {"task": "beatkeeper.heartbeat",
-                        "policy": {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300, "time_limit_s": 600},
+                        "policy": {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300,
+                                   "time_limit_s": 600},
                         "retry": {"max_retries": 2, "backoff_s": 30, "backoff_max_s": 600, "jitter": True,
                                   "on": ["TimeoutError"]}}
     entry = driver.scheduler._load_entries(redis_client, ["redbeat:sweep"])[0]
