@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import sys
@@ -400,12 +399,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
         """Send one instant of ``entry``; the dispatch to watch (None for a task that cannot be
         watched: one this process does not know as a guarded task claims no run id)."""
         options = dict(entry.options)
-        spec = self.specs.get(entry.name)
-        policy = entry_policy.policy_fields(spec) if spec else None
-        options["headers"] = {**options.get("headers", {}),
-                              **headers.dispatch_headers(entry.name, fire_at, policy=policy)}
-        if spec is not None and spec.retry is not None:
-            options["headers"][headers.RETRY] = json.dumps(spec.retry.as_fields())
+        # Entry and instant only: the worker takes the entry's policies from what beat published.
+        options["headers"] = {**options.get("headers", {}), **headers.dispatch_headers(entry.name, fire_at)}
         if self._beat_lock is not None and self._beat_lock.fence is not None:
             options["headers"][headers.BEAT_FENCE] = str(self._beat_lock.fence)
         sent_at = self.app.now().timestamp()

@@ -1,5 +1,5 @@
-"""A schedule entry's run policy and its task's budget, as beat publishes them for the
-workers (the workers take both from there only, never from a message's headers)."""
+"""A schedule entry's run policy, its retry policy and its task's budget, as beat publishes them
+for the workers (the workers take them from there only, never from a message's headers)."""
 from __future__ import annotations
 
 import logging
@@ -68,9 +68,9 @@ def declared_budgets(tasks: Mapping[str, Any]) -> dict[str, int]:
 
 def publish(client: redis.Redis, specs: Mapping[str, EntrySpec], *, default_budget: int,
             tasks: Mapping[str, Any]) -> None:
-    """Publish, for the registered entries ``specs``: each entry's policy, each task's hand-run
-    policy, and each task's budget by the one rule ``check`` applied (``schedules.guards``)."""
+    """Publish, for the registered entries ``specs``: each entry's policy and retry policy, each
+    task's hand-run policy, and each task's budget by the one rule ``check`` applied (``schedules.guards``)."""
     budgets = task_budgets(specs, default_runs_per_hour=default_budget, declared=declared_budgets(tasks))
     publish_entry_policies(client, published_policies(specs),
-                           entries={name: (spec.task, policy_fields(spec)) for name, spec in specs.items()},
+                           entries={name: (spec.task, policy_fields(spec), spec.retry) for name, spec in specs.items()},
                            budgets=budgets, default_budget=default_budget)

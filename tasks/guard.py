@@ -123,20 +123,23 @@ class GuardedTask(Task):
 def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any], *,
               received_at: float) -> Run:
     """The Run for ``request``: its policy resolved (published entry > published task > declaration
-    > defaults; never a message's own policy header). A policy that cannot be used does not raise
-    here: the run carries the error and fails inside the guard, recorded (``policy_check``)."""
+    > defaults) and its entry's retry policy as beat published it; never a message's own policy
+    or retry header. A policy that cannot be used does not raise here: the run carries the error
+    and fails inside the guard, recorded (``policy_check``)."""
     declared, max_lock_ttl_s = _declaration(task)
     entry = headers.entry_of(request)
     published = _published_policies(task.app)
     state: dict[str, Any] = {}
+    entry_retry = None
     try:
         policy = resolve_policy(task.name, published.entry_fields(entry, task.name), published.fields_for(task.name),
                                 declared, max_lock_ttl_s=max_lock_ttl_s)
+        entry_retry = published.entry_retry(entry, task.name)
         lock_key = None
         if policy.overlap is not OverlapPolicy.ALLOW:
             lock_key = lock_key_for(task.name, policy, signature=_signature(task), args=args, kwargs=kwargs)
     except PolicyError as exc:
-        policy, lock_key = RunPolicy(overlap=OverlapPolicy.ALLOW), None
+        policy, lock_key, entry_retry = RunPolicy(overlap=OverlapPolicy.ALLOW), None, None
         state[POLICY_PROBLEM] = exc
     delivery = getattr(request, "delivery_info", None) or {}
     return Run(task_name=task.name, task_id=request.id or "", args=tuple(args), kwargs=dict(kwargs),
@@ -146,7 +149,7 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
                idempotent=bool(getattr(task, "idempotent", False)),
                hostname=request.hostname or "", expires_at=_timestamp(getattr(request, "expires", None)),
                handoff_token=getattr(request, HANDOFF_HEADER, None), state=state,
-               beat_fence=getattr(request, headers.BEAT_FENCE, None))
+               beat_fence=getattr(request, headers.BEAT_FENCE, None), entry_retry=entry_retry)
 
 
 def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
@@ -186,7 +189,7 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
             outcome = Outcome(status=skipped.status, finished_at=time.time(), reason=skipped.reason)
             return skipped.result
         except BaseException as exc:
-            retry = retry_for(task, request, exc)  # the schedule entry's retry policy, if it has one
+            retry = retry_for(task, request, exc, run.entry_retry)  # the entry's retry policy, if it has one
             status = RunStatus.FAILURE if retry is None else RunStatus.RETRY
             outcome = Outcome.of_error(status, exc, finished_at=time.time())
             if retry is not None:

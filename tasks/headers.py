@@ -1,38 +1,30 @@
 """The message headers beat adds to each dispatch, read back by the worker.
 
 They ride in the Celery message headers, so ``task.request`` exposes them as attributes.
+They say which entry and instant a run is, never how it runs: an entry's policy and retry
+policy reach the worker only as beat published them (``tasks.policy.PublishedPolicies``).
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 ENTRY = "beatkeeper_entry"  # the schedule entry's name
 FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
-POLICY = "beatkeeper_policy"  # JSON: the entry's overlap, lock_ttl_s, lock_key, max_runtime_s, time_limit_s
 TRIGGERED_BY = "beatkeeper_triggered_by"  # who ran an entry by hand (``tasks.trigger``)
 PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
-RETRY = "beatkeeper_retry"  # JSON: the entry's retry policy (max_retries, backoff_s, backoff_max_s, jitter, on)
 BEAT_FENCE = "beatkeeper_beat_fence"  # the fencing token of the beat that sent the dispatch (an int, as text)
 BEAT_EPOCH_KEY = "beatkeeper:beat:epoch"  # hash {fence, since}: the newest beat lock holder's token, and when it took the lock (unix s)
 
 #: Headers a retry's message must carry again: Celery does not copy custom headers on retry.
-CARRIED_ON_RETRY = (ENTRY, FIRE_AT, POLICY, RETRY, PIPELINE_RUN)
+#: The entry's name is what the retry's worker finds the entry's published policies by.
+CARRIED_ON_RETRY = (ENTRY, FIRE_AT, PIPELINE_RUN)
 
 
-def dispatch_headers(entry: str, fire_at: datetime, *,
-                     policy: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Headers for one scheduled dispatch of ``entry`` at ``fire_at``.
-
-    ``policy``: the entry's policy fields (``RunPolicy.as_fields()``); fields left None fall
-    through to the task's declaration.
-    """
-    sent = {ENTRY: entry, FIRE_AT: fire_at.astimezone(timezone.utc).isoformat()}
-    if policy:
-        sent[POLICY] = json.dumps({k: v for k, v in policy.items() if v is not None}, sort_keys=True)
-    return sent
+def dispatch_headers(entry: str, fire_at: datetime) -> dict[str, str]:
+    """Headers for one scheduled dispatch of ``entry`` at ``fire_at``."""
+    return {ENTRY: entry, FIRE_AT: fire_at.astimezone(timezone.utc).isoformat()}
 
 
 def run_label(task_name: str, sent: Mapping[str, Any]) -> str | None:
@@ -57,14 +49,3 @@ def pipeline_run_of(request: Any) -> str | None:
     """The pipeline run a request is a step of; None outside a pipeline."""
     return getattr(request, PIPELINE_RUN, None) or None
 
-
-def policy_of(request: Any) -> dict[str, Any]:
-    """The entry's policy fields beat sent with a request; {} for a hand-triggered run."""
-    raw = getattr(request, POLICY, None)
-    return json.loads(raw) if raw else {}
-
-
-def retry_of(request: Any) -> dict[str, Any]:
-    """The entry's retry policy beat sent with a request; {} when none (the task's own applies)."""
-    raw = getattr(request, RETRY, None)
-    return json.loads(raw) if raw else {}

@@ -29,13 +29,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import redis
 
-from schedules.entry import KEYS, OverlapPolicy  # one enum and one set of converters for config and enforcement
+from schedules.entry import KEYS, OverlapPolicy, RetrySpec  # one set of converters for config and enforcement
 from schedules.errors import InvalidValue
 from schedules.guards import lock_ttl_problem
 
 LOCK_PREFIX = "beatkeeper:lock:"
 PUBLISHED_POLICIES_KEY = "beatkeeper:policies"  # hash: task name -> JSON of the entry's policy fields
-PUBLISHED_ENTRY_POLICIES_KEY = "beatkeeper:policies:entries"  # hash: entry -> JSON {task, policy}
+PUBLISHED_ENTRY_POLICIES_KEY = "beatkeeper:policies:entries"  # hash: entry -> JSON {task, policy, retry}
 PUBLISHED_BUDGETS_KEY = "beatkeeper:budgets"  # hash: task name -> runs per hour; "*" -> the default
 DEFAULT_BUDGET_FIELD = "*"
 
@@ -161,15 +161,21 @@ def _bound_arguments(signature: inspect.Signature | None, args: Sequence[Any],
     return {"args": list(args), **kwargs}
 
 
+def published_entry(task: str, policy: Mapping[str, Any], retry: RetrySpec | None = None) -> str:
+    """What beat publishes for one entry: its task (the only task it lends anything to), its
+    policy fields and its retry policy (None: the task's own declaration applies)."""
+    return json.dumps({"task": task, "policy": dict(policy), "retry": retry.as_fields() if retry else None})
+
+
 def publish_entry_policies(client: redis.Redis, policies: Mapping[str, RunPolicy], *,
-                           entries: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+                           entries: Mapping[str, tuple[str, Mapping[str, Any], RetrySpec | None]] | None = None,
                            budgets: Mapping[str, int] | None = None, default_budget: int | None = None) -> None:
     """Publish what workers enforce (beat calls this when it loads the schedule), atomically
     replacing what was published before:
 
     - ``policies``: per task, the entry policy its hand-triggered runs follow (when several
       entries name one task, the caller picks it);
-    - ``entries``: per entry, ``(task, policy fields)``: what a scheduled run of it follows;
+    - ``entries``: per entry, ``(task, policy fields, retry policy)``: what a run naming it follows;
     - ``budgets``/``default_budget``: runs per hour per task (``schedules.guards.task_budgets``)
       and for tasks with none.
     """
@@ -180,7 +186,7 @@ def publish_entry_policies(client: redis.Redis, policies: Mapping[str, RunPolicy
                       mapping={task: json.dumps(p.as_fields()) for task, p in policies.items()})
         if entries:
             pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, mapping={
-                name: json.dumps({"task": task, "policy": dict(fields)}) for name, (task, fields) in entries.items()})
+                name: published_entry(*published) for name, published in entries.items()})
         budget_map = {task: int(runs) for task, runs in (budgets or {}).items()}
         if default_budget is not None:
             budget_map[DEFAULT_BUDGET_FIELD] = int(default_budget)
@@ -192,8 +198,8 @@ def publish_entry_policies(client: redis.Redis, policies: Mapping[str, RunPolicy
 class PublishedPolicies:
     """A worker's cached view of what beat published, re-read every ``refresh_s``.
 
-    The only source of an entry's policy and a task's budget on the worker: a message's own
-    headers are never trusted for either (anyone can send a message)."""
+    The only source of an entry's policy, its retry policy and a task's budget on the worker: a
+    message's own headers are never trusted for any (anyone can send a message)."""
 
     def __init__(self, client: redis.Redis, *, refresh_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
@@ -225,11 +231,22 @@ class PublishedPolicies:
 
     def entry_fields(self, entry: str, task_name: str) -> dict[str, Any]:
         """The policy of schedule entry ``entry``, if beat published it for this very task; else {}."""
+        return dict(self._bound_entry(entry, task_name).get("policy") or {})
+
+    def entry_retry(self, entry: str, task_name: str) -> RetrySpec | None:
+        """The retry policy of schedule entry ``entry``, if beat published one for this very task."""
+        fields = self._bound_entry(entry, task_name).get("retry")
+        if not fields:
+            return None
+        try:
+            return RetrySpec(**{**fields, "on": tuple(fields.get("on") or ())})
+        except TypeError:  # a publication this code cannot read (another version's beat)
+            raise PolicyError(task_name, "retry", fields, "not a retry policy this worker knows") from None
+
+    def _bound_entry(self, entry: str, task_name: str) -> dict[str, Any]:
         self._refresh()
         published = self._by_entry.get(entry) if entry else None
-        if not published or published.get("task") != task_name:
-            return {}
-        return dict(published.get("policy") or {})
+        return published if published and published.get("task") == task_name else {}
 
     def budget_for(self, task_name: str) -> int | None:
         """The runs-per-hour budget beat published for ``task_name``; None when it published none."""

@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from schedules.entry import RetrySpec
 from tasks.policy import RunPolicy
 
 
@@ -55,6 +56,7 @@ class Run:
     expires_at: float | None = None  # unix seconds; a run still waiting then gives up as expired
     handoff_token: str | None = None  # the lock token a retry may take over from its predecessor
     beat_fence: str | None = None  # the sending beat's fencing token (header text); None: not from beat
+    entry_retry: RetrySpec | None = None  # the entry's retry policy as beat published it; None: the task's own
     fencing_token: int | None = None  # set by the overlap middleware once the lock is held
     lost: list["LostRun"] = field(default_factory=list)  # predecessors found dead on acquire
     state: dict[str, Any] = field(default_factory=dict)  # per-middleware scratch space, keyed by owner

@@ -2,12 +2,12 @@
 dashboard share :func:`trigger_entry`.
 
 Everything comes from what beat published, never from the caller: the entry's task, arguments
-and message options (queue, expires, time limit) from its stored redbeat definition, its
-policy from the published entry policies (the worker reads it from there too, and trusts the
-entry's name only when beat published it for this very task). The message carries the
-entry's name and no fire instant, so the run is a *manual run of that entry*: a fresh run id
-(its task id, ``tasks.run_claim.run_id_for``), the entry's overlap/lock/budget policy, its
-name in the history, and ``<task> [<entry> @ manual]`` in Flower (``tasks.headers.run_label``).
+and message options (queue, expires, time limit) from its stored redbeat definition; its
+policies the worker reads from the published entry policies (trusting the entry's name only
+when beat published it for this very task). The message carries the entry's name and no fire
+instant, so the run is a *manual run of that entry*: a fresh run id (its task id,
+``tasks.run_claim.run_id_for``), the entry's overlap/lock/budget and retry policy, its name in
+the history, and ``<task> [<entry> @ manual]`` in Flower (``tasks.headers.run_label``).
 Who asked is recorded as an ``entry_triggered`` event.
 """
 from __future__ import annotations
@@ -50,11 +50,8 @@ def trigger_entry(app: Any, entry: str, *, who: str) -> str:
     if stored["task"] != published.get("task"):
         raise TriggerError(f"entry {entry!r}: beat is publishing a new schedule (stored task {stored['task']!r}, "
                            f"published {published.get('task')!r}); try again in a few seconds")
-    sent: dict[str, str] = {}
-    if published.get("policy"):  # informational, as beat sends it: the worker reads the published one
-        sent[headers.POLICY] = json.dumps(published["policy"], sort_keys=True)
     task_id = _send(app, stored["task"], list(stored.get("args") or []), dict(stored.get("kwargs") or {}),
-                    dict(stored.get("options") or {}), entry=entry, who=who, extra_headers=sent)
+                    dict(stored.get("options") or {}), entry=entry, who=who)
     record_event(client, TRIGGERED_EVENT, entry, task=stored["task"], task_id=task_id, who=who)
     return task_id
 
@@ -85,10 +82,10 @@ def requeue_dead_letter(app: Any, letter_id: str, *, who: str) -> str:
     return task_id
 
 
-def _send(app: Any, task_name: str, args: list, kwargs: dict, options: dict[str, Any], *, entry: str, who: str,
-          extra_headers: dict[str, str] | None = None) -> str:
+def _send(app: Any, task_name: str, args: list, kwargs: dict, options: dict[str, Any], *, entry: str,
+          who: str) -> str:
     """Publish one hand run with a fresh task id (so a fresh run id); the entry's name when it has one."""
-    sent = {headers.TRIGGERED_BY: who, **(extra_headers or {})}
+    sent = {headers.TRIGGERED_BY: who}
     if entry:
         sent[headers.ENTRY] = entry
     options["headers"] = {**options.get("headers", {}), **sent}

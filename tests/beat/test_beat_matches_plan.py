@@ -85,11 +85,11 @@ def test_fall_back_day_in_sydney_fires_the_repeated_half_hours_twice_and_0230_on
     assert len(half_hourly) == 16
 
 
-def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
+def test_entry_policies_are_published_for_the_workers_and_never_ride_on_the_message(
         app, redis_client, monkeypatch, tmp_path):
     from tasks.beat import BeatkeeperScheduler
-    from tasks.headers import POLICY, RETRY, dispatch_headers
-    from tasks.policy import PUBLISHED_POLICIES_KEY
+    from tasks.headers import BEAT_FENCE, ENTRY, FIRE_AT, dispatch_headers
+    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY, PUBLISHED_POLICIES_KEY
 
     schedule = {"sweep": {"task": "beatkeeper.heartbeat", "every": 60, "overlap": "buffer_one",
                           "lock_ttl": 90, "max_runtime": "5m", "time_limit": "10m", "queue": "singleton",
@@ -99,6 +99,12 @@ def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
     published = json.loads(redis_client.hget(PUBLISHED_POLICIES_KEY, "beatkeeper.heartbeat"))
     assert published["overlap"] == "buffer_one" and published["lock_ttl_s"] == 90
     assert published["max_runtime_s"] == 300 and published["time_limit_s"] == 600
+    by_entry = json.loads(redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "sweep"))
+    assert by_entry == {"task": "beatkeeper.heartbeat",
+                        "policy": {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300,
+                                   "time_limit_s": 600},
+                        "retry": {"max_retries": 2, "backoff_s": 30, "backoff_max_s": 600, "jitter": True,
+                                  "on": ["TimeoutError"]}}
     entry = driver.scheduler._load_entries(redis_client, ["redbeat:sweep"])[0]
     assert entry.options == {"queue": "singleton", "time_limit": 600}
     sent = []
@@ -108,9 +114,8 @@ def test_entry_policies_ride_with_each_dispatch_and_are_published_for_hand_runs(
     dispatch = BeatkeeperScheduler._publish(driver.scheduler, entry, start, None)
     assert (dispatch.entry, dispatch.task_id, dispatch.queue) == ("sweep", "t-1", "singleton")
     assert dispatch.run_id == f"sweep|{start.isoformat()}"
-    header = json.loads(sent[0]["headers"][POLICY])
-    assert header == {"overlap": "buffer_one", "lock_ttl_s": 90, "max_runtime_s": 300, "time_limit_s": 600}
+    # Which entry and instant, and the sending beat's fence: no policy (the workers read the published one).
+    assert set(sent[0]["headers"]) <= {ENTRY, FIRE_AT, BEAT_FENCE}
+    assert sent[0]["headers"][ENTRY] == "sweep"
     assert sent[0]["queue"] == "singleton" and sent[0]["time_limit"] == 600
-    assert json.loads(sent[0]["headers"][RETRY]) == {"max_retries": 2, "backoff_s": 30, "backoff_max_s": 600,
-                                                      "jitter": True, "on": ["TimeoutError"]}
     assert dispatch_headers("sweep", start)["beatkeeper_fire_at"] == sent[0]["headers"]["beatkeeper_fire_at"]

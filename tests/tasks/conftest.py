@@ -31,15 +31,16 @@ def guard_only(app):
         set_middlewares(app, previous)
 
 
-def publish_entry(entry: str, task, **policy) -> None:
+def publish_entry(entry: str, task, *, retry=None, **policy) -> None:
     """Publish, as beat does at start, that schedule entry ``entry`` runs ``task`` with ``policy``
-    (the worker takes an entry's policy from there only, never from message headers)."""
+    and the retry policy ``retry`` (a ``RetrySpec``; the worker takes an entry's policies from
+    there only, never from message headers)."""
     from tasks import app
-    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
+    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY, published_entry
     from tasks.redis_client import app_redis
 
     app_redis(app).hset(PUBLISHED_ENTRY_POLICIES_KEY, entry,
-                        json.dumps({"task": getattr(task, "name", task), "policy": policy}))
+                        published_entry(getattr(task, "name", task), policy, retry))
 
 
 def guard_middlewares(app) -> list:

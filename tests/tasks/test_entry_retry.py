@@ -1,5 +1,6 @@
 """An entry's `retry` key: transient errors retried with backoff and jitter on a real worker,
-each attempt a history row; other errors and exhausted retries fail."""
+each attempt a history row; other errors and exhausted retries fail. The worker takes the retry
+policy from what beat published for the entry, never from a message header (issue 13)."""
 from __future__ import annotations
 
 import json
@@ -8,16 +9,29 @@ from datetime import datetime, timezone
 import pytest
 
 from schedules.entry import RetrySpec, convert_keys
-from tasks import headers
+from tasks import entry_policy, headers
+from tasks.guard import set_published_policies
+from tasks.policy import PublishedPolicies
+from tasks.schedule_source import load_validated_schedule
 from tests.monitoring.databases import app_history, drained_records, sqlite_url  # noqa: F401
 from tests.tasks import retry_tasks
+from tests.tasks.conftest import publish_entry
 
 FIRE_AT = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+#: What beat sent before issue 13; now any sender's header, which must give no task retries.
+FORGED_RETRY = {"beatkeeper_retry": json.dumps({"max_retries": 100, "backoff_s": 0.05, "backoff_max_s": 0.1,
+                                                "jitter": False, "on": []})}
+
+
+@pytest.fixture(autouse=True)
+def published_now(app, redis_client):
+    """The worker reads what is published at each run (no 5 s cache across tests)."""
+    set_published_policies(app, PublishedPolicies(redis_client, refresh_s=0))
 
 
 def _dispatch(task, args, entry: str, retry: RetrySpec):
-    sent = {**headers.dispatch_headers(entry, FIRE_AT), headers.RETRY: json.dumps(retry.as_fields())}
-    return task.apply_async(args, headers=sent)
+    publish_entry(entry, task, retry=retry)
+    return task.apply_async(args, headers=headers.dispatch_headers(entry, FIRE_AT))
 
 
 def _statuses(store, entry: str, expected: int) -> list[str]:
@@ -59,3 +73,32 @@ def test_an_error_the_policy_does_not_name_is_not_retried(app_history, worker, r
         result.get(timeout=30)
     assert _statuses(app_history, "broken-entry", 1) == ["failure"]
     assert redis_client.get("broken-attempts") == "1"
+
+
+def test_a_forged_retry_header_gives_no_retries_only_the_entry_beat_published_does(app, app_history, worker,
+                                                                                   redis_client):
+    forged = {**headers.dispatch_headers("forged-entry", FIRE_AT), **FORGED_RETRY}
+    result = retry_tasks.broken.apply_async(("forged-attempts",), headers=forged)  # no entry published
+    with pytest.raises(ValueError):
+        result.get(timeout=30)
+    assert _statuses(app_history, "forged-entry", 1) == ["failure"]  # the task declares no retries
+    assert redis_client.get("forged-attempts") == "1"
+
+    schedule = {"forged-entry": {"task": retry_tasks.broken.name, "every": 60, "args": ["published-attempts"],
+                                 "retry": {"max_retries": 2, "backoff": 0.05, "backoff_max": 0.1}},
+                "flaky-entry": {"task": retry_tasks.flaky.name, "every": 60, "args": ["x", 1],
+                                "retry": {"max_retries": 5, "backoff": 0.05}}}
+    entry_policy.publish(redis_client, load_validated_schedule(app, environ={}, raw=schedule).entries,
+                         default_budget=1000, tasks=app.tasks)
+    result = retry_tasks.broken.apply_async(("published-attempts",), headers=forged)  # header still there
+    with pytest.raises(ValueError):
+        result.get(timeout=30)
+    assert redis_client.get("published-attempts") == "3"  # the published 2 retries, not the header's 100
+    # An entry published for another task lends it nothing.
+    borrowed = retry_tasks.broken.apply_async(("borrowed-attempts",),
+                                              headers=headers.dispatch_headers("flaky-entry", FIRE_AT))
+    with pytest.raises(ValueError):
+        borrowed.get(timeout=30)
+    assert redis_client.get("borrowed-attempts") == "1"
+    statuses = sorted(r.status for r in drained_records(app_history, expected=4, entry="forged-entry"))
+    assert statuses == ["failure", "failure", "retry", "retry"]

@@ -23,7 +23,7 @@ from tests.tasks import guarded_tasks as gt
 from tests.tasks import history_tasks as ht
 from tests.tasks.conftest import publish_entry
 
-FORGED_ALLOW = {headers.POLICY: json.dumps({"overlap": "allow"})}
+FORGED_ALLOW = {"beatkeeper_policy": json.dumps({"overlap": "allow"})}  # the header beat once sent
 
 
 def _second_run_while_the_first_holds_the_lock(key: str, probe_for, **second_options):

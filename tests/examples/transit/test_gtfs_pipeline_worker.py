@@ -70,7 +70,7 @@ def manifest(put_receiver) -> dict:
 def test_a_scheduled_run_publishes_a_file_whose_departures_match_the_feed(
         pipeline_store, app_history, gtfs_env, worker, feed, put_receiver, tmp_path):
     fire_at = datetime.now(timezone.utc).replace(microsecond=0)
-    sent = headers.dispatch_headers(ENTRY, fire_at, policy={"overlap": "skip", "lock_ttl_s": 60})
+    sent = headers.dispatch_headers(ENTRY, fire_at)
     run_id = started_run(headers=sent)
     run = finished(pipeline_store, run_id)
 
@@ -197,7 +197,7 @@ def test_a_trigger_while_a_run_is_going_is_skipped_as_overlap_until_the_run_ends
         app, pipeline_store, app_history, gtfs_env, worker, feed_server, redis_client):
     feed_server.gate.clear()  # sync will wait inside its download
     fire_at = datetime.now(timezone.utc).replace(microsecond=0)
-    scheduled = started_run(headers=headers.dispatch_headers(ENTRY, fire_at, policy={"overlap": "skip"}))
+    scheduled = started_run(headers=headers.dispatch_headers(ENTRY, fire_at))
     assert feed_server.waiting.wait(timeout=20)
 
     by_hand = app.send_task(gtfs_tasks.START_TASK).get(timeout=30)  # what `celery -A tasks call` sends
@@ -229,7 +229,7 @@ def test_two_triggers_at_the_same_instant_start_one_run(app, pipeline_store, app
 
     fire_at = datetime.now(timezone.utc).replace(microsecond=0)
     threads = [threading.Thread(target=trigger, args=(options,)) for options in (
-        {"headers": headers.dispatch_headers(ENTRY, fire_at, policy={"overlap": "skip"})}, {})]
+        {"headers": headers.dispatch_headers(ENTRY, fire_at)}, {})]
     for thread in threads:
         thread.start()
     for thread in threads:
