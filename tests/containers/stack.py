@@ -14,9 +14,18 @@ from pathlib import Path
 from tests.containers.podman import compose_command, podman, podman_env
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Dockerfile", ".dockerignore", "docker-compose.yml", "pyproject.toml", "README.md",
-                 "celeryconfig.py", "Procfile")
-PROJECT_DIRS = ("tasks", "schedules", "monitoring")
+
+def dockerfile_sources(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
+    """Every path the Dockerfile COPYs, read from it: the copy below cannot drift from the image."""
+    sources: list[str] = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words and words[0] == "COPY" and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+COMPOSE_FILES = ("Dockerfile", ".dockerignore", "docker-compose.yml")
 IMAGE = "localhost/beatkeeper:latest"
 BACKING_SERVICES = ("redis", "postgres")  # podman < 4.6 ignores `condition: service_healthy`: up first
 ONE_SHOT = "migrate"  # the others start once it has exited 0 (`service_completed_successfully`)
@@ -28,10 +37,11 @@ class StackError(AssertionError):
 
 def copy_project(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        shutil.copy2(ROOT / name, dest / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in dict.fromkeys([*COMPOSE_FILES, *dockerfile_sources()]):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(ROOT / name, dest / name)
     return dest
 
 

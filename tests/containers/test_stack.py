@@ -111,9 +111,12 @@ def test_celery_call_inside_the_worker_container_executes(stack):
 
 
 def test_the_monitor_answers_ready_and_flower_asks_for_credentials(stack):
-    assert http_status(f"http://127.0.0.1:{MONITOR_PORT}/readyz") == 401
-    wait_for(lambda: http_status(f"http://127.0.0.1:{MONITOR_PORT}/readyz", FLOWER_AUTH) == 200,
+    # /readyz is open for probes, like /healthz; the dashboard and /metrics ask for credentials.
+    wait_for(lambda: http_status(f"http://127.0.0.1:{MONITOR_PORT}/readyz") == 200,
              timeout_s=150, what="the monitor's /readyz to answer ready (200)")
+    for path in ("/", "/metrics"):
+        assert http_status(f"http://127.0.0.1:{MONITOR_PORT}{path}") == 401, path
+        assert http_status(f"http://127.0.0.1:{MONITOR_PORT}{path}", FLOWER_AUTH) == 200, path
     wait_for(lambda: http_status(f"http://127.0.0.1:{FLOWER_PORT}/") != 0, timeout_s=90, what="Flower to listen")
     assert http_status(f"http://127.0.0.1:{FLOWER_PORT}/") == 401
     assert http_status(f"http://127.0.0.1:{FLOWER_PORT}/", "ops:wrong") == 401
