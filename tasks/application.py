@@ -67,5 +67,6 @@ def _one_line_infra_errors(logger=None, **_) -> None:
 
 # Every task, the platform's and the user's, gets the guarded base (overlap policies, locks,
 # middlewares) unless it names another ``base``.
-app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask", loader=BeatkeeperLoader)
+app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask",
+             loader="tasks.application:BeatkeeperLoader")  # a name: Celery's Django fixup lowercases it
 app.config_from_object("celeryconfig")
