@@ -23,7 +23,6 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 
 from monitoring.basic_auth import credentials_problem
-from monitoring.monitor import DEFAULT_PORT as MONITOR_DEFAULT_PORT
 from schedules.errors import SettingsError
 from tasks.infra_errors import check_redis_url, infra_error_line
 from tasks.redis_tls import client_ssl_kwargs
@@ -160,10 +159,10 @@ def run() -> int:
     redis_proc = None
     redis_url = os.environ.get("REDIS_URL", "")
     flower_auth, generated_in = flower_credentials()  # unusable credentials: refused before anything starts
-    check_task_modules()
-    if redis_url:
+    if redis_url:  # before the task modules: refusing a down Redis needs no Celery import (seconds when loaded)
         check_redis(redis_url)
-    else:
+    check_task_modules()
+    if not redis_url:
         if answers(LOCAL_REDIS_URL):
             print(f"beatkeeper: using the Redis already running at {LOCAL_REDIS_URL}", flush=True)
         else:
@@ -173,6 +172,8 @@ def run() -> int:
         env = process_env(redis_url, flower_auth)
         migrate_history_database(env)
         if generated_in is not None:
+            from monitoring.monitor import DEFAULT_PORT as MONITOR_DEFAULT_PORT  # heavy: only once started
+
             print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the dashboard at "
                   f"http://127.0.0.1:{env.get('BEATKEEPER_MONITOR_PORT') or MONITOR_DEFAULT_PORT}/: "
                   f"user:password = {flower_auth} (from {generated_in})", flush=True)
