@@ -13,7 +13,7 @@ from celery.loaders.app import AppLoader
 
 from schedules.errors import SettingsError
 from schedules.examples import example_task_module, selected_example
-from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url
+from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url, user_task_modules
 from tasks.redis_tls import check_tls_settings
 from tasks.selfchecks import eviction_check_mode
 
@@ -22,7 +22,7 @@ BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.pipeline_ta
 
 
 def task_modules(environ=os.environ) -> list[str]:
-    extra = [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
+    extra = user_task_modules(environ)
     try:  # BEATKEEPER_EXAMPLE: an example's tasks only when it is selected
         example = selected_example(environ)
     except SettingsError:
