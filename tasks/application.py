@@ -14,7 +14,7 @@ from celery.loaders.app import AppLoader
 
 from schedules.errors import SettingsError
 from schedules.examples import example_task_module, selected_example
-from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, redis_url
+from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, named_task_modules, redis_url
 from tasks.redis_tls import check_tls_settings
 from tasks.selfchecks import eviction_check_mode
 
@@ -25,7 +25,7 @@ BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.pipeline_ta
 def task_modules(environ=os.environ) -> list[str]:
     from tasks.user import user_task_modules
 
-    extra = [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
+    extra = named_task_modules(environ)
     try:  # BEATKEEPER_EXAMPLE: an example's tasks only when it is selected
         example = selected_example(environ)
     except SettingsError:
@@ -71,5 +71,6 @@ def _one_line_infra_errors(logger=None, **_) -> None:
 
 # Every task, the platform's and the user's, gets the guarded base (overlap policies, locks,
 # middlewares) unless it names another ``base``.
-app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask", loader=BeatkeeperLoader)
+app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask",
+             loader="tasks.application:BeatkeeperLoader")  # a name: Celery's Django fixup lowercases it
 app.config_from_object("celeryconfig")

@@ -32,6 +32,11 @@ class TaskModuleError(SettingsError):
                          f"cannot import it ({type(exc).__name__}: {_first_line(exc)})")
 
 
+def named_task_modules(environ: Mapping[str, str]) -> list[str]:
+    """The modules named in BEATKEEPER_TASK_MODULES, in order."""
+    return [m.strip() for m in environ.get("BEATKEEPER_TASK_MODULES", "").split(",") if m.strip()]
+
+
 class RedisUrlError(SettingsError):
     """REDIS_URL is not a URL redis-py and kombu can use."""
 

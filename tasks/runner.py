@@ -9,6 +9,7 @@ honcho. Ctrl-C stops every process it started.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -24,9 +25,8 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 
 from monitoring.basic_auth import credentials_problem
-from monitoring.monitor import DEFAULT_PORT as MONITOR_DEFAULT_PORT
 from schedules.errors import SettingsError
-from tasks.infra_errors import check_redis_url, infra_error_line
+from tasks.infra_errors import TaskModuleError, check_redis_url, infra_error_line, named_task_modules
 from tasks.redis_tls import client_ssl_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +157,18 @@ def check_redis(url: str) -> None:
         raise RunnerError(infra_error_line(exc, {"REDIS_URL": url}) or str(exc)) from None
 
 
+def check_task_modules_exist() -> None:
+    """A module of BEATKEEPER_TASK_MODULES that does not exist, refused before Celery is imported
+    (seconds on a loaded machine); ``check_task_modules`` imports them all afterwards."""
+    for module in named_task_modules(os.environ):
+        try:
+            missing = importlib.util.find_spec(module) is None
+        except ImportError as exc:  # a parent package that does not exist
+            raise RunnerError(str(TaskModuleError(module, exc))) from None
+        if missing:
+            raise RunnerError(str(TaskModuleError(module, ModuleNotFoundError(f"No module named {module!r}"))))
+
+
 def check_task_modules() -> None:
     """Every module of BEATKEEPER_TASK_MODULES imports (else each process would refuse to start),
     and BEATKEEPER_EXAMPLE names an example."""
@@ -180,10 +192,10 @@ def run() -> int:
     redis_proc = None
     redis_url = os.environ.get("REDIS_URL", "")
     flower_auth, generated_in = flower_credentials()  # unusable credentials: refused before anything starts
-    check_task_modules()
-    if redis_url:
+    check_task_modules_exist()
+    if redis_url:  # before the task modules: refusing a down Redis needs no Celery import (seconds when loaded)
         check_redis(redis_url)
-    else:
+    if not redis_url:
         if answers(LOCAL_REDIS_URL):
             print(f"beatkeeper: using the Redis already running at {LOCAL_REDIS_URL}", flush=True)
         else:
@@ -192,7 +204,10 @@ def run() -> int:
     try:
         env = process_env(redis_url, flower_auth)
         migrate_history_database(env)
+        check_task_modules()  # after the database: its refusal then needs no Celery import either
         if generated_in is not None:
+            from monitoring.monitor import DEFAULT_PORT as MONITOR_DEFAULT_PORT  # heavy: only once started
+
             print(f"beatkeeper: Flower at http://127.0.0.1:{env['FLOWER_PORT']} and the dashboard at "
                   f"http://127.0.0.1:{env.get('BEATKEEPER_MONITOR_PORT') or MONITOR_DEFAULT_PORT}/: "
                   f"user:password = {flower_auth} (from {generated_in})", flush=True)

@@ -31,8 +31,9 @@ cannot decode or whose content type is not accepted, but its request builder rai
 Here a message over the size cap or with unusable headers is rejected before Celery looks at
 it; each task's strategy first checks the decoded body's shape and raises Celery's own
 ``InvalidTaskError``, so Celery's ``on_invalid_task`` rejects it; and every one of Celery's
-rejection paths (undecodable, not accepted, unknown format or task, invalid) records the
-message once as a ``message_rejected`` event.
+rejection paths (undecodable, not accepted, unknown format, invalid) records the message once
+as a ``message_rejected`` event; a message of an unknown task that Celery can report is recorded
+by its ``task_unknown`` signal instead (``tasks.history_mw``), one not even that as rejected.
 """
 from __future__ import annotations
 
@@ -91,10 +92,13 @@ class BeatkeeperConsumer(Consumer):
         super().on_unknown_message(body, message)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        poison.record_rejected(app_redis(self.app), message, f"unknown task: {exc}")
+        # Celery's report ends with the task_unknown signal, which records the message (history
+        # row and alert: tasks.history_mw); only a message it cannot report is recorded here, so
+        # one unknown-task message is one record and one alert.
         try:
             super().on_unknown_task(body, message, exc)
         except _CONTENT_ERRORS as error:  # Celery's own report needs an id the message may lack
+            poison.record_rejected(app_redis(self.app), message, f"unknown task: {exc}")
             log.error("consumer: rejecting a message of an unknown task: %r", error)
             if not message.acknowledged:
                 message.reject_log_error(log, self.connection_errors)
