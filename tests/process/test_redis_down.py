@@ -205,7 +205,8 @@ def test_worker_and_beat_refuse_a_misspelt_task_module_in_one_line_naming_the_se
 def test_monitor_metrics_with_redis_down_answer_503_on_127_0_0_1_without_a_traceback(processes, down_redis):
     port = free_port()
     server = processes.start([sys.executable, "-m", "tasks.cli", "monitor", "--port", str(port)],
-                             name="metrics", env={"REDIS_URL": down_redis.url, "BEATKEEPER_MONITOR_HOST": None})
+                             name="metrics", env={"REDIS_URL": down_redis.url, "BEATKEEPER_MONITOR_HOST": None,
+                                                  "BEATKEEPER_MONITOR_METRICS_OPEN": "1"})
     url = f"http://127.0.0.1:{port}/metrics"
     assert wait_until(lambda: _http_status(url), timeout_s=START_S, what="the metrics server") == 503
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
