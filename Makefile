@@ -12,7 +12,7 @@ run: $(STAMP)
 
 # PYTEST_ARGS narrows or adds to the run, e.g. `make test PYTEST_ARGS=tests/schedules`.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
