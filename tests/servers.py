@@ -1,12 +1,15 @@
 """Real servers for the tests: a private redis-server per test session, started and stopped by pid."""
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
@@ -117,3 +120,18 @@ def pid_alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def http_status(url: str, credentials: str | None = None, *, data: bytes | None = None,
+                timeout_s: float = 10) -> int:
+    """The HTTP status ``url`` answers (with basic auth ``user:password`` when given); 0 when nothing answers."""
+    request = urllib.request.Request(url, data=data)
+    if credentials:
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0

@@ -11,19 +11,16 @@ redis and postgres first and runs each healthcheck itself until it passes (bound
 """
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 
 import pytest
 
 from tests.containers.podman import podman
 from tests.containers.stack import BACKING_SERVICES, ONE_SHOT, Stack, write_env
-from tests.servers import free_port
+from tests.servers import free_port, http_status
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1500)]
 HEALTHY_TIMEOUT_S = 300  # cold Python imports of six services on a busy 2-core machine
@@ -78,17 +75,6 @@ def wait_for(predicate, *, timeout_s: float, what: str):
         time.sleep(3)
 
 
-def http_status(url: str, auth: str | None = None) -> int:
-    request = urllib.request.Request(url)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def test_every_service_is_healthy_and_reads_the_env_file(stack):

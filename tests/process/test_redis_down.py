@@ -4,20 +4,17 @@ Redis coming up on the same port. ``make run`` (python -m tasks.runner) with Red
 misspelt task module or empty Flower credentials: one line, non-zero exit, within 10 s."""
 from __future__ import annotations
 
-import base64
 import os
 import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import redis
 
 from monitoring.heartbeats import HEARTBEATS_KEY
-from tests.servers import RedisServer, free_port, wait_until
+from tests.servers import RedisServer, free_port, http_status, wait_until
 
 pytestmark = pytest.mark.process
 START_S = 90  # a Celery process importing the app on 2 shared cores
@@ -41,17 +38,6 @@ def _assert_one_line_per_attempt(text: str, port: int, *, at_least: int) -> None
     assert not re.search(r"^\s*Trying again", text, re.MULTILINE)  # no continuation lines
 
 
-def _http_status(url: str, credentials: str | None = None) -> int | None:
-    request = urllib.request.Request(url)
-    if credentials:
-        request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 def _listening_on(port: int) -> set[str]:
@@ -107,7 +93,7 @@ def test_monitor_serves_on_127_0_0_1_while_redis_is_down_then_leads(processes, d
     port = free_port()
     monitor = processes.start([sys.executable, "-m", "tasks.cli", "monitor", "--port", str(port), "--interval", "1"],
                               name="monitor", env={"REDIS_URL": down_redis.url, "BEATKEEPER_MONITOR_HOST": None})
-    wait_until(lambda: _http_status(f"http://127.0.0.1:{port}/healthz") == 200, timeout_s=START_S,
+    wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200, timeout_s=START_S,
                what="the monitor's /healthz while Redis is down")
     assert "monitor on http://127.0.0.1:" in _log(monitor)
     up_at = _come_up(down_redis, monitor)
@@ -127,9 +113,9 @@ def test_flower_as_the_procfile_starts_it_waits_for_redis_then_serves_127_0_0_1_
         "FLOWER_ADDRESS": None, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"})
     _come_up(down_redis, flower)
     url = f"http://127.0.0.1:{port}/"
-    assert wait_until(lambda: _http_status(url), timeout_s=START_S, what="Flower answering") == 401
-    assert _http_status(url, "ops:s3cret") == 200
-    assert _http_status(url, "ops:") == 401
+    assert wait_until(lambda: http_status(url), timeout_s=START_S, what="Flower answering") == 401
+    assert http_status(url, "ops:s3cret") == 200
+    assert http_status(url, "ops:") == 401
     _assert_one_line_per_attempt(_log(flower), down_redis.port, at_least=2)
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
 
@@ -143,13 +129,13 @@ def test_monitor_as_the_procfile_starts_it_listens_on_127_0_0_1_only_behind_cred
         "BEATKEEPER_MONITOR_BASIC_AUTH": "ops:s3cret",  # what make run and compose set
         "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"})
     base = f"http://127.0.0.1:{port}"
-    assert wait_until(lambda: _http_status(f"{base}/healthz"), timeout_s=START_S, what="the monitor") == 200
+    assert wait_until(lambda: http_status(f"{base}/healthz"), timeout_s=START_S, what="the monitor") == 200
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
-    assert _http_status(f"{base}/readyz") in (200, 503)  # a probe: no credentials to send
+    assert http_status(f"{base}/readyz") in (200, 503)  # a probe: no credentials to send
     for path in ("/metrics", "/", "/overview.json", "/platform"):
-        assert _http_status(f"{base}{path}") == 401, path
-        assert _http_status(f"{base}{path}", "ops:wrong") == 401, path
-    assert _http_status(f"{base}/metrics", "ops:s3cret") == 200
+        assert http_status(f"{base}{path}") == 401, path
+        assert http_status(f"{base}{path}", "ops:wrong") == 401, path
+    assert http_status(f"{base}/metrics", "ops:s3cret") == 200
 
 
 def test_monitor_refuses_empty_credentials_in_one_line():
@@ -208,8 +194,8 @@ def test_monitor_metrics_with_redis_down_answer_503_on_127_0_0_1_without_a_trace
                              name="metrics", env={"REDIS_URL": down_redis.url, "BEATKEEPER_MONITOR_HOST": None,
                                                   "BEATKEEPER_MONITOR_METRICS_OPEN": "1"})
     url = f"http://127.0.0.1:{port}/metrics"
-    assert wait_until(lambda: _http_status(url), timeout_s=START_S, what="the metrics server") == 503
+    assert wait_until(lambda: http_status(url), timeout_s=START_S, what="the metrics server") == 503
     assert _listening_on(port) == {f"127.0.0.1:{port}"}
     down_redis.start()
-    assert wait_until(lambda: _http_status(url) == 200, timeout_s=10, what="metrics once Redis is up")
+    assert wait_until(lambda: http_status(url) == 200, timeout_s=10, what="metrics once Redis is up")
     assert server.poll() is None and "Traceback" not in _log(server)

@@ -1,19 +1,16 @@
 """The README's run command, as a new user would use it: `make run` -> `python -m tasks.runner`."""
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 import redis
 
 from monitoring.heartbeats import last_heartbeat
-from tests.servers import pid_alive, free_port, wait_until
+from tests.servers import free_port, http_status, pid_alive, wait_until
 
 pytestmark = pytest.mark.process
 UP_TIMEOUT_S = 90  # five Python processes importing Celery on 2 cores
@@ -39,14 +36,14 @@ def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_al
     assert client.exists("redbeat::lock")
 
     url = f"http://127.0.0.1:{flower_port}/"
-    status = wait_until(lambda: _http_status(url, None), timeout_s=UP_TIMEOUT_S, what="Flower answering")
+    status = wait_until(lambda: http_status(url, None), timeout_s=UP_TIMEOUT_S, what="Flower answering")
     assert status == 401  # behind basic auth
-    assert _http_status(url, "ops:s3cret") == 200
+    assert http_status(url, "ops:s3cret") == 200
 
     health = f"http://127.0.0.1:{monitor_port}/healthz"
-    assert wait_until(lambda: _http_status(health, None), timeout_s=UP_TIMEOUT_S, what="the monitor") == 200
+    assert wait_until(lambda: http_status(health, None), timeout_s=UP_TIMEOUT_S, what="the monitor") == 200
     metrics = f"http://127.0.0.1:{monitor_port}/metrics"  # behind the same credentials as Flower
-    assert _http_status(metrics, None) == 401 and _http_status(metrics, "ops:s3cret") == 200
+    assert http_status(metrics, None) == 401 and http_status(metrics, "ops:s3cret") == 200
 
     out = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "call", "beatkeeper.heartbeat"],
                          env={**os.environ, "REDIS_URL": local_url}, capture_output=True, text=True,
@@ -76,17 +73,6 @@ def test_runner_says_in_one_line_how_to_install_redis_when_it_cannot(tmp_path):
         "(or set REDIS_URL to a Redis you already run)"]
 
 
-def _http_status(url: str, credentials: str | None) -> int | None:
-    request = urllib.request.Request(url)
-    if credentials:
-        request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 def _descendants(pid: int) -> list[int]:

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ import redis
 from monitoring.pauses import PauseStore
 from tests.conftest import Processes
 from tests.monitoring.databases import upgraded
-from tests.servers import free_port, missing, wait_until
+from tests.servers import free_port, http_status, missing, wait_until
 from tests.web.dashboard_tasks import CALLS_KEY
 
 pytestmark = pytest.mark.process
@@ -82,16 +81,7 @@ def stack(tmp_path_factory, redis_url):
 
 
 def _status(url: str, *, auth: bool = True, data: bytes | None = None) -> int:
-    request = urllib.request.Request(url, data=data)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
+    return http_status(url, f"{USER}:{PASSWORD}" if auth else None, data=data)
 
 
 def _json(base: str, path: str) -> dict:
