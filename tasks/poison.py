@@ -24,6 +24,11 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # a schedule's args are small; a bigger
 EXCERPT_CHARS = 200  # of the body, kept in the event for a person to recognise the message
 
 
+def max_message_bytes(app: Any) -> int:
+    """The largest task message a worker of ``app`` accepts (``BEATKEEPER_MAX_MESSAGE_BYTES``), in bytes."""
+    return int(app.conf.get("beatkeeper_max_message_bytes") or DEFAULT_MAX_MESSAGE_BYTES)
+
+
 def headers_problem(message: Any, *, max_bytes: int) -> str | None:
     """What makes ``message`` poison before its body is decoded; None if nothing."""
     size = len(message.body or b"")

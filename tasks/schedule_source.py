@@ -9,6 +9,7 @@ start-up would refuse that the settings and the task code already tell (lock TTL
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from schedules.platform import effective_schedule
 from schedules.settings import ScheduleSettings
 from schedules.validate import ValidatedSchedule, validate_schedule
 from tasks.entry_policy import declared_budgets
+from tasks.poison import max_message_bytes
 from tasks.policy import PolicyError, declared_fields, policy_problem
 from tasks.selfchecks import check_beat_timing
 
@@ -54,7 +56,8 @@ def load_validated_schedule(app, *, environ: Mapping[str, str] = os.environ,
                                       declared_budgets=declared_budgets(app.tasks))
     except ScheduleConfigError as exc:
         raise ScheduleConfigError(exc.problems + extra) from None
-    extra = _signature_problems(validated.entries, app.tasks) + extra
+    extra = (_signature_problems(validated.entries, app.tasks)
+             + _message_size_problems(validated.entries, max_bytes=max_message_bytes(app)) + extra)
     if extra:
         raise ScheduleConfigError(extra)
     return validated
@@ -92,6 +95,18 @@ def _signature_problems(entries: Mapping[str, EntrySpec], tasks: Mapping[str, An
                 known = ", ".join(sorted(named)) or "none"
                 problems.append(Problem(name, "lock_key", f"task {spec.task} has no argument {key!r} "
                                                           f"(its named arguments: {known})"))
+    return problems
+
+
+def _message_size_problems(entries: Mapping[str, EntrySpec], *, max_bytes: int) -> list[Problem]:
+    """Arguments whose JSON alone is over the size a worker accepts: every run would be rejected
+    as poison (``tasks.poison``), so check refuses the entry instead."""
+    problems = []
+    for name, spec in entries.items():
+        size = len(json.dumps([spec.args, spec.kwargs], default=str).encode())
+        if size > max_bytes:
+            problems.append(Problem(name, "args", f"args and kwargs are {size} bytes as JSON, over the "
+                                                  f"{max_bytes} bytes a worker accepts (BEATKEEPER_MAX_MESSAGE_BYTES)"))
     return problems
 
 

@@ -59,7 +59,7 @@ class BeatkeeperConsumer(Consumer):
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         celery_handler = super().create_task_handler(*args, **kwargs)
-        max_bytes = int(self.app.conf.get("beatkeeper_max_message_bytes") or poison.DEFAULT_MAX_MESSAGE_BYTES)
+        max_bytes = poison.max_message_bytes(self.app)
 
         def on_task_received(message: Any) -> Any:
             problem = poison.headers_problem(message, max_bytes=max_bytes)

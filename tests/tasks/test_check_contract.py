@@ -115,6 +115,14 @@ def test_args_the_task_cannot_take_are_refused_by_check(app, tmp_path):
            "multiple values for argument 'key'" in lines
 
 
+def test_args_over_the_message_size_a_worker_accepts_are_refused_by_check(app, tmp_path):
+    """A worker rejects such a message as poison (tasks.poison): every run would be lost."""
+    code, lines = check(tmp_path, {"big": {"task": "tests.history.ok", "every": 60, "args": ["x" * 1_100_000]}})
+    assert code == 1
+    assert any(line.startswith("entry 'big': args: args and kwargs are 1100010 bytes as JSON, over the 1048576 "
+                               "bytes a worker accepts") for line in lines), lines
+
+
 def test_beat_lock_timing_beat_would_refuse_is_refused_by_check_with_the_same_line(
         app, redis_client, monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(app.conf, "redbeat_lock_timeout", 10)  # BEATKEEPER_BEAT_LOCK_TIMEOUT=10, loop 5 s
