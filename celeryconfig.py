@@ -2,7 +2,7 @@
 
 Loaded by the app with ``config_from_object("celeryconfig")``. Tasks are named
 by string only: this module imports from the project only
-tasks.redis_tls (TLS options for rediss:// URLs).
+tasks.redis_tls (TLS options for rediss:// URLs) and monitoring.namespace (the deployment's key prefix).
 
 | variable                      | default                         | meaning                               |
 |-------------------------------|---------------------------------|---------------------------------------|
@@ -21,11 +21,13 @@ tasks.redis_tls (TLS options for rediss:// URLs).
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 | BEATKEEPER_EVICTION_CHECK     | (error if readable, else warn)  | Redis eviction self-check: error|warn|off |
 | BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/redis_tls.py) | TLS for rediss:// URLs               |
+| BEATKEEPER_NAMESPACE          | (none: today's key names)       | deployment name prefixing every key   |
 """
 from __future__ import annotations
 
 import os
 
+from monitoring.namespace import key_prefix, namespaced  # the one place a deployment's keys are prefixed
 from tasks.redis_tls import redis_ssl_options  # the one place rediss:// options are built
 
 
@@ -102,8 +104,9 @@ max_lock_ttl_s = _env_float("BEATKEEPER_MAX_LOCK_TTL", 3600)
 # message is then always past its expiry and dropped, never run twice).
 broker_transport_options = {
     "visibility_timeout": int(_env_float("BEATKEEPER_VISIBILITY_TIMEOUT", max(2 * max_lock_ttl_s, 7200))),  # seconds
+    "global_keyprefix": key_prefix(),  # BEATKEEPER_NAMESPACE: queues, unacked, bindings, pub/sub ("": none)
 }
-result_backend_transport_options = {"retry_policy": {"max_retries": 3}}
+result_backend_transport_options = {"retry_policy": {"max_retries": 3}, "global_keyprefix": key_prefix()}
 
 # -- queues -----------------------------------------------------------------
 task_default_queue = "default"
@@ -119,7 +122,7 @@ beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
 redbeat_redis_url = redis_url
 redbeat_redis_options: dict = {}  # the beat's own client settings (none needed)
 redbeat_redis_use_ssl = redis_ssl_options(redis_url, strict=False)
-redbeat_key_prefix = _env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:")
+redbeat_key_prefix = namespaced(_env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:"))  # and so the lock key
 # A standby beat takes over once the dead leader's lock expires: keep it short
 # (lock timeout >= 5 x loop interval, so a live leader always renews in time).
 redbeat_lock_timeout = int(_env_float("BEATKEEPER_BEAT_LOCK_TIMEOUT", 30))  # seconds

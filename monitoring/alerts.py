@@ -24,9 +24,11 @@ from typing import Any
 
 import redis
 
+from monitoring.namespace import namespaced
+
 log = logging.getLogger(__name__)
 
-ALERTS_KEY = "beatkeeper:monitor:alerts"  # hash: "<rule>|<subject>" -> ActiveAlert JSON
+ALERTS_KEY = namespaced("beatkeeper:monitor:alerts")  # hash: "<rule>|<subject>" -> ActiveAlert JSON
 DEFAULT_REPEAT_S = 3600.0
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import redis
 
-EVENTS_KEY = "beatkeeper:events"
+from monitoring.namespace import namespaced
+
+EVENTS_KEY = namespaced("beatkeeper:events")
 EVENTS_MAX_LEN = 100_000  # entries kept (approximate trim)
 
 

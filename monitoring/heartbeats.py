@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import redis
 
+from monitoring.namespace import namespaced
 from monitoring.pauses import Pause, PauseSpan, PauseStore
 
-HEARTBEATS_KEY = "beatkeeper:heartbeats"
-LAST_BEAT_KEY = "beatkeeper:heartbeat:last"  # hash: details of the latest heartbeat run
+HEARTBEATS_KEY = namespaced("beatkeeper:heartbeats")
+LAST_BEAT_KEY = namespaced("beatkeeper:heartbeat:last")  # hash: details of the latest heartbeat run
 
 
 @dataclass(frozen=True)

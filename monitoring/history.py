@@ -31,6 +31,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitoring.models import task_runs
+from monitoring.namespace import namespaced
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ RUN_STATUSES = ("success", "failure", "retry", "skipped_overlap", "skipped_pause
 #: Statuses of runs whose body executed to an end, so a duration means something.
 FINISHED_STATUSES = ("success", "failure", "retry")
 
-SPOOL_KEY = "beatkeeper:history:spool"  # Redis list of RunRecord JSON, oldest first
+SPOOL_KEY = namespaced("beatkeeper:history:spool")  # Redis list of RunRecord JSON, oldest first
 DRAIN_LOCK_SUFFIX = ":drain-lock"  # beside the spool: one drainer at a time
 DRAIN_LOCK_TTL_S = 60.0  # longer than any batch insert (renewed per batch); a crashed drainer frees it after this
 DEFAULT_BATCH_SIZE = 500

@@ -11,9 +11,11 @@ import logging
 import redis
 from redis.exceptions import LockError
 
+from monitoring.namespace import namespaced
+
 log = logging.getLogger("beatkeeper.monitor")
 
-LEADER_KEY = "beatkeeper:monitor:leader"
+LEADER_KEY = namespaced("beatkeeper:monitor:leader")
 
 
 class Leadership:

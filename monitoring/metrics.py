@@ -33,10 +33,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from monitoring.heartbeats import heartbeat_ages_s
+from monitoring.namespace import namespaced
 
 log = logging.getLogger(__name__)
 
-PREFIX = "beatkeeper:metrics:"
+PREFIX = namespaced("beatkeeper:metrics:")
 RUNS_KEY = PREFIX + "runs"  # hash: [entry, task, status] -> runs
 MISSES_KEY = PREFIX + "misses"  # hash: [entry] -> missed fires
 OVERLAPS_KEY = PREFIX + "overlaps"  # hash: [entry, task] -> overlaps detected
@@ -45,14 +46,14 @@ LATENESS_KEY = PREFIX + "lateness"  # histogram hash over [entry]
 LAST_SUCCESS_KEY = PREFIX + "last_success"  # sorted set: entry -> unix time of its latest success
 #: The budget's rolling windows (written by ``tasks.budget``): a sorted set per task of the
 #: instants of the runs it admitted, and the set of tasks that have one.
-INVOCATIONS_PREFIX = "beatkeeper:budget:runs:"
-INVOCATION_TASKS_KEY = "beatkeeper:budget:tasks"
+INVOCATIONS_PREFIX = namespaced("beatkeeper:budget:runs:")
+INVOCATION_TASKS_KEY = namespaced("beatkeeper:budget:tasks")
 INVOCATION_WINDOW_S = 3600.0
 #: redbeat's schedule: score = next fire (unix seconds), member = "<prefix><entry>".
 REDBEAT_PREFIX = "redbeat:"
 #: The dead-letter list ``tasks.identity`` writes (defined here, imported there: monitoring/ may not
 #: import tasks/).
-DEAD_LETTERS_KEY = "beatkeeper:dead_letters"
+DEAD_LETTERS_KEY = namespaced("beatkeeper:dead_letters")
 
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
 LATENESS_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)

@@ -36,6 +36,7 @@ from monitoring.alerts import DEFAULT_REPEAT_S, Alert, AlertManager, AlertStore,
 from monitoring.heartbeats import HEARTBEATS_KEY
 from monitoring.history import HistoryStore
 from monitoring.leadership import Leadership
+from monitoring.namespace import namespaced
 from monitoring.rules import default_rules
 from monitoring.rules.base import (NEEDS_HISTORY, NEEDS_REDIS, NEEDS_WORKERS, PlatformKeys, Rule, RuleContext,
                                    WorkerProbe)
@@ -50,7 +51,7 @@ log = logging.getLogger("beatkeeper.monitor")
 #: Outside 9100-9999, the range of the Prometheus wiki's "default port allocations" (full since
 #: 2023; 9808 there is celery-exporter's), and no common service's: beatkeeper runs beside them.
 DEFAULT_PORT = 8736
-FIRST_START_KEY = "beatkeeper:monitor:first_start"
+FIRST_START_KEY = namespaced("beatkeeper:monitor:first_start")
 RULE_FAILED = "monitor_rule_failed"
 SCHEDULE_UNLOADABLE = "schedule_unloadable"
 SINK_FAILING = "alert_sink_failing"

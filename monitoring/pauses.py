@@ -22,8 +22,10 @@ from typing import Iterable
 
 import redis
 
-PAUSES_KEY = "beatkeeper:pauses"
-ENDED_KEY = "beatkeeper:pauses:ended"  # hash: name -> JSON {paused_at, ended_at} of its latest ended pause
+from monitoring.namespace import namespaced
+
+PAUSES_KEY = namespaced("beatkeeper:pauses")
+ENDED_KEY = namespaced("beatkeeper:pauses:ended")  # hash: name -> JSON {paused_at, ended_at} of its latest ended pause
 
 # KEYS[1] pauses, KEYS[2] ended; ARGV[1] name, ARGV[2] the exact JSON read, ARGV[3] the ended
 # record: delete only what was read, so a pause set again in between (a new until) survives.

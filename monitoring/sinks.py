@@ -35,12 +35,13 @@ from typing import Any, Protocol
 import redis
 
 from monitoring.alerts import Notification, NotificationKind, Severity
+from monitoring.namespace import namespaced
 from monitoring.rules.settings import MonitorSettingError, SmtpSettings, smtp_settings_from_env
 
 log = logging.getLogger(__name__)
 alert_log = logging.getLogger("beatkeeper.alerts")  # the structured log sink's logger
 
-OUTBOX_PREFIX = "beatkeeper:monitor:outbox:"  # + sink name: Redis list of Notification JSON
+OUTBOX_PREFIX = namespaced("beatkeeper:monitor:outbox:")  # + sink name: Redis list of Notification JSON
 SEND_TIMEOUT_S = 10.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0

@@ -12,6 +12,7 @@ import sys
 from celery import Celery, signals
 from celery.loaders.app import AppLoader
 
+from monitoring.namespace import deployment_namespace
 from schedules.errors import SettingsError
 from schedules.examples import example_task_module, selected_example
 from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, named_task_modules, redis_url
@@ -43,6 +44,7 @@ class BeatkeeperLoader(AppLoader):
         check_redis_url(redis_url(os.environ))
         check_tls_settings(os.environ)
         eviction_check_mode(os.environ)  # a bad value: one line here, not at beat's self-check
+        deployment_namespace(os.environ)  # the keys were prefixed at import; a bad name stops here
         return super().import_default_modules()
 
     def import_task_module(self, module):

@@ -28,6 +28,7 @@ from celery.signals import beat_init
 from redbeat.schedulers import REDBEAT_REDIS_KEY, RedBeatScheduler, acquire_distributed_beat_lock, get_redis
 
 from monitoring.events import record_event
+from monitoring.namespace import namespaced
 from schedules.backoff import retry_delay_s
 from schedules.catchup import CatchupDecision, decide_catchup
 from schedules.entry import CatchupPolicy, EntrySpec
@@ -48,7 +49,7 @@ from tasks.schedule_source import load_validated_schedule
 
 logger = logging.getLogger("beatkeeper.beat")
 
-FINGERPRINT_KEY = "beatkeeper:schedule:fingerprint"
+FINGERPRINT_KEY = namespaced("beatkeeper:schedule:fingerprint")
 LOCK_LOST_EXIT_CODE = 3
 ON_TIME_SLACK_S = 5.0  # seconds past the loop interval a due instant still counts as on time
 PUBLISH_RETRY_S = 0.5  # seconds before a refused publish is first tried again (then doubling)

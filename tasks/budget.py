@@ -28,6 +28,7 @@ import redis
 
 from monitoring.events import record_event
 from monitoring.metrics import INVOCATION_TASKS_KEY, INVOCATION_WINDOW_S, invocation_window_key
+from monitoring.namespace import namespaced
 from schedules.settings import DEFAULT_MAX_RUNS_PER_HOUR
 from tasks.middleware import Middleware
 from tasks.policy import PublishedPolicies
@@ -35,7 +36,7 @@ from tasks.run import Run, RunStatus, Skip
 
 log = logging.getLogger(__name__)
 
-ALERTED_PREFIX = "beatkeeper:budget:alerted:"  # per task: the instant of its latest alert
+ALERTED_PREFIX = namespaced("beatkeeper:budget:alerted:")  # per task: the instant of its latest alert
 
 # KEYS[1] the task's window, KEYS[2] the set of tasks with a window;
 # ARGV[1] now, ARGV[2] window seconds, ARGV[3] budget, ARGV[4] member, ARGV[5] task name.

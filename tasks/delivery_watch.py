@@ -22,11 +22,12 @@ from typing import Any
 import redis
 
 from monitoring.events import record_event
+from monitoring.namespace import namespaced
 from tasks.identity import record_key, run_id_for
 
 logger = logging.getLogger("beatkeeper.beat")
 
-PENDING_KEY = "beatkeeper:dispatch:pending"
+PENDING_KEY = namespaced("beatkeeper:dispatch:pending")
 PICKUP_GRACE_S = 10.0  # seconds a dispatch may take to reach a worker before it is looked for
 SWEEP_S = 5.0  # seconds between sweeps
 SWEEP_BATCH = 500  # dispatches looked at per sweep
@@ -76,9 +77,9 @@ def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked") -> l
     queues = sorted({d.queue for d in dispatches.values()})
     with client.pipeline(transaction=False) as pipe:
         for queue in queues:  # where the message waits, then where it is delivered, then claimed
-            pipe.llen(queue)
-            pipe.lrange(queue, 0, QUEUE_SCAN_MAX - 1)
-        pipe.hvals(unacked_key)
+            pipe.llen(namespaced(queue))  # kombu's keys: its global_keyprefix is the namespace
+            pipe.lrange(namespaced(queue), 0, QUEUE_SCAN_MAX - 1)
+        pipe.hvals(namespaced(unacked_key))
         for dispatch in dispatches.values():
             pipe.exists(record_key(dispatch.run_id))
         replies = pipe.execute()

@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterable
 
 import redis
 
-SCHEDULED_TASKS_KEY = "beatkeeper:scheduled_tasks"  # set: the task names the schedule's entries run
+from monitoring.namespace import namespaced
+
+SCHEDULED_TASKS_KEY = namespaced("beatkeeper:scheduled_tasks")  # set: the task names the schedule's entries run
 DEFAULT_REFRESH_S = 5.0
 _ATTRIBUTE = "beatkeeper_scheduled_tasks"  # the ScheduledTasks cache, on the app
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from monitoring.namespace import namespaced
+
 ENTRY = "beatkeeper_entry"  # the schedule entry's name
 FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
 TRIGGERED_BY = "beatkeeper_triggered_by"  # who ran an entry by hand (``tasks.trigger``)
 PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
 BEAT_FENCE = "beatkeeper_beat_fence"  # the fencing token of the beat that sent the dispatch (an int, as text)
-BEAT_EPOCH_KEY = "beatkeeper:beat:epoch"  # hash {fence, since}: the newest beat lock holder's token, and when it took the lock (unix s)
+BEAT_EPOCH_KEY = namespaced("beatkeeper:beat:epoch")  # hash {fence, since}: the newest beat lock holder's token, and when it took the lock (unix s)
 
 #: Headers a retry's message must carry again: Celery does not copy custom headers on retry.
 #: The entry's name is what the retry's worker finds the entry's published policies by.

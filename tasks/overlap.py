@@ -28,6 +28,7 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from monitoring.events import record_event
+from monitoring.namespace import namespaced
 from tasks.locks import RENEWER, FencedLock, Renewer
 from tasks.middleware import Middleware
 from tasks.policy import OverlapPolicy
@@ -36,7 +37,7 @@ from tasks.run import LostRun, Outcome, Run, RunStatus, Skip
 log = logging.getLogger(__name__)
 
 HANDOFF_HEADER = "beatkeeper_lock_handoff"
-SKIPPED_COUNTS_KEY = "beatkeeper:overlap:skipped"  # hash: task name -> runs skipped for overlap
+SKIPPED_COUNTS_KEY = namespaced("beatkeeper:overlap:skipped")  # hash: task name -> runs skipped for overlap
 BUFFER_SUFFIX = ":buffer"
 REDELIVERY_GRACE_S = 1.0  # beyond the dead holder's remaining TTL, for clock and poll slack
 

@@ -27,11 +27,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from monitoring.namespace import namespaced
 from tasks.locks import lock_held
 
 log = logging.getLogger(__name__)
 
-REDIS_FALLBACK_PREFIX = "beatkeeper:dblock:"
+REDIS_FALLBACK_PREFIX = namespaced("beatkeeper:dblock:")
 
 
 class NoLockBackend(RuntimeError):

@@ -29,14 +29,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import redis
 
+from monitoring.namespace import namespaced
 from schedules.entry import KEYS, OverlapPolicy, RetrySpec  # one set of converters for config and enforcement
 from schedules.errors import InvalidValue
 from schedules.guards import lock_ttl_problem
 
-LOCK_PREFIX = "beatkeeper:lock:"
-PUBLISHED_POLICIES_KEY = "beatkeeper:policies"  # hash: task name -> JSON of the entry's policy fields
-PUBLISHED_ENTRY_POLICIES_KEY = "beatkeeper:policies:entries"  # hash: entry -> JSON {task, policy, retry}
-PUBLISHED_BUDGETS_KEY = "beatkeeper:budgets"  # hash: task name -> runs per hour; "*" -> the default
+LOCK_PREFIX = namespaced("beatkeeper:lock:")
+PUBLISHED_POLICIES_KEY = namespaced("beatkeeper:policies")  # hash: task name -> JSON of the entry's policy fields
+PUBLISHED_ENTRY_POLICIES_KEY = namespaced("beatkeeper:policies:entries")  # hash: entry -> JSON {task, policy, retry}
+PUBLISHED_BUDGETS_KEY = namespaced("beatkeeper:budgets")  # hash: task name -> runs per hour; "*" -> the default
 DEFAULT_BUDGET_FIELD = "*"
 
 DEFAULT_LOCK_TTL_S = 60.0

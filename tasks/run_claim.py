@@ -12,11 +12,12 @@ from typing import Any
 
 import redis
 
+from monitoring.namespace import namespaced
 from tasks.headers import BEAT_EPOCH_KEY
 from tasks.locks import META_SUFFIX, FencedLock
 from tasks.run import Run
 
-RUN_KEY_PREFIX = "beatkeeper:run:"  # + run id: the lease; + ":meta": the run's record (hash)
+RUN_KEY_PREFIX = namespaced("beatkeeper:run:")  # + run id: the lease; + ":meta": the run's record (hash)
 
 
 class ClaimState(str, Enum):

@@ -2,7 +2,8 @@
 
 The collector reads the source as text (AST, no import): module constants named ``*_KEY``,
 ``*_PREFIX``, ``*KEY_TEMPLATE`` with a string value; every string expression
-(literal, f-string, ``PREFIX + "..."``) whose leading literal part is a ``beatkeeper:`` key; SQL
+(literal, f-string, ``PREFIX + "..."``) whose leading literal part is a ``beatkeeper:`` key; a key
+declared through ``namespaced("...")`` (monitoring/namespace.py) is that key, as the page names it; SQL
 tables from ``Table("name", ...)``, ``__tablename__ = "name"`` and ``*TABLE_NAMES`` tuples. A key
 template is checked by its fixed head (``beatkeeper:monitor:cursor:`` of
 ``f"{MONITOR_PREFIX}cursor:{rule}"``), which the page must contain.
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("tasks", "monitoring", "schedules", "examples", "celeryconfig.py")
 KEY_HEAD = "beatkeeper:"
 CONSTANT_SUFFIXES = ("_KEY", "_PREFIX", "KEY_TEMPLATE")
+NAMESPACING = "namespaced"  # monitoring.namespace.namespaced: the page names keys without the deployment's prefix
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def _head(node: ast.expr | None, names: dict[str, str]) -> str | None:
         return node.value
     if isinstance(node, ast.Name):
         return names.get(node.id)
+    if _namespacing(node):
+        return _head(node.args[0], names)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         left = _head(node.left, names)
         if left is None:
@@ -79,9 +83,17 @@ def _whole(node: ast.expr, names: dict[str, str]) -> bool:
     """Whether ``_head`` of ``node`` is its whole value (so what follows can be appended)."""
     if isinstance(node, ast.Constant) or (isinstance(node, ast.Name) and node.id in names):
         return True
+    if _namespacing(node):
+        return _whole(node.args[0], names)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _whole(node.left, names) and _whole(node.right, names)
     return False
+
+
+def _namespacing(node: ast.expr) -> bool:
+    """``namespaced(<one string expression>)``."""
+    return isinstance(node, ast.Call) and _called_name(node.func) == NAMESPACING and len(node.args) == 1 \
+        and not node.keywords
 
 
 def _is_key(text: str) -> bool:
@@ -187,6 +199,19 @@ things = sa.Table("brand_new_table", sa.MetaData())
     assert names == {"beatkeeper:brand:new", "beatkeeper:base:cursor:", "beatkeeper:adhoc:", "brand_new_table"}
     assert undocumented(page + " beatkeeper:brand:new beatkeeper:base:cursor: beatkeeper:adhoc: brand_new_table",
                         {"synthetic.py": source}) == []
+
+
+def test_a_namespaced_key_and_a_template_built_on_a_namespaced_prefix_are_each_named():
+    source = '''
+from monitoring.namespace import namespaced
+SPOOL_KEY = namespaced("beatkeeper:spool")
+BASE_PREFIX = namespaced("beatkeeper:base:")
+LOCK_KEY = SPOOL_KEY + ":lock"
+def cursor(rule):
+    return f"{BASE_PREFIX}cursor:{rule}"
+'''
+    names = {d.name for d in undocumented("", {"synthetic.py": source})}
+    assert names == {"beatkeeper:spool", "beatkeeper:base:", "beatkeeper:spool:lock", "beatkeeper:base:cursor:"}
 
 
 def test_a_key_built_from_another_modules_prefix_is_resolved():

@@ -17,12 +17,13 @@ import redis
 
 from monitoring.alerts import Alert
 from monitoring.history import HistoryStore
+from monitoring.namespace import namespaced
 from monitoring.pauses import PauseSpan, PauseStore
 from monitoring.rules.settings import RuleSettings
 from schedules.entry import EntrySpec
 from schedules.zones import zone
 
-MONITOR_PREFIX = "beatkeeper:monitor:"
+MONITOR_PREFIX = namespaced("beatkeeper:monitor:")
 NEEDS_REDIS = "redis"
 NEEDS_HISTORY = "history"
 NEEDS_WORKERS = "workers"
@@ -33,7 +34,7 @@ class PlatformKeys:
     """Names the task side owns; the CLI passes the app's (monitoring never imports ``tasks``)."""
 
     redbeat_prefix: str = "redbeat:"  # celeryconfig.redbeat_key_prefix
-    lock_prefix: str = "beatkeeper:lock:"  # tasks.policy.LOCK_PREFIX
+    lock_prefix: str = namespaced("beatkeeper:lock:")  # tasks.policy.LOCK_PREFIX
     lock_meta_suffix: str = ":meta"  # tasks.locks.META_SUFFIX
     heartbeat_task: str = "beatkeeper.heartbeat"
     default_queue: str = "default"

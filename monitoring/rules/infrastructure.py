@@ -15,6 +15,7 @@ import redis
 
 from monitoring.alerts import Alert, Severity
 from monitoring.history_queries import latest_row_id
+from monitoring.namespace import namespaced
 from monitoring.rules.base import NEEDS_WORKERS, Rule, RuleContext
 
 REDIS_RULE = "redis_unreachable"
@@ -70,14 +71,14 @@ def queue_length(client: redis.Redis, queue: str) -> int:
     """Messages waiting in ``queue`` on the Redis broker (every priority list)."""
     with client.pipeline(transaction=False) as pipe:
         for suffix in _PRIORITY_SUFFIXES:
-            pipe.llen(queue + suffix)
+            pipe.llen(namespaced(queue + suffix))  # kombu's global_keyprefix is the namespace
         return sum(int(n) for n in pipe.execute())
 
 
 def declared_queues(client: redis.Redis) -> set[str]:
     """Queues declared on the broker (kombu keeps each exchange's bindings in a Redis set)."""
     queues = set()
-    for key in client.scan_iter(match=_BINDING_PREFIX + "*", count=500):
+    for key in client.scan_iter(match=namespaced(_BINDING_PREFIX) + "*", count=500):
         if any(part in _text(key) for part in _CONTROL_EXCHANGES):
             continue
         for member in client.smembers(key):

@@ -9,8 +9,9 @@ from typing import Any
 import redis
 
 from monitoring.alerts import Notification, NotificationKind
+from monitoring.namespace import namespaced
 
-RESOLVED_KEY = "beatkeeper:monitor:resolved"  # list of Notification JSON, newest first
+RESOLVED_KEY = namespaced("beatkeeper:monitor:resolved")  # list of Notification JSON, newest first
 RESOLVED_KEPT = 200
 
 

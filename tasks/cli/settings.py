@@ -41,6 +41,8 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("BEATKEEPER_REDIS_CERT_FILE", "", "rediss://: client certificate, when the server asks for one"),
         Setting("BEATKEEPER_REDIS_KEY_FILE", "", "rediss://: the client certificate's key"),
         Setting("BEATKEEPER_REDIS_TLS_VERIFY", "required", "rediss://: required, optional or none"),
+        Setting("BEATKEEPER_NAMESPACE", "", "deployment name: prefixes every key (beatkeeper's, redbeat's, "
+                "kombu's, results') so two deployments share one Redis database; unset: today's key names"),
         Setting("BEATKEEPER_EVICTION_CHECK", "error when readable, warn when not", "Redis eviction policy "
                 "check at beat start: error, warn or off"),
     ),
