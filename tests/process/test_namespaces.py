@@ -146,6 +146,14 @@ def test_two_deployments_on_one_redis_database_never_cross(processes, shared_red
     # Alerts: alpha's failing `shared` alerts in alpha only; beta's same-named entry never failed.
     assert client.hexists(f"alpha:{ALERTS_KEY}", "run_failed|shared")
     assert not client.hexists(f"beta:{ALERTS_KEY}", "run_failed|shared")
+    # Remote control (pub/sub, reply queues) is apart too: each deployment's `inspect` reaches its own worker.
+    pings = {name: processes.celery("inspect", "ping", "--timeout", "3", name=f"{name}-ping", env=env)
+             for name, env in envs.items()}
+    for name, ping in pings.items():
+        ping.wait(timeout=START_TIMEOUT_S)
+        said = ping.log_path.read_text()
+        other = next(n for n in DEPLOYMENTS if n != name)
+        assert f"{name}@" in said and f"{other}@" not in said, said
     # Two leaders, one per deployment: each beat holds its own lock, bumped its own epoch once.
     assert {client.hget(f"{name}:{BEAT_EPOCH_KEY}", "fence") for name in DEPLOYMENTS} == {"1"}
     for name in DEPLOYMENTS:
