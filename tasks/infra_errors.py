@@ -82,7 +82,8 @@ def _first_line(exc: BaseException) -> str:
 def redis_unreachable_line(url: str, exc: BaseException) -> str:
     sentinel = sentinel_settings(strict=False) if url.startswith(SENTINEL_SCHEMES) else None
     if sentinel is not None:  # the sentinels name the master: say which ones were asked
-        return f"Redis unreachable at {sentinel.label()}: {_first_line(exc)}"
+        # redis-py's MasterNotFoundError appends the repr of every sentinel client after " : "
+        return f"Redis unreachable at {sentinel.label()}: {_first_line(exc).split(' : <', 1)[0]}"
     return f"Redis unreachable at REDIS_URL={masked_redis_url(url)}: {_first_line(exc)}"
 
 

@@ -26,6 +26,8 @@ from functools import lru_cache
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from schedules.errors import SettingsError
@@ -104,7 +106,10 @@ class SentinelSettings:
 
 @lru_cache(maxsize=4)
 def _sentinel(settings: SentinelSettings) -> Sentinel:
-    return Sentinel([tuple(s) for s in settings.sentinels], sentinel_kwargs=settings.sentinel_kwargs())
+    # One question per sentinel, no retries of it: the next sentinel is the retry (redis-py's default
+    # backoff made a round of two down sentinels take 8 s); the master client retries the command.
+    asking = {**settings.sentinel_kwargs(), "retry": Retry(NoBackoff(), 0)}
+    return Sentinel([tuple(s) for s in settings.sentinels], sentinel_kwargs=asking)
 
 
 def _address(raw: str) -> tuple[str, int]:

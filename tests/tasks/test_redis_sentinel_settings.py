@@ -150,3 +150,16 @@ def test_an_explicit_result_backend_is_kept(sentinel_app, monkeypatch):
     config = importlib.reload(celeryconfig)
     assert config.result_backend == "redis://results.example.com:6379/1"
     assert "master_name" not in config.result_backend_transport_options
+
+
+def test_unreachable_sentinels_are_one_line_naming_them(monkeypatch):
+    from redis.sentinel import MasterNotFoundError
+
+    from tasks.infra_errors import redis_unreachable_line
+
+    monkeypatch.setenv("BEATKEEPER_REDIS_SENTINELS", "10.0.0.1:26379,10.0.0.2:26379")
+    monkeypatch.setenv("BEATKEEPER_REDIS_SENTINEL_PASSWORD", "sentinel-secret")
+    exc = MasterNotFoundError("No master found for 'mymaster' : <redis.client.Redis(<...>)> - network:ConnectionError")
+    line = redis_unreachable_line(sentinel_settings().redbeat_url(), exc)
+    assert line == ("Redis unreachable at the Sentinel master 'mymaster' "
+                    "(BEATKEEPER_REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379): No master found for 'mymaster'")
