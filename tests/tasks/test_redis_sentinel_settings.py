@@ -163,3 +163,20 @@ def test_unreachable_sentinels_are_one_line_naming_them(monkeypatch):
     line = redis_unreachable_line(sentinel_settings().redbeat_url(), exc)
     assert line == ("Redis unreachable at the Sentinel master 'mymaster' "
                     "(BEATKEEPER_REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379): No master found for 'mymaster'")
+
+
+def test_make_run_refuses_sentinels_that_name_no_master_in_one_line(monkeypatch):
+    from tasks.runner import RunnerError, check_sentinel
+    from tests.servers import free_port
+
+    monkeypatch.delenv("BEATKEEPER_REDIS_SENTINELS", raising=False)
+    assert check_sentinel() is None  # no sentinels: REDIS_URL as before
+    where = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("BEATKEEPER_REDIS_SENTINELS", where)
+    with pytest.raises(RunnerError) as refused:
+        check_sentinel()
+    assert str(refused.value) == (f"Redis unreachable at the Sentinel master 'mymaster' "
+                                  f"(BEATKEEPER_REDIS_SENTINELS={where}): No master found for 'mymaster'")
+    monkeypatch.setenv("BEATKEEPER_REDIS_SENTINELS", "nowhere:port")
+    with pytest.raises(RunnerError, match="^BEATKEEPER_REDIS_SENTINELS='nowhere:port': expected host:port"):
+        check_sentinel()
