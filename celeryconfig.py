@@ -2,7 +2,8 @@
 
 Loaded by the app with ``config_from_object("celeryconfig")``. Tasks are named
 by string only: this module imports from the project only
-tasks.redis_tls (TLS options for rediss:// URLs) and monitoring.namespace (the deployment's key prefix).
+tasks.redis_tls (TLS options for rediss:// URLs), tasks.redis_sentinel (Sentinel's) and
+monitoring.namespace (the deployment's key prefix).
 
 | variable                      | default                         | meaning                               |
 |-------------------------------|---------------------------------|---------------------------------------|
@@ -22,12 +23,14 @@ tasks.redis_tls (TLS options for rediss:// URLs) and monitoring.namespace (the d
 | BEATKEEPER_EVICTION_CHECK     | (error if readable, else warn)  | Redis eviction self-check: error|warn|off |
 | BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/redis_tls.py) | TLS for rediss:// URLs               |
 | BEATKEEPER_NAMESPACE          | (none: today's key names)       | deployment name prefixing every key   |
+| BEATKEEPER_REDIS_SENTINEL*    | (see tasks/redis_sentinel.py)   | Sentinel names the master (not REDIS_URL) |
 """
 from __future__ import annotations
 
 import os
 
 from monitoring.namespace import key_prefix, namespaced  # the one place a deployment's keys are prefixed
+from tasks.redis_sentinel import sentinel_settings  # the one place Sentinel options are built
 from tasks.redis_tls import redis_ssl_options  # the one place rediss:// options are built
 
 
@@ -126,3 +129,21 @@ redbeat_key_prefix = namespaced(_env("BEATKEEPER_REDBEAT_PREFIX", "redbeat:"))  
 # A standby beat takes over once the dead leader's lock expires: keep it short
 # (lock timeout >= 5 x loop interval, so a live leader always renews in time).
 redbeat_lock_timeout = int(_env_float("BEATKEEPER_BEAT_LOCK_TIMEOUT", 30))  # seconds
+
+# -- Redis Sentinel ------------------------------------------------------------
+# With BEATKEEPER_REDIS_SENTINELS set, the sentinels name the master of every client: the broker,
+# the result backend (unless CELERY_RESULT_BACKEND names another), redbeat and beatkeeper's own
+# clients (tasks.redis_client), each following a failover on its next reconnect. REDIS_URL is unused.
+redis_sentinel = sentinel_settings(os.environ, strict=False)  # bad settings: refused in one line at start
+if redis_sentinel is not None:
+    redis_url = redis_sentinel.redbeat_url()  # redbeat's scheme; beatkeeper's clients ask the sentinels
+    broker_url = redis_sentinel.broker_url()
+    broker_use_ssl = redis_sentinel.tls
+    broker_transport_options.update(redis_sentinel.transport_options())
+    if not os.environ.get("CELERY_RESULT_BACKEND"):
+        result_backend = broker_url
+        redis_backend_use_ssl = redis_sentinel.tls
+        result_backend_transport_options.update(redis_sentinel.transport_options())
+    redbeat_redis_url = redis_url
+    redbeat_redis_options = redis_sentinel.redbeat_options()
+    redbeat_redis_use_ssl = redis_sentinel.tls

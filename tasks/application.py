@@ -16,6 +16,7 @@ from monitoring.namespace import deployment_namespace
 from schedules.errors import SettingsError
 from schedules.examples import example_task_module, selected_example
 from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, named_task_modules, redis_url
+from tasks.redis_sentinel import check_sentinel_settings
 from tasks.redis_tls import check_tls_settings
 from tasks.selfchecks import eviction_check_mode
 
@@ -43,6 +44,7 @@ class BeatkeeperLoader(AppLoader):
     def import_default_modules(self):
         check_redis_url(redis_url(os.environ))
         check_tls_settings(os.environ)
+        check_sentinel_settings(os.environ)
         eviction_check_mode(os.environ)  # a bad value: one line here, not at beat's self-check
         deployment_namespace(os.environ)  # the keys were prefixed at import; a bad name stops here
         return super().import_default_modules()

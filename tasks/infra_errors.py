@@ -19,8 +19,10 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.utils.url import maybe_sanitize_url
 
 from schedules.errors import SettingsError
+from tasks.redis_sentinel import sentinel_settings
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEMES = ("redis-sentinel://", "sentinel://")  # the app's URLs when Sentinel names the master
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"  # celeryconfig's default
 
 
@@ -78,6 +80,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def redis_unreachable_line(url: str, exc: BaseException) -> str:
+    sentinel = sentinel_settings(strict=False) if url.startswith(SENTINEL_SCHEMES) else None
+    if sentinel is not None:  # the sentinels name the master: say which ones were asked
+        # redis-py's MasterNotFoundError appends the repr of every sentinel client after " : "
+        return f"Redis unreachable at {sentinel.label()}: {_first_line(exc).split(' : <', 1)[0]}"
     return f"Redis unreachable at REDIS_URL={masked_redis_url(url)}: {_first_line(exc)}"
 
 

@@ -5,7 +5,11 @@ from functools import lru_cache
 
 import redis
 
+from tasks.redis_sentinel import SentinelSettings
 from tasks.redis_tls import client_ssl_kwargs
+
+CLIENT_OPTIONS = {"decode_responses": True, "health_check_interval": 10, "socket_connect_timeout": 5,
+                  "socket_timeout": 10, "retry_on_timeout": True}
 
 
 @lru_cache(maxsize=8)
@@ -13,15 +17,20 @@ def redis_for(url: str) -> redis.Redis:
     """A client for ``url``; redis-py's pool reconnects after fork and after a Redis restart."""
     return redis.Redis.from_url(
         url,
-        decode_responses=True,
-        health_check_interval=10,
-        socket_connect_timeout=5,
-        socket_timeout=10,
-        retry_on_timeout=True,
+        **CLIENT_OPTIONS,
         **client_ssl_kwargs(url),  # rediss://: the TLS settings every client shares
     )
 
 
+@lru_cache(maxsize=4)
+def sentinel_master(settings: SentinelSettings) -> redis.Redis:
+    """A client of the Sentinel's current master: it asks the sentinels again after a failover."""
+    return settings.master_client(**CLIENT_OPTIONS)
+
+
 def app_redis(app) -> redis.Redis:
-    """The client for the app's configured Redis (``REDIS_URL``)."""
+    """The client for the app's configured Redis (``REDIS_URL``, or the master Sentinel names)."""
+    sentinel = app.conf.get("redis_sentinel")
+    if sentinel is not None:
+        return sentinel_master(sentinel)
     return redis_for(app.conf.redis_url)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from honcho.environ import parse as parse_env_file
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
@@ -26,7 +28,9 @@ from honcho.printer import Printer
 
 from monitoring.basic_auth import credentials_problem
 from schedules.errors import SettingsError
-from tasks.infra_errors import TaskModuleError, check_redis_url, infra_error_line, named_task_modules
+from tasks.infra_errors import (TaskModuleError, check_redis_url, infra_error_line, named_task_modules,
+                               redis_unreachable_line)
+from tasks.redis_sentinel import SentinelSettings, sentinel_settings
 from tasks.redis_tls import client_ssl_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +161,20 @@ def check_redis(url: str) -> None:
         raise RunnerError(infra_error_line(exc, {"REDIS_URL": url}) or str(exc)) from None
 
 
+def check_sentinel() -> SentinelSettings | None:
+    """With BEATKEEPER_REDIS_SENTINELS set, the sentinels must name a master that answers now."""
+    try:
+        sentinel = sentinel_settings()
+    except SettingsError as exc:
+        raise RunnerError(str(exc)) from None
+    if sentinel is not None:
+        try:
+            sentinel.master_client(socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)).ping()
+        except redis.RedisError as exc:
+            raise RunnerError(redis_unreachable_line(sentinel.redbeat_url(), exc)) from None
+    return sentinel
+
+
 def check_task_modules_exist() -> None:
     """A module of BEATKEEPER_TASK_MODULES that does not exist, refused before Celery is imported
     (seconds on a loaded machine); ``check_task_modules`` imports them all afterwards."""
@@ -193,9 +211,10 @@ def run() -> int:
     redis_url = os.environ.get("REDIS_URL", "")
     flower_auth, generated_in = flower_credentials()  # unusable credentials: refused before anything starts
     check_task_modules_exist()
-    if redis_url:  # before the task modules: refusing a down Redis needs no Celery import (seconds when loaded)
+    sentinel = check_sentinel()  # Sentinel names the master: no local Redis, REDIS_URL unused
+    if redis_url and sentinel is None:  # before the task modules: refusing a down Redis needs no Celery import
         check_redis(redis_url)
-    if not redis_url:
+    if not redis_url and sentinel is None:
         if answers(LOCAL_REDIS_URL):
             print(f"beatkeeper: using the Redis already running at {LOCAL_REDIS_URL}", flush=True)
         else:

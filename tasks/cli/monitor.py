@@ -71,9 +71,12 @@ def registered_specs(now: datetime) -> dict[str, EntrySpec]:
 def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> redis.Redis:
     """A client with short timeouts: the monitor must notice an outage, not wait it out."""
     options = {} if retries else {"retry": Retry(NoBackoff(), 0)}
-    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=min(timeout_s, 2.0),
-                                socket_timeout=timeout_s, health_check_interval=10, **options,
-                                **client_ssl_kwargs(url))  # rediss://: tasks/redis_tls.py
+    options.update(decode_responses=True, socket_connect_timeout=min(timeout_s, 2.0), socket_timeout=timeout_s,
+                   health_check_interval=10)
+    sentinel = app.conf.get("redis_sentinel")
+    if sentinel is not None and url == app.conf.redis_url:  # the master Sentinel names: tasks/redis_sentinel.py
+        return sentinel.master_client(**options)
+    return redis.Redis.from_url(url, **options, **client_ssl_kwargs(url))  # rediss://: tasks/redis_tls.py
 
 
 def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client: redis.Redis) -> Monitor:

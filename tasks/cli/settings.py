@@ -22,7 +22,8 @@ GENERATED_BY = "beatkeeper settings > .env.example"
 
 SECTIONS: dict[str, tuple[Setting, ...]] = {
     "Secrets (compose refuses to start without them; make run generates Flower's)": (
-        Setting("REDIS_PASSWORD", "", "compose: Redis's password (REDIS_URL is built from it)", required=True),
+        Setting("REDIS_PASSWORD", "", "compose: Redis's password (REDIS_URL is built from it); with Sentinel, the "
+                "master's and replicas' password", required=True),
         Setting("POSTGRES_PASSWORD", "", "compose: Postgres's password (DATABASE_URL is built from it)",
                 required=True),
         Setting("FLOWER_BASIC_AUTH", "", "Flower's user:password, both non-empty (make run: generated in "
@@ -43,6 +44,14 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("BEATKEEPER_REDIS_TLS_VERIFY", "required", "rediss://: required, optional or none"),
         Setting("BEATKEEPER_NAMESPACE", "", "deployment name: prefixes every key (beatkeeper's, redbeat's, "
                 "kombu's, results') so two deployments share one Redis database; unset: today's key names"),
+        Setting("BEATKEEPER_REDIS_SENTINELS", "", "host:port,host:port,... of Redis Sentinels: they name the master "
+                "of every client (REDIS_URL is then unused)"),
+        Setting("BEATKEEPER_REDIS_SENTINEL_MASTER", "mymaster", "Sentinel: the master's name in the sentinels' "
+                "configuration"),
+        Setting("BEATKEEPER_REDIS_SENTINEL_PASSWORD", "", "Sentinel: the sentinels' own password (requirepass)"),
+        Setting("BEATKEEPER_REDIS_SENTINEL_DB", "0", "Sentinel: the database number on the master"),
+        Setting("BEATKEEPER_REDIS_SENTINEL_TLS", "0", "Sentinel: 1 for TLS to the sentinels and the master (with "
+                "the BEATKEEPER_REDIS_CA_FILE/CERT_FILE/KEY_FILE/TLS_VERIFY settings)"),
         Setting("BEATKEEPER_EVICTION_CHECK", "error when readable, warn when not", "Redis eviction policy "
                 "check at beat start: error, warn or off"),
     ),
