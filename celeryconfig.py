@@ -2,7 +2,7 @@
 
 Loaded by the app with ``config_from_object("celeryconfig")``. Tasks are named
 by string only: this module imports from the project only
-tasks.redis_tls (TLS options for rediss:// URLs).
+tasks.infra.redis_tls (TLS options for rediss:// URLs).
 
 | variable                      | default                         | meaning                               |
 |-------------------------------|---------------------------------|---------------------------------------|
@@ -20,13 +20,13 @@ tasks.redis_tls (TLS options for rediss:// URLs).
 | BEATKEEPER_TASK_SENT_EVENTS   | 0                               | task-sent events (celery-exporter)    |
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 | BEATKEEPER_EVICTION_CHECK     | (error if readable, else warn)  | Redis eviction self-check: error|warn|off |
-| BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/redis_tls.py) | TLS for rediss:// URLs               |
+| BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/infra/redis_tls.py) | TLS for rediss:// URLs               |
 """
 from __future__ import annotations
 
 import os
 
-from tasks.redis_tls import redis_ssl_options  # the one place rediss:// options are built
+from tasks.infra.redis_tls import redis_ssl_options  # the one place rediss:// options are built
 
 
 def _env(name: str, default: str) -> str:
@@ -114,7 +114,7 @@ task_routes = {
 }
 
 # -- beat (redbeat) ---------------------------------------------------------
-beat_scheduler = "tasks.beat:BeatkeeperScheduler"
+beat_scheduler = "tasks.beat:BeatkeeperScheduler"  # through tasks/beat/__init__.py
 beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
 redbeat_redis_url = redis_url
 redbeat_redis_options: dict = {}  # the beat's own client settings (none needed)
