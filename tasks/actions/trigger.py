@@ -6,7 +6,7 @@ and message options (queue, expires, time limit) from its stored redbeat definit
 policies the worker reads from the published entry policies (trusting the entry's name only
 when beat published it for this very task). The message carries the entry's name and no fire
 instant, so the run is a *manual run of that entry*: a fresh run id (its task id,
-``tasks.guard.claim.run_id_for``), the entry's overlap/lock/budget and retry policy, its name in
+``tasks.run_ids.run_id_for``), the entry's overlap/lock/budget and retry policy, its name in
 the history, and ``<task> [<entry> @ manual]`` in Flower (``tasks.headers.run_label``).
 Who asked is recorded as an ``entry_triggered`` event.
 """
@@ -19,10 +19,10 @@ from typing import Any
 from monitoring.events import record_event
 from tasks import headers
 from tasks.beat.entry import BeatkeeperEntry
-from tasks.guard.task import GuardedTask
 from tasks.guard.identity import DEAD_LETTERS_KEY
 from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 from tasks.infra.redis_client import app_redis
+from tasks.run_ids import is_guarded
 
 TRIGGERED_EVENT = "entry_triggered"
 
@@ -91,7 +91,7 @@ def _send(app: Any, task_name: str, args: list, kwargs: dict, options: dict[str,
     options["headers"] = {**options.get("headers", {}), **sent}
     task_id = str(uuid.uuid4())
     task = app.tasks.get(task_name)
-    if isinstance(task, GuardedTask):
+    if is_guarded(app, task):
         task.apply_async(args, kwargs, task_id=task_id, **options)
     else:  # a task this process does not import: named as the worker's guard would name it
         app.send_task(task_name, args, kwargs, task_id=task_id,

@@ -6,7 +6,7 @@ late tick). Sent together, they would meet each other at the workers, and the en
 policy (``skip`` by default) would skip all but one. So beat sends the oldest, records it
 (publish-then-record, watched by ``tasks.beat.delivery_watch`` as any dispatch) and holds the rest —
 and, until it ends, the instants after it — while the previous run is in flight, as its run
-claim (``tasks.guard.claim``) says:
+claim (``tasks.run_ids``, written by the worker's guard) says:
 
 - claimed and running with a live lease, or waiting for its own retry: in flight, hold;
 - ended (succeeded, failed, skipped, dead-lettered), or its lease lapsed (the worker died;
@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import redis
 
-from tasks.guard.claim import RUN_KEY_PREFIX, ClaimState, record_key, run_id_for
+from tasks.run_ids import RUN_KEY_PREFIX, ClaimState, record_key, run_id_for
 
 UNCLAIMED_HOLD_S = 60.0  # seconds a sent, unclaimed catch-up run holds the next one
 POLL_S = 0.2  # seconds between looks at a held entry's previous run (a 1 s entry must catch up too)

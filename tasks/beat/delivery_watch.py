@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from monitoring.events import record_event
-from tasks.guard.identity import record_key, run_id_for
+from tasks.run_ids import record_key, run_id_for
 
 logger = logging.getLogger("beatkeeper.beat")
 

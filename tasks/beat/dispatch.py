@@ -14,7 +14,7 @@ from monitoring.events import record_event
 from tasks import headers
 from tasks.beat import delivery_watch
 from tasks.beat.entry import BeatkeeperEntry
-from tasks.guard.task import GuardedTask
+from tasks.run_ids import is_guarded
 
 logger = logging.getLogger("beatkeeper.beat")
 
@@ -34,7 +34,7 @@ def send(app: Any, entry: BeatkeeperEntry, fire_at: datetime, producer, *, fence
     elif options.get("expires"):
         expires_at = sent_at + float(options["expires"])
     task = app.tasks.get(entry.task)
-    if not isinstance(task, GuardedTask):
+    if not is_guarded(app, task):
         app.send_task(entry.task, entry.args, entry.kwargs, producer=producer, **options)
         return None
     result = task.apply_async(entry.args, entry.kwargs, producer=producer, **options)

@@ -40,9 +40,9 @@ from tasks.beat.entry import BeatkeeperEntry, store_entries
 from tasks.beat.lock import BeatLock, exit_on_lost_lock
 from tasks.beat.schedule_source import load_validated_schedule
 from tasks.beat.trigger_schedule import TriggerSchedule
-from tasks.guard.scope import publish_scheduled_tasks
 from tasks.importers.ignored import warn_ignored_beat_schedule
 from tasks.infra.errors import wait_for_broker
+from tasks.policy import publish_scheduled_tasks
 
 logger = logging.getLogger("beatkeeper.beat")
 
@@ -100,7 +100,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._next_reconcile_ts = self.app.now().timestamp() + RECONCILE_S
         policy_publisher.publish(get_redis(self.app), kept, tasks=self.app.tasks,
                              default_budget=ScheduleSettings.from_env(os.environ).max_runs_per_hour)
-        publish_scheduled_tasks(get_redis(self.app), (spec.task for spec in kept.values()))  # tasks.guard.scope
+        publish_scheduled_tasks(get_redis(self.app), (spec.task for spec in kept.values()))  # read by the workers' guard (tasks.guard.scope)
 
     # -- start-up --------------------------------------------------------------
     def _registered_entries(self) -> dict[str, EntrySpec]:

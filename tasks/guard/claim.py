@@ -6,29 +6,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
 from typing import Any
 
 import redis
 
-from tasks.headers import BEAT_EPOCH_KEY
-from tasks.locks.fenced import META_SUFFIX, FencedLock
 from tasks.guard.run import Run
-
-RUN_KEY_PREFIX = "beatkeeper:run:"  # + run id: the lease; + ":meta": the run's record (hash)
-
-
-class ClaimState(str, Enum):
-    """The state a run id's record is in."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # a later delivery may run it again
-    RETRYING = "retrying"  # only the task's own retry (same task id, higher attempt) may claim it
-    SKIPPED = "skipped"  # an inner middleware skipped it on purpose: final
-    DEAD = "dead"  # dead-lettered: final
-
+from tasks.headers import BEAT_EPOCH_KEY
+from tasks.locks.fenced import FencedLock
+from tasks.run_ids import RUN_KEY_PREFIX, ClaimState, record_key, run_id_for  # noqa: F401 (the claim's vocabulary)
 
 # KEYS[1] lease, KEYS[2] record, KEYS[3] the entry's stored definition (redbeat's hash), KEYS[4] the
 # beat epoch (tasks.headers.BEAT_EPOCH_KEY). ARGV[1] token, ARGV[2] lease TTL ms, ARGV[3] holder JSON,
@@ -116,19 +101,6 @@ FINISH_SCRIPT = """
     redis.call('expire', KEYS[2], ARGV[4])
     return 1
 """
-
-
-def run_id_for(*, entry: str, fire_at: datetime | None, task_id: str) -> str:
-    """The identity of a run: ``entry|fire instant (UTC, ISO)``; a hand-triggered run's own task id."""
-    if entry and fire_at is not None:
-        moment = fire_at.replace(tzinfo=timezone.utc) if fire_at.tzinfo is None else fire_at.astimezone(timezone.utc)
-        return f"{entry}|{moment.isoformat()}"
-    return f"task:{task_id}"
-
-
-def record_key(run_id: str) -> str:
-    """The Redis hash holding a run id's record (exists once a delivery claimed the run)."""
-    return RUN_KEY_PREFIX + run_id + META_SUFFIX
 
 
 def run_id_of(run: Run) -> str:

@@ -13,23 +13,14 @@ take the same lock as beat's) and tasks that declare a policy keep the full guar
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import redis
 
-SCHEDULED_TASKS_KEY = "beatkeeper:scheduled_tasks"  # set: the task names the schedule's entries run
+from tasks.policy import SCHEDULED_TASKS_KEY, publish_scheduled_tasks  # noqa: F401 (beat's side, tasks.policy)
+
 DEFAULT_REFRESH_S = 5.0
 _ATTRIBUTE = "beatkeeper_scheduled_tasks"  # the ScheduledTasks cache, on the app
-
-
-def publish_scheduled_tasks(client: redis.Redis, task_names: Iterable[str]) -> None:
-    """Replace the published set of scheduled task names, atomically (beat, at start)."""
-    names = sorted(set(task_names))
-    with client.pipeline(transaction=True) as pipe:
-        pipe.delete(SCHEDULED_TASKS_KEY)
-        if names:
-            pipe.sadd(SCHEDULED_TASKS_KEY, *names)
-        pipe.execute()
 
 
 class ScheduledTasks:
