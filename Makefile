@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test bench system-deps
 
 run: $(STAMP)
-	$(BIN)/python -m tasks.runner
+	$(BIN)/python -m tasks.cli.runner
 
 # PYTEST_ARGS narrows or adds to the run, e.g. `make test PYTEST_ARGS=tests/schedules`.
 test: $(STAMP) system-deps

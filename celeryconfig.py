@@ -2,7 +2,7 @@
 
 Loaded by the app with ``config_from_object("celeryconfig")``. Tasks are named
 by string only: this module imports from the project only
-tasks.redis_tls (TLS options for rediss:// URLs), tasks.redis_sentinel (Sentinel's) and
+tasks.infra.redis_tls (TLS options for rediss:// URLs), tasks.infra.redis_sentinel (Sentinel's) and
 monitoring.namespace (the deployment's key prefix).
 
 | variable                      | default                         | meaning                               |
@@ -21,17 +21,17 @@ monitoring.namespace (the deployment's key prefix).
 | BEATKEEPER_TASK_SENT_EVENTS   | 0                               | task-sent events (celery-exporter)    |
 | FLOWER_BASIC_AUTH             | (none: the runner generates one)| Flower's user:password (read by Flower) |
 | BEATKEEPER_EVICTION_CHECK     | (error if readable, else warn)  | Redis eviction self-check: error|warn|off |
-| BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/redis_tls.py) | TLS for rediss:// URLs               |
+| BEATKEEPER_REDIS_*_FILE, _TLS_VERIFY | (see tasks/infra/redis_tls.py) | TLS for rediss:// URLs               |
 | BEATKEEPER_NAMESPACE          | (none: today's key names)       | deployment name prefixing every key   |
-| BEATKEEPER_REDIS_SENTINEL*    | (see tasks/redis_sentinel.py)   | Sentinel names the master (not REDIS_URL) |
+| BEATKEEPER_REDIS_SENTINEL*    | (see tasks/infra/redis_sentinel.py)   | Sentinel names the master (not REDIS_URL) |
 """
 from __future__ import annotations
 
 import os
 
 from monitoring.namespace import key_prefix, namespaced  # the one place a deployment's keys are prefixed
-from tasks.redis_sentinel import sentinel_settings  # the one place Sentinel options are built
-from tasks.redis_tls import redis_ssl_options  # the one place rediss:// options are built
+from tasks.infra.redis_sentinel import sentinel_settings  # the one place Sentinel options are built
+from tasks.infra.redis_tls import redis_ssl_options  # the one place rediss:// options are built
 
 
 def _env(name: str, default: str) -> str:
@@ -120,7 +120,7 @@ task_routes = {
 }
 
 # -- beat (redbeat) ---------------------------------------------------------
-beat_scheduler = "tasks.beat:BeatkeeperScheduler"
+beat_scheduler = "tasks.beat:BeatkeeperScheduler"  # through tasks/beat/__init__.py
 beat_max_loop_interval = _env_float("BEATKEEPER_LOOP_INTERVAL", 5)  # seconds
 redbeat_redis_url = redis_url
 redbeat_redis_options: dict = {}  # the beat's own client settings (none needed)
@@ -133,7 +133,7 @@ redbeat_lock_timeout = int(_env_float("BEATKEEPER_BEAT_LOCK_TIMEOUT", 30))  # se
 # -- Redis Sentinel ------------------------------------------------------------
 # With BEATKEEPER_REDIS_SENTINELS set, the sentinels name the master of every client: the broker,
 # the result backend (unless CELERY_RESULT_BACKEND names another), redbeat and beatkeeper's own
-# clients (tasks.redis_client), each following a failover on its next reconnect. REDIS_URL is unused.
+# clients (tasks.infra.redis_client), each following a failover on its next reconnect. REDIS_URL is unused.
 redis_sentinel = sentinel_settings(os.environ, strict=False)  # bad settings: refused in one line at start
 if redis_sentinel is not None:
     redis_url = redis_sentinel.redbeat_url()  # redbeat's scheme; beatkeeper's clients ask the sentinels

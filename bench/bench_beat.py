@@ -45,7 +45,7 @@ from redbeat.schedulers import RedBeatScheduler, get_redis  # noqa: E402
 
 from bench_validate_plan import build_schedule  # noqa: E402
 from tasks import app as bk_app  # noqa: E402
-from tasks.beat import BeatkeeperScheduler  # noqa: E402
+from tasks.beat.scheduler import BeatkeeperScheduler  # noqa: E402
 
 TASK = "beatkeeper.heartbeat"
 

@@ -67,10 +67,10 @@ def _install_middlewares() -> None:
     from monitoring.db import engine_for
     from monitoring.history import HistoryStore
     from tasks.application import app
-    from tasks.guard import standard_middlewares
-    from tasks.history_mw import Drainer, HistoryMiddleware
-    from tasks.middleware import Middleware, set_middlewares
-    from tasks.redis_client import app_redis
+    from tasks.guard.task import standard_middlewares
+    from tasks.guard.history import Drainer, HistoryMiddleware
+    from tasks.guard.middleware import Middleware, set_middlewares
+    from tasks.infra.redis_client import app_redis
 
     class HistoryForTask(Middleware):
         def __init__(self, by_task: dict):
@@ -176,7 +176,7 @@ def main() -> None:
 
         tasks = _define_tasks()
         from tasks.application import app
-        from tasks.redis_client import app_redis
+        from tasks.infra.redis_client import app_redis
 
         client = app_redis(app)
         stores = {}

@@ -55,10 +55,10 @@ def _define_tasks():
         return None
 
     if os.environ.get(STACK_ENV) == "guard":
-        from tasks.longrun import LongRunMiddleware
-        from tasks.middleware import set_middlewares
-        from tasks.overlap import OverlapMiddleware
-        from tasks.redis_client import app_redis
+        from tasks.guard.longrun import LongRunMiddleware
+        from tasks.guard.middleware import set_middlewares
+        from tasks.guard.overlap import OverlapMiddleware
+        from tasks.infra.redis_client import app_redis
 
         client = app_redis(app)
         set_middlewares(app, [OverlapMiddleware(client), LongRunMiddleware(client)])
@@ -79,7 +79,7 @@ def per_call_us(fn, n: int) -> float:
 def measure_redis(client, n: int) -> dict[str, float]:
     from redis.lock import Lock
 
-    from tasks.locks import FencedLock
+    from tasks.locks.fenced import FencedLock
 
     client.ping()
     ping_us = min(per_call_us(client.ping, n) for _ in range(3))
@@ -118,10 +118,10 @@ def measure_guard_in_process(app, n: int) -> dict[str, float]:
 
     from celery.app.task import Context
 
-    from tasks.longrun import LongRunMiddleware
-    from tasks.middleware import set_middlewares
-    from tasks.overlap import OverlapMiddleware
-    from tasks.redis_client import app_redis
+    from tasks.guard.longrun import LongRunMiddleware
+    from tasks.guard.middleware import set_middlewares
+    from tasks.guard.overlap import OverlapMiddleware
+    from tasks.infra.redis_client import app_redis
 
     client = app_redis(app)
     set_middlewares(app, [OverlapMiddleware(client), LongRunMiddleware(client)])
@@ -204,7 +204,7 @@ def main() -> None:
         global plain_noop, guarded_noop
         plain_noop, guarded_noop = _define_tasks()
         from tasks.application import app
-        from tasks.redis_client import app_redis
+        from tasks.infra.redis_client import app_redis
 
         client = app_redis(app)
         redis_figures = measure_redis(client, options.pings)

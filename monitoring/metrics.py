@@ -44,14 +44,14 @@ OVERLAPS_KEY = PREFIX + "overlaps"  # hash: [entry, task] -> overlaps detected
 DURATION_KEY = PREFIX + "duration"  # histogram hash over [task]
 LATENESS_KEY = PREFIX + "lateness"  # histogram hash over [entry]
 LAST_SUCCESS_KEY = PREFIX + "last_success"  # sorted set: entry -> unix time of its latest success
-#: The budget's rolling windows (written by ``tasks.budget``): a sorted set per task of the
+#: The budget's rolling windows (written by ``tasks.guard.budget``): a sorted set per task of the
 #: instants of the runs it admitted, and the set of tasks that have one.
 INVOCATIONS_PREFIX = namespaced("beatkeeper:budget:runs:")
 INVOCATION_TASKS_KEY = namespaced("beatkeeper:budget:tasks")
 INVOCATION_WINDOW_S = 3600.0
 #: redbeat's schedule: score = next fire (unix seconds), member = "<prefix><entry>".
 REDBEAT_PREFIX = "redbeat:"
-#: The dead-letter list ``tasks.identity`` writes (defined here, imported there: monitoring/ may not
+#: The dead-letter list ``tasks.guard.identity`` writes (defined here, imported there: monitoring/ may not
 #: import tasks/).
 DEAD_LETTERS_KEY = namespaced("beatkeeper:dead_letters")
 

@@ -1,5 +1,5 @@
 """Pauses of schedule entries and tasks: what ``beatkeeper pause`` writes, the worker obeys
-(``tasks.pause``) and the monitor reads (a paused entry raises no missed-run or heartbeat alert).
+(``tasks.guard.pause``) and the monitor reads (a paused entry raises no missed-run or heartbeat alert).
 
 A pause is one field of a Redis hash (``beatkeeper:pauses``): name -> JSON with the reason,
 who paused it, when, and until when (optional). The name is either an entry's or a task's:

@@ -3,7 +3,7 @@
 ``celery -A tasks worker|beat|call`` works from the repository root.
 
 The app is imported on first use (``tasks.app``, ``from tasks import app``), not with the
-package: ``make run`` (``python -m tasks.runner``) refuses a down Redis or database before
+package: ``make run`` (``python -m tasks.cli.runner``) refuses a down Redis or database before
 paying for Celery's and SQLAlchemy's imports, seconds on a loaded machine.
 """
 from __future__ import annotations

@@ -15,13 +15,13 @@ from celery.loaders.app import AppLoader
 from monitoring.namespace import deployment_namespace
 from schedules.errors import SettingsError
 from schedules.examples import example_task_module, selected_example
-from tasks.infra_errors import TaskModuleError, check_redis_url, install_on, named_task_modules, redis_url
-from tasks.redis_sentinel import check_sentinel_settings
-from tasks.redis_tls import check_tls_settings
-from tasks.selfchecks import eviction_check_mode
+from tasks.infra.errors import TaskModuleError, check_redis_url, install_on, named_task_modules, redis_url
+from tasks.infra.redis_sentinel import check_sentinel_settings
+from tasks.infra.redis_tls import check_tls_settings
+from tasks.beat.selfchecks import eviction_check_mode
 
 #: Modules whose tasks every worker, beat and the CLI register.
-BUILTIN_TASK_MODULES = ["tasks.builtin", "tasks.maintenance", "tasks.pipeline_tasks"]
+BUILTIN_TASK_MODULES = ["tasks.builtin"]
 
 
 def task_modules(environ=os.environ) -> list[str]:

@@ -13,7 +13,7 @@ from monitoring.namespace import namespaced
 
 ENTRY = "beatkeeper_entry"  # the schedule entry's name
 FIRE_AT = "beatkeeper_fire_at"  # the scheduled fire instant, ISO-8601 UTC
-TRIGGERED_BY = "beatkeeper_triggered_by"  # who ran an entry by hand (``tasks.trigger``)
+TRIGGERED_BY = "beatkeeper_triggered_by"  # who ran an entry by hand (``tasks.actions.trigger``)
 PIPELINE_RUN = "beatkeeper_pipeline_run_id"  # the pipeline run a step belongs to (its history rows carry it)
 
 BEAT_FENCE = "beatkeeper_beat_fence"  # the fencing token of the beat that sent the dispatch (an int, as text)

@@ -25,7 +25,7 @@ import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import redis
 
@@ -37,6 +37,7 @@ from schedules.guards import lock_ttl_problem
 LOCK_PREFIX = namespaced("beatkeeper:lock:")
 PUBLISHED_POLICIES_KEY = namespaced("beatkeeper:policies")  # hash: task name -> JSON of the entry's policy fields
 PUBLISHED_ENTRY_POLICIES_KEY = namespaced("beatkeeper:policies:entries")  # hash: entry -> JSON {task, policy, retry}
+SCHEDULED_TASKS_KEY = namespaced("beatkeeper:scheduled_tasks")  # set: the task names the schedule's entries run
 PUBLISHED_BUDGETS_KEY = namespaced("beatkeeper:budgets")  # hash: task name -> runs per hour; "*" -> the default
 DEFAULT_BUDGET_FIELD = "*"
 
@@ -193,6 +194,16 @@ def publish_entry_policies(client: redis.Redis, policies: Mapping[str, RunPolicy
             budget_map[DEFAULT_BUDGET_FIELD] = int(default_budget)
         if budget_map:
             pipe.hset(PUBLISHED_BUDGETS_KEY, mapping=budget_map)
+        pipe.execute()
+
+
+def publish_scheduled_tasks(client: redis.Redis, task_names: Iterable[str]) -> None:
+    """Replace the published set of scheduled task names, atomically (beat, at start)."""
+    names = sorted(set(task_names))
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(SCHEDULED_TASKS_KEY)
+        if names:
+            pipe.sadd(SCHEDULED_TASKS_KEY, *names)
         pipe.execute()
 
 

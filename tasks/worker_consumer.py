@@ -33,7 +33,7 @@ it; each task's strategy first checks the decoded body's shape and raises Celery
 ``InvalidTaskError``, so Celery's ``on_invalid_task`` rejects it; and every one of Celery's
 rejection paths (undecodable, not accepted, unknown format, invalid) records the message once
 as a ``message_rejected`` event; a message of an unknown task that Celery can report is recorded
-by its ``task_unknown`` signal instead (``tasks.history_mw``), one not even that as rejected.
+by its ``task_unknown`` signal instead (``tasks.guard.history``), one not even that as rejected.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from celery.exceptions import InvalidTaskError
 from celery.worker.consumer import Consumer
 
 from tasks import poison
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class BeatkeeperConsumer(Consumer):
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         # Celery's report ends with the task_unknown signal, which records the message (history
-        # row and alert: tasks.history_mw); only a message it cannot report is recorded here, so
+        # row and alert: tasks.guard.history); only a message it cannot report is recorded here, so
         # one unknown-task message is one record and one alert.
         try:
             super().on_unknown_task(body, message, exc)

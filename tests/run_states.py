@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def run_state(result) -> str:
     """Celery's state, except a run that never executed: the guard ends it REVOKED with the reason
-    "<status>: <why>" (``tasks.guard``), read back here as its status in upper case
+    "<status>: <why>" (``tasks.guard.task``), read back here as its status in upper case
     ("SKIPPED_OVERLAP", "DEAD_LETTERED"...), so a test says which skip it expects."""
     state = result.state
     if state != "REVOKED":

@@ -4,7 +4,7 @@
   when ``FOUNDERS_PROMO_SCHEDULER_DISABLED=1`` (beatkeeper's kill switch, schedules/killswitch.py).
 * Call time: ``FLAG_FOUNDERS_PROMO`` off (``0``, ``false``, ``off``, ``no``) makes each run exit at
   once, recorded as ``flag_off``; unset means on.
-* Multi-worker double-fire: the Postgres advisory lock (tasks/pglock.py; Redis on SQLite).
+* Multi-worker double-fire: the Postgres advisory lock (tasks/locks/advisory.py; Redis on SQLite).
 * The day swept is the scheduled instant's UTC date (a late run sweeps its own night), or
   ``as_of`` given by hand, or today.
 """
@@ -19,8 +19,8 @@ from examples.founders.sweep import sweep
 from examples.founders.tables import database_url, engine_for, sweep_runs
 from tasks import headers
 from tasks.application import app
-from tasks.pglock import database_lock
-from tasks.redis_client import app_redis
+from tasks.locks.advisory import database_lock
+from tasks.infra.redis_client import app_redis
 
 TASK = "founders.pricing_lock_sweep"
 LOCK_NAME = "founders_pricing_lock_sweep"

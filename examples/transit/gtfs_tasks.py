@@ -35,8 +35,8 @@ from schedules.errors import SettingsError
 from tasks.application import app
 from examples.transit.gtfs import (GtfsDownloadError, GtfsPublishError, export_app_database, publish_export,
                         refresh_derived_tables, sync_static_feed)
-from tasks.pipeline import Pipeline, RetryPolicy, Step, build, register
-from tasks.pipeline_steps import run_step, start_pipeline, step_policy
+from tasks.pipelines.definition import Pipeline, RetryPolicy, Step, build, register
+from tasks.pipelines.steps import run_step, start_pipeline, step_policy
 
 PIPELINE_NAME = "gtfs-static"
 START_TASK = "beatkeeper.gtfs.start"

@@ -78,7 +78,7 @@ def page() -> str:
         "",
         "Without flags `beatkeeper plan` lists the zone's next changes even when they fall after its",
         "7-day window (marked BEYOND THE WINDOW). To test a transition without waiting a year, `plan`",
-        "gives the instants beat will dispatch (tests/beat/test_beat_matches_plan.py drives the real",
+        "gives the instants beat will dispatch (tests/tasks/beat/test_beat_matches_plan.py drives the real",
         "scheduler through Sydney's transitions on an injected clock and compares).",
         "",
         "## 2. Overlap prevention",

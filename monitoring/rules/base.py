@@ -35,7 +35,7 @@ class PlatformKeys:
 
     redbeat_prefix: str = "redbeat:"  # celeryconfig.redbeat_key_prefix
     lock_prefix: str = namespaced("beatkeeper:lock:")  # tasks.policy.LOCK_PREFIX
-    lock_meta_suffix: str = ":meta"  # tasks.locks.META_SUFFIX
+    lock_meta_suffix: str = ":meta"  # tasks.locks.fenced.META_SUFFIX
     heartbeat_task: str = "beatkeeper.heartbeat"
     default_queue: str = "default"
 

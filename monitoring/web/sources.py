@@ -25,7 +25,7 @@ class DashboardSources:
     queue_of: Callable[[EntrySpec], str] | None = None
     queues: Callable[[], dict[str, dict[str, Any]] | None] = lambda: None  # the monitor's latest queue report
     pipelines: PipelineStore | None = None
-    dead_letters_key: str = namespaced("beatkeeper:dead_letters")  # tasks.identity.DEAD_LETTERS_KEY (passed in)
+    dead_letters_key: str = namespaced("beatkeeper:dead_letters")  # tasks.guard.identity.DEAD_LETTERS_KEY, passed in by the app
     flower_url: str | None = None  # BEATKEEPER_FLOWER_URL: links each run to Flower's task page
     late_after_s: float = 60.0  # a run that started later than this after its instant is "late"
     clock: Callable[[], float] = time.time

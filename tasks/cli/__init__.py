@@ -16,7 +16,7 @@ import os
 import click
 
 from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
-from tasks.infra_errors import infra_error_line, is_bad_setting
+from tasks.infra.errors import infra_error_line, is_bad_setting
 
 #: Command name -> the module defining it (``command``, or ``commands`` for several).
 #: Modules load only when their command runs: a fast start, and one broken command

@@ -16,7 +16,7 @@ from schedules.loader import load_schedule_file
 from schedules.validate import ValidatedSchedule
 from schedules.zones import zone
 from tasks import app
-from tasks.schedule_source import load_validated_schedule
+from tasks.beat.schedule_source import load_validated_schedule
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -1,5 +1,5 @@
-"""``beatkeeper dead-letters``: the runs whose workers kept dying (``tasks.identity``), newest
-first; ``--requeue ID`` sends one again as a manual run (``tasks.trigger``)."""
+"""``beatkeeper dead-letters``: the runs whose workers kept dying (``tasks.guard.identity``), newest
+first; ``--requeue ID`` sends one again as a manual run (``tasks.actions.trigger``)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ import click
 
 from tasks import app
 from tasks.cli.pause import _who
-from tasks.identity import dead_letters
-from tasks.redis_client import app_redis
+from tasks.guard.identity import dead_letters
+from tasks.infra.redis_client import app_redis
 from tasks.cli.trigger import send_and_echo
-from tasks.trigger import requeue_dead_letter
+from tasks.actions.trigger import requeue_dead_letter
 
 
 @click.command("dead-letters")

@@ -18,7 +18,7 @@ import click
 from monitoring.basic_auth import credentials_problem
 from tasks import app
 from tasks.cli import EXIT_USAGE
-from tasks.infra_errors import install_on, wait_for_broker
+from tasks.infra.errors import install_on, wait_for_broker
 
 log = logging.getLogger("beatkeeper.flower")
 

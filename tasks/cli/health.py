@@ -15,7 +15,7 @@ import socket
 import click
 
 from tasks import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 PING_TIMEOUT_S = 5.0
 

@@ -14,8 +14,8 @@ from monitoring.history import RUN_STATUSES, RunRecord
 from tasks import app
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import parse_instant
-from tasks.history_mw import history_store_for
-from tasks.infra_errors import infra_error_line
+from tasks.guard.history import history_store_for
+from tasks.infra.errors import infra_error_line
 
 COLUMNS = ("finished (UTC)", "status", "task", "entry", "try", "late s", "took s", "host", "detail")
 DETAIL_WIDTH = 60

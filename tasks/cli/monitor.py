@@ -37,12 +37,12 @@ from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
 from tasks.cli import EXIT_USAGE
-from tasks.history_mw import history_store_for
-from tasks.infra_errors import install_on, masked_redis_url
-from tasks.locks import META_SUFFIX
+from tasks.guard.history import history_store_for
+from tasks.infra.errors import install_on, masked_redis_url
+from tasks.locks.fenced import META_SUFFIX
 from tasks.policy import LOCK_PREFIX
-from tasks.redis_tls import client_ssl_kwargs
-from tasks.schedule_source import load_validated_schedule
+from tasks.infra.redis_tls import client_ssl_kwargs
+from tasks.beat.schedule_source import load_validated_schedule
 
 log = logging.getLogger("beatkeeper.monitor")
 
@@ -74,9 +74,9 @@ def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> 
     options.update(decode_responses=True, socket_connect_timeout=min(timeout_s, 2.0), socket_timeout=timeout_s,
                    health_check_interval=10)
     sentinel = app.conf.get("redis_sentinel")
-    if sentinel is not None and url == app.conf.redis_url:  # the master Sentinel names: tasks/redis_sentinel.py
+    if sentinel is not None and url == app.conf.redis_url:  # the master Sentinel names: tasks/infra/redis_sentinel.py
         return sentinel.master_client(**options)
-    return redis.Redis.from_url(url, **options, **client_ssl_kwargs(url))  # rediss://: tasks/redis_tls.py
+    return redis.Redis.from_url(url, **options, **client_ssl_kwargs(url))  # rediss://: tasks/infra/redis_tls.py
 
 
 def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client: redis.Redis) -> Monitor:
@@ -141,7 +141,7 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
 
 def dashboard_credentials() -> tuple[str | None, str | None]:
     """(credentials, problem): FLOWER_BASIC_AUTH, else generated once in the data dir (as ``make run``)."""
-    from tasks.runner import RunnerError, flower_credentials
+    from tasks.cli.runner import RunnerError, flower_credentials
 
     try:
         credentials, path = flower_credentials()
@@ -156,9 +156,9 @@ def dashboard_for(monitor: Monitor) -> Callable:
     """The schedule dashboard (``monitoring.web``) wired to this deployment."""
     from monitoring.web.app import dashboard_app
     from monitoring.web.sources import DashboardSources
-    from tasks.dashboard_actions import dashboard_actions
-    from tasks.identity import DEAD_LETTERS_KEY
-    from tasks.pipeline_steps import pipeline_store_for
+    from tasks.actions.dashboard import dashboard_actions
+    from tasks.guard.identity import DEAD_LETTERS_KEY
+    from tasks.pipelines.steps import pipeline_store_for
 
     def current_specs() -> dict[str, EntrySpec]:  # a standby monitor has not loaded them
         return monitor.specs or registered_specs(datetime.now(timezone.utc))

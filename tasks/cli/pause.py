@@ -1,5 +1,5 @@
 """``beatkeeper pause NAME`` and ``beatkeeper resume NAME``: stop and restart an entry or a task
-at call time, without restarting anything (see ``tasks.pause``)."""
+at call time, without restarting anything (see ``tasks.guard.pause``)."""
 from __future__ import annotations
 
 import getpass
@@ -10,8 +10,8 @@ import click
 
 from tasks import app
 from tasks.cli.common import parse_instant, utc_now
-from tasks.pause import PauseStore, PauseUntilInPast
-from tasks.redis_client import app_redis
+from tasks.guard.pause import PauseStore, PauseUntilInPast
+from tasks.infra.redis_client import app_redis
 
 
 def known_names() -> set[str]:

@@ -17,10 +17,10 @@ import click
 
 from monitoring.pipelines import PipelineRun, PipelineStoreError, StepRecord, StepStatus
 from tasks import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 from tasks.cli.common import utc_now
-from tasks.pipeline import PipelineError, pipeline_named
-from tasks.pipeline_steps import pipeline_store_for, resume_pipeline
+from tasks.pipelines.definition import PipelineError, pipeline_named
+from tasks.pipelines.steps import pipeline_store_for, resume_pipeline
 
 RUN_COLUMNS = ("run id", "pipeline", "state", "created (UTC)", "entry", "step", "done", "resumes", "detail")
 DETAIL_WIDTH = 60

@@ -1,6 +1,6 @@
 """Every setting beatkeeper reads, in one table; ``beatkeeper settings`` prints it as ``.env.example``.
 
-``.env`` is read by ``make run`` (``tasks.runner``) and by every compose service (``env_file``), so
+``.env`` is read by ``make run`` (``tasks.cli.runner``) and by every compose service (``env_file``), so
 one file configures both. tests/containers/test_settings_table.py fails when the code reads a
 variable this table lacks, or when ``.env.example`` is not what this command prints.
 """

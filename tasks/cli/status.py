@@ -18,9 +18,9 @@ from tasks import app
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import local_and_utc, utc_now
 from tasks.cli.monitor import monitor_redis, platform_keys, queue_router, registered_specs
-from tasks.history_mw import history_store_for
-from tasks.infra_errors import infra_error_line
-from tasks.pause import PauseStore
+from tasks.guard.history import history_store_for
+from tasks.infra.errors import infra_error_line
+from tasks.guard.pause import PauseStore
 
 ENTRY_COLUMNS = ("entry", "state", "task", "last run", "next fire", "paused")
 

@@ -1,4 +1,4 @@
-"""``beatkeeper trigger ENTRY``: run a schedule entry now, as a manual run of it (``tasks.trigger``)."""
+"""``beatkeeper trigger ENTRY``: run a schedule entry now, as a manual run of it (``tasks.actions.trigger``)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,7 +7,7 @@ import click
 
 from tasks import app
 from tasks.cli.pause import _who
-from tasks.trigger import TriggerError, trigger_entry
+from tasks.actions.trigger import TriggerError, trigger_entry
 
 
 @click.command("trigger")

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.beat_schedule import TriggerSchedule
+from tasks.beat.trigger_schedule import TriggerSchedule
 
 
 def ignored_entries(beat_schedule: Mapping[str, Any] | None) -> list[str]:

@@ -39,7 +39,7 @@ def test_an_unknown_example_is_one_settings_error_naming_the_choices():
 
 
 def test_make_run_refuses_an_unknown_example_before_starting_anything(monkeypatch):
-    from tasks.runner import RunnerError, check_task_modules
+    from tasks.cli.runner import RunnerError, check_task_modules
 
     monkeypatch.setenv("BEATKEEPER_EXAMPLE", "bookings")
     with pytest.raises(RunnerError) as caught:

@@ -71,10 +71,10 @@ def app_history_on(app, history_url):
 
 
 def _app_history(app, url):
-    from tasks.guard import standard_middlewares
-    from tasks.history_mw import history_store_for, set_history_store
-    from tasks.middleware import set_middlewares
-    from tasks.redis_client import app_redis
+    from tasks.guard.task import standard_middlewares
+    from tasks.guard.history import history_store_for, set_history_store
+    from tasks.guard.middleware import set_middlewares
+    from tasks.infra.redis_client import app_redis
 
     previous = history_store_for(app)
     store = HistoryStore(engine_for(url), redis_client=app_redis(app))

@@ -1,6 +1,6 @@
 """Test-only: holds a task in its pool process just before the guard (``task_prerun``) while a
 gate file exists, so a test can break Redis exactly when the run claims its id. Loaded by a
-subprocess worker with ``BEATKEEPER_TASK_MODULES=tests.beat.ledger_tasks,tests.process.claim_gate``
+subprocess worker with ``BEATKEEPER_TASK_MODULES=tests.tasks.beat.ledger_tasks,tests.process.claim_gate``
 and ``BEATKEEPER_TEST_GATE_DIR`` set."""
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import os
 from monitoring.namespace import NAMESPACE_VARIABLE, namespaced
 from tasks import headers
 from tasks.application import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 RAN_KEY = namespaced("test:ran")  # list of JSON {sent_by, ran_in, entry, fire_at, task_id}, oldest first
 FAILING_ARG = "fail"

@@ -1,5 +1,5 @@
 """``catchup: all`` after a 60 s outage, with a 2 s task and ``overlap: skip``: every missed instant
-runs, oldest first, none skipped for overlap (``tasks.catchup_gate``).
+runs, oldest first, none skipped for overlap (``tasks.beat.catchup_gate``).
 
 Sent together, the missed instants met at the workers and skipped each other (issue 13: 4 of 5
 ended ``skipped_overlap``). The real scheduler runs in this process on an injected clock (the
@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from monitoring.events import read_events
-from tasks.beat import ON_TIME_SLACK_S
-from tasks.overlap import SKIPPED_COUNTS_KEY
-from tasks.run_claim import ClaimState, claim_record, run_id_for
-from tests.beat import ledger_tasks as lt
-from tests.beat.harness import BeatDriver, PublishingScheduler
+from tasks.beat.scheduler import ON_TIME_SLACK_S
+from tasks.guard.overlap import SKIPPED_COUNTS_KEY
+from tasks.guard.claim import ClaimState, claim_record, run_id_for
+from tests.tasks.beat import ledger_tasks as lt
+from tests.tasks.beat.harness import BeatDriver, PublishingScheduler
 from tests.process.test_beat_faults import executed, platform_env, start_worker
 
 pytestmark = pytest.mark.process

@@ -2,7 +2,7 @@
 worker SIGSTOPped, a pool process SIGKILLed mid-run, Redis restarted twice (the second time while
 both beats are up). Two ledgers decide:
 
-- executions, counted by the task bodies (``tests.beat.ledger_tasks``): no instant ran twice, and
+- executions, counted by the task bodies (``tests.tasks.beat.ledger_tasks``): no instant ran twice, and
   every due instant that did not run is one its entry's catch-up policy gave up (``missed_runs``),
   one its overlap policy skipped (``overlap: skip`` while a stopped worker held the run's lock), or
   one a crashed worker holds unacknowledged (the broker redelivers it after its visibility timeout);
@@ -27,8 +27,8 @@ import pytest
 import redis
 
 from tasks import headers
-from tasks.run_claim import ClaimState, claim_record, run_id_for
-from tests.beat import ledger_tasks as lt
+from tasks.guard.claim import ClaimState, claim_record, run_id_for
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import (executed, missed_instants, platform_env, start_beat, wait_drained,
                                             START_TIMEOUT_S)
 from tests.process.test_beat_split_brain import restart_redis

@@ -1,5 +1,5 @@
 """Beat under faults, with real redis-server, beat and worker processes: every scheduled instant
-executes exactly once, counted by the task itself in a ledger (``tests.beat.ledger_tasks``).
+executes exactly once, counted by the task itself in a ledger (``tests.tasks.beat.ledger_tasks``).
 
 Two beats on one schedule with a forced lock loss; the leader SIGKILLed (catch-up policies decide
 the gap); beat's and the worker's Redis connections dropped under load; Redis itself SIGKILLed and
@@ -21,14 +21,16 @@ import redis
 
 from monitoring.events import read_events
 from schedules.interval import IntervalTrigger
-from tasks import delivery_watch, headers
-from tasks.beat import LOCK_LOST_EXIT_CODE, ON_TIME_SLACK_S
-from tests.beat import ledger_tasks as lt
+from tasks import headers
+from tasks.beat import delivery_watch
+from tasks.beat.lock import LOCK_LOST_EXIT_CODE
+from tasks.beat.scheduler import ON_TIME_SLACK_S
+from tests.tasks.beat import ledger_tasks as lt
 from tests.servers import RedisServer, free_port, stop_process_tree, wait_until
 
 pytestmark = pytest.mark.process
 
-LEDGER_MODULES = "tests.beat.ledger_tasks"
+LEDGER_MODULES = "tests.tasks.beat.ledger_tasks"
 START_TIMEOUT_S = 60
 LOOP_INTERVAL_S = 1
 LOCK_TIMEOUT_S = 5
@@ -295,7 +297,7 @@ def _drop_connections(killer: redis.Redis, pids: list[int]) -> int:
 def test_dropped_broker_connections_lose_no_instant_and_double_none(processes, redis_client, redis_url, tmp_path):
     """Beat's connections (scheduler store, publisher) and the worker's (consumer, pool children)
     dropped again and again. A message the consumer's connection loses after the broker took it
-    is found by beat's delivery watch and sent again (``tasks.delivery_watch``)."""
+    is found by beat's delivery watch and sent again (``tasks.beat.delivery_watch``)."""
     schedule = ticking(20, catchup="all", catchup_max=100)
     env = platform_env(tmp_path, schedule)
     worker = start_worker(processes, env, "ledger", concurrency=2)

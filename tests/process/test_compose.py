@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.runner import procfile_commands
+from tasks.cli.runner import procfile_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

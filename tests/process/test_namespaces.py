@@ -21,7 +21,7 @@ from monitoring.migrations import upgrade_database
 from monitoring.models import task_runs
 from tasks.headers import BEAT_EPOCH_KEY
 from tasks.policy import LOCK_PREFIX, PUBLISHED_ENTRY_POLICIES_KEY, PUBLISHED_POLICIES_KEY
-from tasks.run_claim import RUN_KEY_PREFIX, record_key
+from tasks.guard.claim import RUN_KEY_PREFIX, record_key
 from tests.process import namespace_tasks as nt
 from tests.process.test_beat_faults import platform_env
 from tests.servers import RedisServer, free_port, wait_until

@@ -1,6 +1,6 @@
 """Beat, a worker, the monitor and Flower started while Redis is down: one log line per retry
 (naming REDIS_URL, with backoff), no traceback, and working within one retry interval of
-Redis coming up on the same port. ``make run`` (python -m tasks.runner) with Redis down, a
+Redis coming up on the same port. ``make run`` (python -m tasks.cli.runner) with Redis down, a
 misspelt task module or empty Flower credentials: one line, non-zero exit, within 10 s."""
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_monitor_serves_on_127_0_0_1_while_redis_is_down_then_leads(processes, d
 
 
 def test_flower_as_the_procfile_starts_it_waits_for_redis_then_serves_127_0_0_1_behind_auth(processes, down_redis):
-    from tasks.runner import procfile_commands
+    from tasks.cli.runner import procfile_commands
 
     port = free_port()
     flower = processes.start(procfile_commands()["flower"].split(), name="flower", env={
@@ -121,7 +121,7 @@ def test_flower_as_the_procfile_starts_it_waits_for_redis_then_serves_127_0_0_1_
 
 
 def test_monitor_as_the_procfile_starts_it_listens_on_127_0_0_1_only_behind_credentials(processes):
-    from tasks.runner import procfile_commands
+    from tasks.cli.runner import procfile_commands
 
     port = free_port()
     processes.start(procfile_commands()["monitor"].split(), name="monitor", env={
@@ -168,7 +168,7 @@ def test_make_run_refuses_in_one_line_within_10_s(setting, expected, tmp_path):
     if "DATABASE_URL" in setting:
         env.pop("REDIS_URL")  # the runner starts its own Redis, then meets the database
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "tasks.runner"], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "tasks.cli.runner"], env=env, capture_output=True, text=True, timeout=60)
     took_s = time.monotonic() - started
     assert out.returncode == 1, out
     assert "Traceback" not in out.stdout + out.stderr and "s3cret" not in out.stdout + out.stderr

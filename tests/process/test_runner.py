@@ -1,4 +1,4 @@
-"""The README's run command, as a new user would use it: `make run` -> `python -m tasks.runner`."""
+"""The README's run command, as a new user would use it: `make run` -> `python -m tasks.cli.runner`."""
 from __future__ import annotations
 
 import os
@@ -19,7 +19,7 @@ UP_TIMEOUT_S = 90  # five Python processes importing Celery on 2 cores
 def test_runner_brings_up_redis_workers_beat_and_flower_and_ctrl_c_stops_them_all(processes, tmp_path):
     redis_port, flower_port, monitor_port = free_port(), free_port(), free_port()
     local_url = f"redis://127.0.0.1:{redis_port}/0"
-    runner = processes.start([sys.executable, "-m", "tasks.runner"], name="runner", env={
+    runner = processes.start([sys.executable, "-m", "tasks.cli.runner"], name="runner", env={
         "REDIS_URL": None, "BEATKEEPER_LOCAL_REDIS_PORT": str(redis_port), "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": "ops:s3cret", "BEATKEEPER_DATA_DIR": str(tmp_path / "data"),
         "BEATKEEPER_WORKER_CONCURRENCY": "1", "BEATKEEPER_MONITOR_PORT": str(monitor_port)})
@@ -65,7 +65,7 @@ def test_runner_says_in_one_line_how_to_install_redis_when_it_cannot(tmp_path):
     env.update(PATH=str(tmp_path), BEATKEEPER_LOCAL_REDIS_PORT=str(free_port()),
                BEATKEEPER_DATA_DIR=str(tmp_path / "data"))
     # PATH holds neither redis-server nor apt-get, so even as root it cannot install it
-    out = subprocess.run([sys.executable, "-m", "tasks.runner"], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "tasks.cli.runner"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [

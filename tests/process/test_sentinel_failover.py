@@ -1,11 +1,11 @@
 """Sentinel failover with real servers: a master, a replica and three sentinels (``redis-server
 --sentinel``); beat, two workers and the monitor reach Redis only through the sentinels
-(tasks/redis_sentinel.py). The master is SIGKILLed mid-run; the sentinels promote the replica
+(tasks/infra/redis_sentinel.py). The master is SIGKILLed mid-run; the sentinels promote the replica
 and every component carries on by itself, without a restart.
 
 The schedule is ``every: 10`` entries spread over the 10 s grid (an instant falls due every 2 s),
 of a short task that counts its executions in a ledger on a Redis of its own
-(``tests.beat.ledger_apart_tasks``), which the failover cannot touch. From it the test reports the
+(``tests.tasks.beat.ledger_apart_tasks``), which the failover cannot touch. From it the test reports the
 instants due, executed once, doubled (must be 0) and lost; a lost instant may only be one the
 failover window explains (Redis replicates asynchronously: the master's last writes, a queued
 message or beat's record of a send, can die with it), and it says for each whether catch-up or the
@@ -27,8 +27,8 @@ import pytest
 import redis
 
 from monitoring.heartbeats import HEARTBEATS_KEY
-from tests.beat import ledger_apart_tasks as apart
-from tests.beat import ledger_tasks as lt
+from tests.tasks.beat import ledger_apart_tasks as apart
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import platform_env, start_beat
 from tests.servers import RedisServer, free_port, missing, wait_until
 
@@ -156,7 +156,7 @@ def test_beat_workers_and_the_monitor_follow_a_sentinel_failover(sentinel_group,
     env = {**platform_env(tmp_path, _entries()), "REDIS_URL": None, "CELERY_RESULT_BACKEND": None,
            "BEATKEEPER_REDIS_SENTINELS": where, "BEATKEEPER_REDIS_SENTINEL_MASTER": MASTER_NAME,
            "BEATKEEPER_REDIS_SENTINEL_PASSWORD": SENTINEL_PASSWORD, "REDIS_PASSWORD": REDIS_PASSWORD,
-           "BEATKEEPER_MIN_INTERVAL": "10", "BEATKEEPER_TASK_MODULES": "tests.beat.ledger_apart_tasks",
+           "BEATKEEPER_MIN_INTERVAL": "10", "BEATKEEPER_TASK_MODULES": "tests.tasks.beat.ledger_apart_tasks",
            apart.LEDGER_URL: ledger.url, "BEATKEEPER_MONITOR_PORT": str(free_port()),
            "BEATKEEPER_MONITOR_INTERVAL": "0.5"}
 

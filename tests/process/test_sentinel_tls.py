@@ -1,6 +1,6 @@
 """Sentinel and TLS compose: a master and a sentinel that answer TLS only (mutual TLS, certificates
 made here with trustme), reached from BEATKEEPER_REDIS_SENTINELS + BEATKEEPER_REDIS_SENTINEL_TLS=1
-and the TLS settings of tasks/redis_tls.py. The broker, the result backend, redbeat and beatkeeper's
+and the TLS settings of tasks/infra/redis_tls.py. The broker, the result backend, redbeat and beatkeeper's
 own client each do a round trip through the master the sentinel names."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 import redis
 
-from tasks.redis_tls import client_ssl_kwargs
+from tasks.infra.redis_tls import client_ssl_kwargs
 from tests.process.test_tls_redis import _tls_env, tls_redis  # noqa: F401  (fixture: a mutual-TLS master)
 from tests.servers import free_port, wait_until
 
@@ -22,7 +22,7 @@ MASTER_NAME = "tlsmaster"
 ROUND_TRIPS = """
 from redbeat.schedulers import get_redis
 from tasks import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 app_redis(app).set("probe:beatkeeper", "1")
 get_redis(app).set("probe:redbeat", "1")

@@ -1,7 +1,7 @@
 """Redis over TLS only (``--port 0 --tls-port``, a certificate made here with trustme): beat, a
 worker, the monitor and ``beatkeeper status`` run the heartbeat and a guarded entry on a
 ``rediss://`` URL as a provider prints it, with the CA and a client certificate from the settings
-(tasks/redis_tls.py); a certificate from another CA is refused in one line."""
+(tasks/infra/redis_tls.py); a certificate from another CA is refused in one line."""
 from __future__ import annotations
 
 import os
@@ -15,8 +15,8 @@ import redis
 import trustme
 
 from monitoring.heartbeats import HEARTBEATS_KEY, last_heartbeat
-from tasks.redis_tls import client_ssl_kwargs
-from tests.beat import ledger_tasks as lt
+from tasks.infra.redis_tls import client_ssl_kwargs
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import executed, platform_env
 from tests.servers import RedisServer, free_port, missing, wait_until
 

@@ -13,13 +13,13 @@ import pytest
 
 from monitoring.events import read_events
 from tasks import headers
-from tasks.identity import DEFAULT_MAX_REDELIVERIES, ClaimState, claim_record, dead_letters, run_id_for
-from tests.beat import ledger_tasks as lt
+from tasks.guard.identity import DEFAULT_MAX_REDELIVERIES, ClaimState, claim_record, dead_letters, run_id_for
+from tests.tasks.beat import ledger_tasks as lt
 from tests.servers import wait_until
 from tests.run_states import run_state
 
 pytestmark = pytest.mark.process
-LEDGER_MODULES = "tests.beat.ledger_tasks"
+LEDGER_MODULES = "tests.tasks.beat.ledger_tasks"
 START_TIMEOUT_S = 60
 
 

@@ -17,7 +17,7 @@ from monitoring.rules.events import EventsRule
 from monitoring.rules.settings import RuleSettings
 from tasks import headers
 from tasks.poison import DEFAULT_MAX_MESSAGE_BYTES
-from tests.beat import ledger_tasks as lt
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_worker_faults import start_worker
 from tests.servers import wait_until
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tasks import headers
-from tests.beat import ledger_tasks as lt
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.claim_gate import GATE_DIR_ENV
 from tests.process.test_worker_faults import _ready
 from tests.servers import RedisServer, wait_until
@@ -35,7 +35,7 @@ def test_a_run_finishing_after_the_consumer_reconnected_does_not_stop_the_worker
             "worker", "-n", "reack@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel",
             "INFO", "-P", "prefork", "-c", "2", "-Q", "default", name="reack",
             env={"REDIS_URL": server.url, "CELERY_RESULT_BACKEND": server.url, GATE_DIR_ENV: str(gate),
-                 "BEATKEEPER_TASK_MODULES": "tests.beat.ledger_tasks,tests.process.claim_gate"})
+                 "BEATKEEPER_TASK_MODULES": "tests.tasks.beat.ledger_tasks,tests.process.claim_gate"})
         log = Path(worker.log_path)
         wait_until(lambda: _ready(worker), timeout_s=60, what="the worker to be ready")
         first_at = datetime.now(timezone.utc).replace(microsecond=0)

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from tasks import headers
-from tasks.identity import ClaimState, claim_record, run_id_for
-from tests.beat import ledger_tasks as lt
+from tasks.guard.identity import ClaimState, claim_record, run_id_for
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.claim_gate import GATE_DIR_ENV
 from tests.process.test_worker_faults import _ready
 from tests.servers import RedisServer, wait_until
@@ -66,7 +66,7 @@ def test_a_redis_fault_at_the_claim_runs_the_instant_later_exactly_once(app, pro
             "worker", "-n", "blip@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel",
             "INFO", "-P", "prefork", "-c", "1", "-Q", "default", name="blip",
             env={"REDIS_URL": server.url, "CELERY_RESULT_BACKEND": server.url, GATE_DIR_ENV: str(gate),
-                 "BEATKEEPER_TASK_MODULES": "tests.beat.ledger_tasks,tests.process.claim_gate"})
+                 "BEATKEEPER_TASK_MODULES": "tests.tasks.beat.ledger_tasks,tests.process.claim_gate"})
         wait_until(lambda: _ready(worker), timeout_s=60, what="the worker to be ready")
         fire_at = datetime.now(timezone.utc).replace(microsecond=0)
         with app.connection_for_write(server.url) as connection:

@@ -60,7 +60,7 @@ def check_lines(stderr: str, case: Case) -> list[str]:
 
 
 def beat_lines(error: Exception) -> list[str]:
-    """What beat prints for a schedule it refuses at start (``tasks.beat``'s start-up)."""
+    """What beat prints for a schedule it refuses at start (``tasks.beat.scheduler``'s start-up)."""
     if isinstance(error, ScheduleConfigError):
         return [str(problem) for problem in error.problems]
     assert isinstance(error, BeatkeeperScheduleError), repr(error)
@@ -70,7 +70,7 @@ def beat_lines(error: Exception) -> list[str]:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_check_and_beat_start_refuse_with_the_same_one_line(case, tmp_path, monkeypatch, app):
     from tasks import cli
-    from tasks.schedule_source import load_validated_schedule
+    from tasks.beat.schedule_source import load_validated_schedule
 
     path = case.write(tmp_path)
     monkeypatch.delenv("BEATKEEPER_DEBUG", raising=False)

@@ -16,10 +16,10 @@ GUARDED_MODULES = "tests.tasks.guarded_tasks"
 def guard_only(app):
     """Only the middlewares under test (overlap, long-run) and an empty published-policy cache;
     the app's previous list is restored afterwards."""
-    from tasks.guard import set_published_policies
-    from tasks.middleware import set_middlewares
+    from tasks.guard.task import set_published_policies
+    from tasks.guard.middleware import set_middlewares
     from tasks.policy import PublishedPolicies
-    from tasks.redis_client import app_redis
+    from tasks.infra.redis_client import app_redis
 
     previous = getattr(app, "beatkeeper_middlewares", None)
     set_middlewares(app, guard_middlewares(app))
@@ -37,7 +37,7 @@ def publish_entry(entry: str, task, *, retry=None, **policy) -> None:
     there only, never from message headers)."""
     from tasks import app
     from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY, published_entry
-    from tasks.redis_client import app_redis
+    from tasks.infra.redis_client import app_redis
 
     app_redis(app).hset(PUBLISHED_ENTRY_POLICIES_KEY, entry,
                         published_entry(getattr(task, "name", task), policy, retry))
@@ -45,9 +45,9 @@ def publish_entry(entry: str, task, *, retry=None, **policy) -> None:
 
 def guard_middlewares(app) -> list:
     """The overlap and long-run middlewares, in their standard order."""
-    from tasks.longrun import LongRunMiddleware
-    from tasks.overlap import OverlapMiddleware
-    from tasks.redis_client import app_redis
+    from tasks.guard.longrun import LongRunMiddleware
+    from tasks.guard.overlap import OverlapMiddleware
+    from tasks.infra.redis_client import app_redis
 
     client = app_redis(app)
     return [OverlapMiddleware(client), LongRunMiddleware(client)]

@@ -14,8 +14,8 @@ import time
 
 from tasks import headers
 from tasks.application import app
-from tasks.fencing import StaleFencingToken, fenced_set
-from tasks.redis_client import app_redis
+from tasks.locks.fencing import StaleFencingToken, fenced_set
+from tasks.infra.redis_client import app_redis
 
 BLOCK_LIMIT_S = 30.0  # a blocked probe never outlives a test run
 

@@ -10,7 +10,7 @@ import os
 import time
 
 from tasks.application import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 BLOCK_LIMIT_S = 30.0  # a blocked task never outlives a test run
 

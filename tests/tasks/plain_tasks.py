@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tasks.application import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 
 def keys(key: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tasks.application import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 
 @app.task(name="tests.retry.flaky", overlap="allow")

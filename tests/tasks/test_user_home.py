@@ -6,7 +6,7 @@ import pytest
 
 from schedules.errors import ConfigFileError
 from schedules.platform import effective_schedule, user_schedule_path
-from tasks.runner import read_dotenv
+from tasks.cli.runner import read_dotenv
 from tasks.user import user_task_modules
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tasks.application import app
-from tasks.redis_client import app_redis
+from tasks.infra.redis_client import app_redis
 
 CALLS_KEY = "dashboard-test:calls"
 

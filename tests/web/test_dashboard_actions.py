@@ -1,4 +1,4 @@
-"""The app's side of the dashboard's actions (tasks/dashboard_actions.py) on a real worker: run-now
+"""The app's side of the dashboard's actions (tasks/actions/dashboard.py) on a real worker: run-now
 is ``beatkeeper trigger``'s path (the entry beat published, its arguments, a manual run of it); a
 dead letter is requeued as ``beatkeeper dead-letters --requeue`` does; refusals are one line."""
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 
 from monitoring.events import read_events
 from monitoring.web.actions import ActionRefused
-from tasks.dashboard_actions import dashboard_actions
-from tasks.identity import DEAD_LETTERS_KEY, DeadLetter
-from tasks.trigger import TRIGGERED_EVENT
-from tests.beat.harness import BeatDriver
+from tasks.actions.dashboard import dashboard_actions
+from tasks.guard.identity import DEAD_LETTERS_KEY, DeadLetter
+from tasks.actions.trigger import TRIGGERED_EVENT
+from tests.tasks.beat.harness import BeatDriver
 from tests.servers import wait_until
 from tests.web.dashboard_tasks import CALLS_KEY
 

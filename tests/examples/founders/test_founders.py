@@ -14,9 +14,9 @@ from sqlalchemy import insert, select
 from examples.founders import jobs
 from examples.founders.sweep import GRACE_DAYS, WARNING_DAYS, due_status
 from examples.founders.tables import engine_for, subscriptions, sweep_runs, warnings
-from tasks.beat import BeatkeeperScheduler
-from tasks.pglock import database_lock
-from tests.beat.harness import BeatDriver
+from tasks.beat.scheduler import BeatkeeperScheduler
+from tasks.locks.advisory import database_lock
+from tests.tasks.beat.harness import BeatDriver
 from tests.postgres import fresh_database_url
 from tests.servers import wait_until
 
@@ -119,7 +119,7 @@ def test_the_flag_off_makes_each_run_exit_at_once_recorded_as_such(app, worker, 
 
 def test_the_kill_switch_removes_the_entry_at_registration(app, redis_client, monkeypatch, tmp_path):
     from tasks import cli
-    from tests.tasks.test_check_contract import start_beat
+    from tests.tasks.cli.test_check_contract import start_beat
 
     monkeypatch.setenv("BEATKEEPER_EXAMPLE", "founders")
     monkeypatch.delenv("BEATKEEPER_SCHEDULE", raising=False)

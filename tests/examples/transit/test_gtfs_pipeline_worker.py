@@ -20,7 +20,7 @@ from examples.transit import gtfs_tasks
 from tasks import headers
 from tasks.cli import main
 from examples.transit.gtfs import export_app_database, refresh_derived_tables, sync_static_feed
-from tasks.pipeline import RetryPolicy
+from tasks.pipelines.definition import RetryPolicy
 from tests.examples.transit.gtfs.feedgen import NOW, small_feed, zip_files
 from tests.examples.transit.gtfs.test_pipeline import published_departures
 from tests.monitoring.databases import drained_records
@@ -270,7 +270,7 @@ def test_pipeline_runs_lists_each_run_with_its_state_and_progress(pipeline_store
 def test_the_automatic_resume_leaves_a_run_stalled_three_times_to_a_person(app, pipeline_store, gtfs_env,
                                                                           redis_client):
     from examples.transit.gtfs_tasks import GTFS_STATIC_PIPELINE, GtfsSettings
-    from tasks.pipeline_steps import resume_stalled_pipelines
+    from tasks.pipelines.steps import resume_stalled_pipelines
 
     t0 = datetime.now(timezone.utc)
     first = GTFS_STATIC_PIPELINE.steps[0]
@@ -291,7 +291,7 @@ def test_the_automatic_resume_leaves_a_run_stalled_three_times_to_a_person(app, 
 
 def test_resuming_a_run_whose_slow_step_is_alive_does_not_run_that_step_twice(
         app, pipeline_store, app_history, gtfs_env, worker, feed_server):
-    from tasks.pipeline_steps import resume_stalled_pipelines
+    from tasks.pipelines.steps import resume_stalled_pipelines
 
     feed_server.gate.clear()  # sync is alive but slower than its max_runtime_s
     run_id = started_run()

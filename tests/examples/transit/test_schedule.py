@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from examples.transit import jobs  # noqa: F401  (the tasks a worker started with the example registers)
 from schedules.platform import effective_schedule
-from tests.tasks.test_check_contract import start_beat
+from tests.tasks.cli.test_check_contract import start_beat
 
 ENTRIES = ("gtfs-static-pipeline", "gtfs-pipeline-resume-stalled", "gtfs-rt-poll", "alert-matcher",
            "cost-check", "usage-rollup", "storage-cleanup")
