@@ -70,7 +70,7 @@ def test_without_a_namespace_every_key_keeps_todays_name():
     assert keys["monitoring.heartbeats.HEARTBEATS_KEY"] == "beatkeeper:heartbeats"
     assert keys["monitoring.alerts.ALERTS_KEY"] == "beatkeeper:monitor:alerts"
     assert keys["tasks.policy.LOCK_PREFIX"] == "beatkeeper:lock:"
-    assert keys["tasks.guard.claim.RUN_KEY_PREFIX"] == "beatkeeper:run:"
+    assert keys["tasks.run_ids.RUN_KEY_PREFIX"] == "beatkeeper:run:"
     assert keys["monitoring.history.SPOOL_KEY"] == "beatkeeper:history:spool"
     assert keys["monitoring.rules.base.PlatformKeys.lock_prefix"] == "beatkeeper:lock:"
     assert keys["redbeat schedule"] == "redbeat::schedule" and keys["redbeat lock"] == "redbeat::lock"

@@ -157,6 +157,6 @@ def test_a_loop_of_1500_runs_in_a_minute_executes_1000_and_records_500_skipped(a
 
 def test_a_task_declared_budget_applies_on_a_real_worker(app_history, worker, redis_client):
     results = [ht.small_budget.delay("small") for _ in range(3)]
-    wait_until(lambda: all(r.state != "PENDING" for r in results), timeout_s=20, what="three runs")
+    wait_until(lambda: all(r.ready() for r in results), timeout_s=20, what="three runs finished")
     assert sorted(run_state(r) for r in results) == ["SKIPPED_BUDGET", "SUCCESS", "SUCCESS"]
     assert int(redis_client.get(ht.ran_key("small"))) == 2
