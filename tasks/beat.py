@@ -35,7 +35,7 @@ from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
 from schedules.settings import ScheduleSettings
-from tasks import catchup_gate, delivery_watch, entry_policy, headers, selfchecks
+from tasks import broker, catchup_gate, delivery_watch, entry_policy, headers, selfchecks
 from tasks.beat_lock import BeatLock
 from tasks.guard import GuardedTask
 from tasks.guard_scope import publish_scheduled_tasks
@@ -130,6 +130,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
     def _self_check(self, kept: dict[str, EntrySpec]) -> None:
         findings = selfchecks.check_eviction_policy(get_redis(self.app), selfchecks.eviction_check_mode(os.environ))
         findings += selfchecks.check_beat_timing(lock_timeout_s=self.lock_timeout, loop_interval_s=self.max_interval)
+        findings += broker.consumer_timeout_findings(self.app)  # RabbitMQ against late acks
         # lock_ttl/expires against the cap and the visibility timeout: refused by validation
         # (schedules.guards), the same lines `beatkeeper check` prints.
         if not selfchecks.report(findings, logger):
@@ -342,7 +343,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
                         self._beat_lock.fence if self._beat_lock else None)
             entry.record_fire(fire_at, records)
             if sent is not None:
-                delivery_watch.watch(records, sent)
+                if broker.watches_deliveries(self.app):  # RabbitMQ: publisher confirms instead
+                    delivery_watch.watch(records, sent)
                 if catching_up:
                     self._catchup.record(entry.name, fire_at, sent.sent_at)
         self._record_missed(entry, decision)
@@ -371,7 +373,11 @@ class BeatkeeperScheduler(RedBeatScheduler):
     def _resend_lost(self, client, now: datetime) -> None:
         """Send again what the broker lost after accepting it (``tasks.delivery_watch``)."""
         unacked_key = self.app.conf.broker_transport_options.get("unacked_key", "unacked")
-        for lost in delivery_watch.sweep(client, now=now.timestamp(), unacked_key=unacked_key):
+        broker_client = broker.broker_redis(self.app, client)  # where the messages are (None: RabbitMQ)
+        if broker_client is None:
+            return
+        for lost in delivery_watch.sweep(client, now=now.timestamp(), unacked_key=unacked_key,
+                                         broker=broker_client):
             entries = self._load_entries(client, [self.Entry.generate_key(self.app, lost.entry)])
             sent = None
             if entries:  # else the entry left the schedule: nothing to send for it

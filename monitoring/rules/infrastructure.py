@@ -112,10 +112,14 @@ def queue_report(ctx: RuleContext) -> dict[str, dict[str, Any]]:
     for worker, queues in sorted(consumers.items()):
         for queue in queues:
             report.setdefault(queue, {"entries": [], "consumers": []})["consumers"].append(worker)
-    for queue in declared_queues(ctx.client):
+    # The broker's own count when it is known (``monitoring.broker_queues``: RabbitMQ or a Redis of
+    # its own); else the state store's Redis is the broker.
+    for queue in (ctx.broker.declared() if ctx.broker is not None else declared_queues(ctx.client)):
         report.setdefault(queue, {"entries": [], "consumers": []})
+    depths = ctx.broker.depths(report) if ctx.broker is not None else \
+        {queue: queue_length(ctx.client, queue) for queue in report}
     for queue, facts in report.items():
-        facts["pending"] = queue_length(ctx.client, queue)
+        facts["pending"] = depths[queue]
     ctx.cache["queues"] = report
     ctx.cache["workers"] = consumers
     return report
