@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from monitoring.db import engine_for
 from monitoring.history import HistoryStore
+from monitoring.history_home import home_key
 from monitoring.migrations import upgrade_database
 from tests.postgres import postgres_url  # noqa: F401  (the session's server, a pytest fixture)
 
@@ -78,9 +79,13 @@ def _app_history(app, url):
 
     previous = history_store_for(app)
     store = HistoryStore(engine_for(url), redis_client=app_redis(app))
+    # The test's database is the deployment's history now: the spool's recorded one is forgotten
+    # (``monitoring.history_home``), as an operator moving the history would.
+    app_redis(app).delete(home_key(store.spool_key))
     set_history_store(app, store)
     set_middlewares(app, standard_middlewares(app))
     yield store
+    app_redis(app).delete(home_key(store.spool_key))
     set_history_store(app, previous)
     set_middlewares(app, standard_middlewares(app))
 
