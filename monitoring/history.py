@@ -237,13 +237,14 @@ class HistoryStore:
         A database error stops the drain and leaves the records spooled.
         """
         self._push_unspooled()
-        try:
-            refused = self.home_refusal()
-        except (SQLAlchemyError, LookupError) as exc:
-            error = self._db_down(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-            return DrainResult(written=0, pending=self.pending_count(), error=error)
-        if refused is not None:
-            return DrainResult(written=0, pending=self.pending_count(), refused=refused)
+        if self.redis.llen(self.spool_key):  # an empty spool asks nothing of the database
+            try:
+                refused = self.home_refusal()
+            except (SQLAlchemyError, LookupError) as exc:
+                error = self._db_down(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+                return DrainResult(written=0, pending=self.pending_count(), error=error)
+            if refused is not None:
+                return DrainResult(written=0, pending=self.pending_count(), refused=refused)
         token = uuid.uuid4().hex
         if not self.redis.set(self.lock_key, token, nx=True, px=int(DRAIN_LOCK_TTL_S * 1000)):
             return DrainResult(written=0, pending=self.pending_count())

@@ -50,7 +50,9 @@ class HistoryRule(Rule):
         error = None
         try:
             result = ctx.history.drain(max_batches=50)  # bounded: an evaluation must end
-            error = result.error or result.refused  # refused: this monitor's DATABASE_URL is a stranger's
+            # refused: this monitor's DATABASE_URL is not the deployment's (asked even with nothing spooled:
+            # its history would show false misses)
+            error = result.error or result.refused or ctx.history.home_refusal()
             if error is None:
                 latest_row_id(ctx.history.engine)
         except redis.RedisError:
