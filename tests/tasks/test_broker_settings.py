@@ -72,3 +72,19 @@ def test_a_redis_broker_has_no_consumer_timeout_and_keeps_the_delivery_watch():
     assert broker_redis(app).connection_pool.connection_kwargs["host"] == "broker"  # the broker's, not the state's
     amqp = an_app(AMQP)
     assert not watches_deliveries(amqp) and broker_redis(amqp) is None
+
+
+def test_a_broker_apart_that_is_down_is_named_by_its_own_setting(caplog):
+    import logging
+
+    from tasks.infra_errors import wait_for_broker
+    from tests.servers import free_port
+
+    port = free_port()
+    app = an_app(f"amqp://guest:secret@127.0.0.1:{port}//", broker_connection_max_retries=1)
+    log = logging.getLogger("test.broker")
+    with caplog.at_level(logging.WARNING, logger="test.broker"), pytest.raises(Exception):
+        wait_for_broker(app, who="beat", log=log)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"beat: the broker at CELERY_BROKER_URL=amqp://guest:**@127.0.0.1:{port}// is "
+                           "unreachable: ") and "secret" not in line
