@@ -6,6 +6,8 @@ the stranger's worker and its monitor say why, in one readable line (``monitorin
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -22,6 +24,7 @@ from monitoring.history_home import home_key
 from monitoring.history import SPOOL_KEY
 from monitoring.models import task_runs
 from tests.beat import ledger_tasks as lt
+from tests.conftest import ROOT
 from tests.monitoring.databases import postgres_db_url, upgraded  # noqa: F401  (fixtures)
 from tests.postgres import postgres_url  # noqa: F401
 from tests.process.test_beat_faults import START_TIMEOUT_S, platform_env, start_worker
@@ -78,6 +81,12 @@ def test_two_workers_with_different_databases_on_one_spool_fill_only_the_deploym
     assert body["ready"] is False and REFUSAL in body["checks"]["history"]["reason"]
     assert rows(stranger) == {}  # its monitor drained nothing either
     assert HistoryStore(engine_for(shared), redis_client=redis_client).home_refusal() is None
+    # and `beatkeeper history` on host B says whose history it is not
+    history = subprocess.run([sys.executable, "-m", "tasks.cli", "history"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env={**os.environ, **env, "DATABASE_URL": stranger})
+    assert history.returncode == 0 and history.stdout.strip() == "no runs recorded"
+    [said] = history.stderr.splitlines()  # the drain's own line, once
+    assert said.startswith("history: DATABASE_URL (sqlite:///") and REFUSAL in said
 
 
 def _readyz(port: int) -> dict | None:
