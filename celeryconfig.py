@@ -7,7 +7,9 @@ monitoring.namespace (the deployment's key prefix).
 
 | variable                      | default                         | meaning                               |
 |-------------------------------|---------------------------------|---------------------------------------|
-| REDIS_URL                     | redis://localhost:6379/0        | broker, beat store and locks          |
+| REDIS_URL                     | redis://localhost:6379/0        | beat store, locks, claims, spool      |
+| CELERY_BROKER_URL             | REDIS_URL                       | broker: amqp:// (RabbitMQ) or a Redis |
+| BEATKEEPER_RABBITMQ_CONSUMER_TIMEOUT | 1800 (seconds)           | the RabbitMQ server's consumer_timeout|
 | CELERY_RESULT_BACKEND         | REDIS_URL                       | task results                          |
 | DATABASE_URL                  | sqlite:///<data dir>/history.db | execution history                     |
 | BEATKEEPER_DATA_DIR           | ./var                           | local state (SQLite history, logs)    |
@@ -53,7 +55,8 @@ redis_url = _env("REDIS_URL", "redis://localhost:6379/0")
 database_url = _env("DATABASE_URL", "")  # empty: the history store picks its SQLite default
 
 # -- broker and results ----------------------------------------------------
-broker_url = redis_url
+# The broker may live apart from the state store: RabbitMQ (amqp://) or a second Redis.
+broker_url = _env("CELERY_BROKER_URL", redis_url)
 result_backend = _env("CELERY_RESULT_BACKEND", redis_url)
 # rediss://: certificate checks on by default, CA/client certificate from the settings (None: plain).
 broker_use_ssl = redis_ssl_options(broker_url, strict=False)  # refused in one line at start
@@ -109,6 +112,14 @@ broker_transport_options = {
     "visibility_timeout": int(_env_float("BEATKEEPER_VISIBILITY_TIMEOUT", max(2 * max_lock_ttl_s, 7200))),  # seconds
     "global_keyprefix": key_prefix(),  # BEATKEEPER_NAMESPACE: queues, unacked, bindings, pub/sub ("": none)
 }
+if broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
+    # RabbitMQ confirms each publish once it holds the message: a send that returned is in the
+    # broker, so beat does not watch for lost dispatches there (tasks.delivery_watch).
+    broker_transport_options["confirm_publish"] = True
+#: The RabbitMQ server's consumer_timeout (seconds): it closes the channel of a delivery unacked for
+#: longer, and late acks hold one for the whole run. AMQP does not expose it: this is what the
+#: operator states (default: RabbitMQ's own default, 30 min); see tasks/broker.py.
+rabbitmq_consumer_timeout_s = _env_float("BEATKEEPER_RABBITMQ_CONSUMER_TIMEOUT", 1800)
 result_backend_transport_options = {"retry_policy": {"max_retries": 3}, "global_keyprefix": key_prefix()}
 
 # -- queues -----------------------------------------------------------------

@@ -30,6 +30,7 @@ import redis
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitoring.history_home import HistoryHome
 from monitoring.models import task_runs
 from monitoring.namespace import namespaced
 
@@ -162,6 +163,7 @@ class DrainResult:
     written: int
     pending: int
     error: str | None = None
+    refused: str | None = None  # this process's database is not the deployment's (monitoring.history_home)
 
 
 class HistoryStore:
@@ -182,6 +184,8 @@ class HistoryStore:
         self._unspooled: deque[str] = deque(maxlen=LOCAL_BUFFER_LIMIT)
         self._unspooled_lock = threading.Lock()
         self._db_down_since: float | None = None
+        self._home = HistoryHome(spool_key)  # one database per spool
+        self._refused_logged: str | None = None
 
     @property
     def engine(self) -> Engine:
@@ -234,6 +238,14 @@ class HistoryStore:
         A database error stops the drain and leaves the records spooled.
         """
         self._push_unspooled()
+        if self.redis.llen(self.spool_key):  # an empty spool asks nothing of the database
+            try:
+                refused = self.home_refusal()
+            except (SQLAlchemyError, LookupError) as exc:
+                error = self._db_down(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+                return DrainResult(written=0, pending=self.pending_count(), error=error)
+            if refused is not None:
+                return DrainResult(written=0, pending=self.pending_count(), refused=refused)
         token = uuid.uuid4().hex
         if not self.redis.set(self.lock_key, token, nx=True, px=int(DRAIN_LOCK_TTL_S * 1000)):
             return DrainResult(written=0, pending=self.pending_count())
@@ -259,6 +271,15 @@ class HistoryStore:
             self.redis.eval(_RELEASE_IF_OWNER, 1, self.lock_key, token)
         self._db_back(written)
         return DrainResult(written=written, pending=self.pending_count())
+
+    def home_refusal(self) -> str | None:
+        """Why this store's database may not take the spool (None: it is the deployment's), logged
+        once per reason; raises when the database cannot be read (``monitoring.history_home``)."""
+        refused = self._home.refusal(self.engine, self.redis)
+        if refused is not None and refused != self._refused_logged:
+            log.error("history: %s", refused)
+        self._refused_logged = refused
+        return refused
 
     def pending_count(self) -> int:
         """Records spooled (in Redis and in this process's memory) and not yet in SQL."""

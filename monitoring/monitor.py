@@ -103,8 +103,9 @@ class Monitor:
                  workers: WorkerProbe | None = None, keys: PlatformKeys | None = None,
                  queue_of: Callable[[EntrySpec], str] | None = None, dispatcher: Dispatcher | None = None,
                  rules: Sequence[Rule] | None = None, ping_client: redis.Redis | None = None,
-                 redis_label: str = "Redis"):
+                 redis_label: str = "Redis", broker: Any = None):
         self.client = client
+        self.broker = broker  # monitoring.broker_queues: where queue depth is read (None: this Redis)
         # Asked first in each evaluation: a client without retries notices an outage at once.
         self.ping_client = ping_client or client
         self.redis_label = redis_label  # how the one-line "unreachable" log names Redis (setting=target)
@@ -135,7 +136,7 @@ class Monitor:
         redis_error = self._ping()
         ctx = RuleContext(now=now, client=self.client, specs=self._current_specs(now), settings=self.settings.rules,
                           keys=self.keys, first_start=self._first_start_at(now, redis_error), history=self.history,
-                          workers=self.workers, queue_of=self.queue_of, redis_error=redis_error)
+                          workers=self.workers, queue_of=self.queue_of, redis_error=redis_error, broker=self.broker)
         notes: list[Notification] = []
         skipped: dict[str, str] = {}
         errors: dict[str, str] = {}

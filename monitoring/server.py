@@ -3,7 +3,8 @@
 - ``/healthz``: the monitor itself is alive (its evaluation loop turns): 200, else 503.
   For a liveness probe: restarting the monitor is the fix.
 - ``/readyz``: the platform is healthy: Redis answers (asked live, so recovery shows at
-  once), beat's heartbeat is fresh, and every queue in use has a consumer (as of the
+  once), the monitor's database is the deployment's history database (``monitoring.history_home``),
+  beat's heartbeat is fresh, and every queue in use has a consumer (as of the
   latest evaluation). 200 or 503, with a reason per failing check. For a dashboard or an
   external uptime check, not for restarting the monitor.
 
@@ -28,6 +29,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from monitoring.heartbeats import beat_heartbeat
+from monitoring.history import HistoryStore
 from monitoring.basic_auth import authorized
 from monitoring.metrics import metrics_wsgi_app
 from monitoring.monitor import Monitor
@@ -38,9 +40,12 @@ PATHS = ("/metrics", "/healthz", "/readyz")
 
 
 def readiness_report(monitor: Monitor, *, now: float, ping_client: redis.Redis) -> dict[str, Any]:
-    """``{"ready": bool, "role": str, "checks": {"redis"|"beat"|"workers": {"ok": bool, "reason": str}},
+    """``{"ready": bool, "role": str, "checks": {"redis"|"history"|"beat"|"workers": {"ok": bool, "reason": str}},
     "at": ISO}``. A standby monitor judges nothing but its own readiness to lead: Redis."""
     checks = {"redis": _redis_check(ping_client)}
+    if monitor.history is not None:  # any role: a monitor on a stranger's database is not ready to lead
+        checks["history"] = _history_check(monitor.history) if checks["redis"]["ok"] else \
+            {"ok": False, "reason": "unknown: Redis is unreachable"}
     role = monitor.leadership.role
     if role == "leader":
         checks["beat"] = _beat_check(monitor, ping_client, now) if checks["redis"]["ok"] else \
@@ -75,6 +80,18 @@ def _beat_check(monitor: Monitor, client: redis.Redis, now: float) -> dict[str, 
                                             f"({why})"}
     except redis.RedisError as exc:
         return {"ok": False, "reason": f"unknown: {type(exc).__name__}: {exc}"}
+
+
+def _history_check(history: HistoryStore) -> dict[str, Any]:
+    """The spool drains here only into the deployment's one database (``monitoring.history_home``)."""
+    try:
+        refused = history.home_refusal()
+    except Exception as exc:  # the database cannot be read (down, not migrated) or Redis failed mid-way
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        return {"ok": False, "reason": f"the history database cannot be read: {type(exc).__name__}: {first_line}"}
+    if refused is not None:
+        return {"ok": False, "reason": refused}
+    return {"ok": True, "reason": "DATABASE_URL is the deployment's history database"}
 
 
 def _workers_check(monitor: Monitor) -> dict[str, Any]:

@@ -68,14 +68,14 @@ def gather_status(*, client: redis.Redis, specs: Mapping[str, EntrySpec], now: d
                   history: HistoryStore | None = None, workers: WorkerProbe | None = None,
                   pauses: Mapping[str, str] | None = None, keys: PlatformKeys | None = None,
                   queue_of: Callable[[EntrySpec], str] | None = None,
-                  last_runs: Mapping[str, RunRecord] | None = None) -> StatusReport:
+                  last_runs: Mapping[str, RunRecord] | None = None, broker: Any = None) -> StatusReport:
     """The status at ``now``; ``pauses`` maps each paused entry or task name to its description.
     ``last_runs``: each entry's latest run when the caller has read them already (the dashboard)."""
     keys = keys or PlatformKeys()
     pauses = pauses or {}
     problems: list[str] = []
     ctx = RuleContext(now=now.timestamp(), client=client, specs=specs, settings=RuleSettings(), keys=keys,
-                      first_start=now.timestamp(), workers=workers, queue_of=queue_of)
+                      first_start=now.timestamp(), workers=workers, queue_of=queue_of, broker=broker)
     ages, lock_ttl_s, next_fires, registered, alerts, locks, queues = {}, None, {}, None, [], [], {}
     try:
         ages = heartbeat_ages_s(client, now=now.timestamp())

@@ -26,7 +26,7 @@ from monitoring.db import engine_for
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 #: Modules whose tables join ``monitoring.models.metadata``: the schema the migrations must build.
-TABLE_MODULES = ("monitoring.models", "monitoring.pipelines")
+TABLE_MODULES = ("monitoring.models", "monitoring.pipelines", "monitoring.history_home")
 #: Our own version table, so a database shared with another Alembic project does not clash.
 VERSION_TABLE = "beatkeeper_alembic_version"
 _PG_ADVISORY_LOCK_ID = 0x6B65_6570_6572  # any constant; the same in every process

@@ -66,6 +66,7 @@ class RuleContext:
     history: HistoryStore | None = None
     workers: WorkerProbe | None = None
     queue_of: Callable[[EntrySpec], str] | None = None
+    broker: Any = None  # monitoring.broker_queues.BrokerProbe: queue depth from the broker (None: this Redis)
     redis_error: str | None = None
     history_error: str | None = None
     cache: dict[str, Any] = field(default_factory=dict)  # facts several rules read once per evaluation

@@ -51,7 +51,9 @@ class HistoryRule(Rule):
         error = None
         try:
             result = ctx.history.drain(max_batches=50)  # bounded: an evaluation must end
-            error = result.error
+            # refused: this monitor's DATABASE_URL is not the deployment's (asked even with nothing spooled:
+            # its history would show false misses)
+            error = result.error or result.refused or ctx.history.home_refusal()
             if error is None:
                 latest_row_id(ctx.history.engine)
         except redis.RedisError:
@@ -113,10 +115,14 @@ def queue_report(ctx: RuleContext) -> dict[str, dict[str, Any]]:
     for worker, queues in sorted(consumers.items()):
         for queue in queues:
             report.setdefault(queue, {"entries": [], "consumers": []})["consumers"].append(worker)
-    for queue in declared_queues(ctx.client):
+    # The broker's own count when it is known (``monitoring.broker_queues``: RabbitMQ or a Redis of
+    # its own); else the state store's Redis is the broker.
+    for queue in (ctx.broker.declared() if ctx.broker is not None else declared_queues(ctx.client)):
         report.setdefault(queue, {"entries": [], "consumers": []})
+    depths = ctx.broker.depths(report) if ctx.broker is not None else \
+        {queue: queue_length(ctx.client, queue) for queue in report}
     for queue, facts in report.items():
-        facts["pending"] = queue_length(ctx.client, queue)
+        facts["pending"] = depths[queue]
     ctx.cache["queues"] = report
     ctx.cache["workers"] = consumers
     return report

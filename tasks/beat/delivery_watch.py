@@ -9,6 +9,10 @@ message should be in the order a message moves — its queue, the broker's unack
 run's claim record — so one that moves on meanwhile is found further along. A dispatch found
 nowhere was lost: beat sends it again, as the same run id, so that a copy that was not lost
 after all is skipped as a duplicate. After :data:`MAX_RESENDS` it is reported instead.
+
+The broker's Redis may be another than the state store's (``CELERY_BROKER_URL``): messages are
+looked for in the broker's, claims in the state store. With RabbitMQ nothing is watched
+(publisher confirms instead; ``tasks.broker``).
 """
 from __future__ import annotations
 
@@ -67,22 +71,31 @@ def watch(pipe: Any, dispatch: Dispatch) -> None:
     pipe.zadd(PENDING_KEY, {dispatch.member(): dispatch.sent_at})
 
 
-def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked") -> list[Dispatch]:
+def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked",
+          broker: redis.Redis | None = None) -> list[Dispatch]:
     """The dispatches that were lost (to send again); claimed, expired and given-up ones are
-    forgotten, the last with a ``dispatch_lost`` event."""
+    forgotten, the last with a ``dispatch_lost`` event. ``broker``: the broker's Redis, where queued
+    and unacked messages are (default ``client``: one Redis for both; ``tasks.broker``)."""
     members = client.zrangebyscore(PENDING_KEY, 0, now - PICKUP_GRACE_S, start=0, num=SWEEP_BATCH)
     if not members:
         return []
     dispatches = {member: Dispatch.from_member(member) for member in members}
     queues = sorted({d.queue for d in dispatches.values()})
-    with client.pipeline(transaction=False) as pipe:
+    broker = client if broker is None else broker
+    with broker.pipeline(transaction=False) as pipe:
         for queue in queues:  # where the message waits, then where it is delivered, then claimed
             pipe.llen(namespaced(queue))  # kombu's keys: its global_keyprefix is the namespace
             pipe.lrange(namespaced(queue), 0, QUEUE_SCAN_MAX - 1)
         pipe.hvals(namespaced(unacked_key))
-        for dispatch in dispatches.values():
-            pipe.exists(record_key(dispatch.run_id))
+        if broker is client:
+            for dispatch in dispatches.values():
+                pipe.exists(record_key(dispatch.run_id))
         replies = pipe.execute()
+    if broker is not client:  # claims are state: asked after the broker, as in one pipeline
+        with client.pipeline(transaction=False) as pipe:
+            for dispatch in dispatches.values():
+                pipe.exists(record_key(dispatch.run_id))
+            replies += pipe.execute()
     n = len(queues)
     waiting = {queue: (length > QUEUE_SCAN_MAX, _task_ids(messages))
                for queue, length, messages in zip(queues, replies[0:2 * n:2], replies[1:2 * n:2])}

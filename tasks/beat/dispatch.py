@@ -12,6 +12,7 @@ from typing import Any
 
 from monitoring.events import record_event
 from tasks import headers
+from tasks.infra import broker
 from tasks.beat import delivery_watch
 from tasks.beat.entry import BeatkeeperEntry
 from tasks.run_ids import is_guarded
@@ -48,7 +49,10 @@ def resend_lost(scheduler: Any, client, now: datetime) -> None:
     the scheduler's own ``_publish`` and entry loading."""
     app = scheduler.app
     unacked_key = app.conf.broker_transport_options.get("unacked_key", "unacked")
-    for lost in delivery_watch.sweep(client, now=now.timestamp(), unacked_key=unacked_key):
+    broker_client = broker.broker_redis(app, client)  # where the messages are (None: RabbitMQ)
+    if broker_client is None:
+        return
+    for lost in delivery_watch.sweep(client, now=now.timestamp(), unacked_key=unacked_key, broker=broker_client):
         entries = scheduler._load_entries(client, [scheduler.Entry.generate_key(app, lost.entry)])
         sent = None
         if entries:  # else the entry left the schedule: nothing to send for it

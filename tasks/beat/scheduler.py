@@ -42,6 +42,7 @@ from tasks.beat.lock import BeatLock, exit_on_lost_lock
 from tasks.beat.schedule_source import load_validated_schedule
 from tasks.beat.trigger_schedule import TriggerSchedule
 from tasks.importers.ignored import warn_ignored_beat_schedule
+from tasks.infra import broker
 from tasks.infra.errors import wait_for_broker
 from tasks.policy import publish_scheduled_tasks
 
@@ -122,6 +123,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
     def _self_check(self, kept: dict[str, EntrySpec]) -> None:
         findings = selfchecks.check_eviction_policy(get_redis(self.app), selfchecks.eviction_check_mode(os.environ))
         findings += selfchecks.check_beat_timing(lock_timeout_s=self.lock_timeout, loop_interval_s=self.max_interval)
+        findings += broker.consumer_timeout_findings(self.app)  # RabbitMQ against late acks
         # lock_ttl/expires against the cap and the visibility timeout: refused by validation
         # (schedules.guards), the same lines `beatkeeper check` prints.
         if not selfchecks.report(findings, logger):
@@ -332,7 +334,8 @@ class BeatkeeperScheduler(RedBeatScheduler):
                         self._beat_lock.fence if self._beat_lock else None)
             entry.record_fire(fire_at, records)
             if sent is not None:
-                delivery_watch.watch(records, sent)
+                if broker.watches_deliveries(self.app):  # RabbitMQ: publisher confirms instead
+                    delivery_watch.watch(records, sent)
                 if catching_up:
                     self._catchup.record(entry.name, fire_at, sent.sent_at)
         self._record_missed(entry, decision)

@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timezone
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitoring.history import RUN_STATUSES, RunRecord
 from tasks import app
@@ -36,6 +37,7 @@ def command(task: str | None, entry: str | None, status: str | None, since: str 
     unreachable = None
     try:
         store.drain()
+        _home_refusal_logged(store)
     except Exception as exc:  # Redis down: say so first, show what SQL already holds, exit 3
         unreachable = infra_error_line(exc) or f"could not drain spooled records: {type(exc).__name__}: {exc}"
         click.echo(f"beatkeeper: {unreachable} (runs still spooled there are not shown)", err=True)
@@ -79,3 +81,12 @@ def _instant(value: datetime) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _home_refusal_logged(store) -> None:
+    """A database that is not the deployment's holds none of its history: the store logs why, once
+    (``monitoring.history_home``); asked even with nothing spooled."""
+    try:
+        store.home_refusal()
+    except (SQLAlchemyError, LookupError):  # the database's own trouble: the query below says it
+        pass

@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from monitoring.basic_auth import credentials_problem
+from monitoring.broker_queues import QueueDepthCollector
 from monitoring.metrics import metrics_registry
 from monitoring.monitor import Monitor, MonitorSettings
 from monitoring.rules import CeleryWorkers, MonitorSettingError, PlatformKeys
@@ -36,6 +37,7 @@ from monitoring.sinks import Dispatcher, sinks_from_env
 from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
+from tasks.broker import broker_queues
 from tasks.cli import EXIT_USAGE
 from tasks.guard.history import history_store_for
 from tasks.infra.errors import install_on, masked_redis_url
@@ -85,7 +87,8 @@ def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client
     return Monitor(client=client, load_specs=registered_specs, settings=settings, history=history_store_for(app),
                    workers=CeleryWorkers(app, timeout_s=settings.inspect_timeout_s), keys=platform_keys(),
                    queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client,
-                   redis_label=f"Redis at REDIS_URL={masked_redis_url(app.conf.redis_url)}")
+                   redis_label=f"Redis at REDIS_URL={masked_redis_url(app.conf.redis_url)}",
+                   broker=broker_queues(app))  # queue depth from the broker, wherever it is
 
 
 @click.command("monitor")
@@ -117,6 +120,7 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
+    registry.register(QueueDepthCollector(monitor.broker, queues=lambda: _queues_in_use(monitor)))
     dashboard = dashboard_for(monitor)
     server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client,
                                               basic_auth=basic_auth, dashboard=dashboard,
@@ -137,6 +141,11 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
         server.server_close()
         monitor.dispatcher.stop()
         log.info("monitor: stopped")
+
+
+def _queues_in_use(monitor: Monitor) -> list[str]:
+    last = monitor.last_evaluation
+    return sorted(last.queues) if last is not None and last.queues else [app.conf.task_default_queue]
 
 
 def dashboard_credentials() -> tuple[str | None, str | None]:

@@ -32,8 +32,13 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
     "Connections": (
         Setting("REDIS_URL", "redis://localhost:6379/0", "broker, beat store (redbeat), locks, heartbeats "
                 "(make run: a local redis-server when unset; compose: built from REDIS_PASSWORD)"),
+        Setting("CELERY_BROKER_URL", "REDIS_URL", "the broker apart from the state store: amqp:// (RabbitMQ, "
+                "publisher confirms) or a second Redis"),
+        Setting("BEATKEEPER_RABBITMQ_CONSUMER_TIMEOUT", "1800", "RabbitMQ: the server's consumer_timeout in "
+                "seconds, as set in rabbitmq.conf (beat warns when a run may outlast it)"),
         Setting("CELERY_RESULT_BACKEND", "REDIS_URL", "task results"),
-        Setting("DATABASE_URL", "sqlite:///<data dir>/history.db", "execution history (compose: its Postgres)"),
+        Setting("DATABASE_URL", "sqlite:///<data dir>/history.db", "execution history, the deployment's one "
+                "database: every host the same (compose: its Postgres)"),
         Setting("BEATKEEPER_DATA_DIR", "./var", "local state: SQLite history, generated credentials, logs "
                 "(image: /var/lib/beatkeeper)"),
         Setting("BEATKEEPER_LOCAL_REDIS_PORT", "6379", "make run: port of the local redis-server"),

@@ -15,6 +15,7 @@ import redis
 from monitoring.rules import CeleryWorkers
 from monitoring.status import EntryStatus, StatusReport, gather_status
 from tasks import app
+from tasks.broker import broker_queues
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import local_and_utc, utc_now
 from tasks.cli.monitor import monitor_redis, platform_keys, queue_router, registered_specs
@@ -49,7 +50,8 @@ def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
         pass  # gather_status reports Redis being unreachable
     report = gather_status(client=client, specs=specs, now=now, history=history_store_for(app),
                            workers=None if no_workers else CeleryWorkers(app, timeout_s=inspect_timeout),
-                           pauses=pauses, keys=platform_keys(), queue_of=queue_router())
+                           pauses=pauses, keys=platform_keys(), queue_of=queue_router(),
+                           broker=broker_queues(app))  # queue depth from the broker, wherever it is
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
     if unreachable is not None:
         click.get_current_context().exit(EXIT_UNREACHABLE)

@@ -110,7 +110,7 @@ class Drainer:
             except Exception as exc:  # Redis down too: the records wait in memory or in Redis
                 log.warning("history: drain failed: %r", exc)
                 result = None
-            if result is None or result.error:
+            if result is None or result.error or result.refused:  # refused: not our database to fill
                 delay_s = min(max(delay_s * 2, self.interval_s), self.retry_max_s)
                 self._pending.set()  # nothing written: try again after the backoff
             else:

@@ -162,11 +162,17 @@ def wait_for_broker(app, *, who: str, log: logging.Logger, interval_max_s: float
     (None: for ever); past it the last error is raised."""
     attempts = 0
 
+    url = app.conf.broker_url or redis_url()
+    # A broker apart from the state store (CELERY_BROKER_URL, tasks/broker.py) is named as such.
+    apart = url != (app.conf.get("redis_url") or url)
+    label = f"the broker at CELERY_BROKER_URL={masked_redis_url(url)}" if apart else \
+        f"Redis at REDIS_URL={masked_redis_url(url)}"
+
     def errback(exc: BaseException, interval_s: float) -> None:
         nonlocal attempts
         attempts += 1
-        log.warning("%s: %s (trying again in %.0f s, attempt %d)", who,
-                    redis_unreachable_line(app.conf.broker_url or redis_url(), exc), interval_s, attempts)
+        line = f"{label} is unreachable: {_first_line(exc)}" if apart else redis_unreachable_line(url, exc)
+        log.warning("%s: %s (trying again in %.0f s, attempt %d)", who, line, interval_s, attempts)
         if on_retry is not None:
             on_retry(attempts)
 
@@ -174,4 +180,4 @@ def wait_for_broker(app, *, who: str, log: logging.Logger, interval_max_s: float
         connection.ensure_connection(errback=errback, max_retries=app.conf.broker_connection_max_retries,
                                      interval_start=1, interval_step=1, interval_max=interval_max_s)
     if attempts:
-        log.info("%s: Redis at REDIS_URL=%s answers", who, masked_redis_url(app.conf.broker_url or redis_url()))
+        log.info("%s: %s answers", who, label)

@@ -12,7 +12,7 @@ from tasks.cli import main
 from tasks.cli.settings import SETTINGS, env_example
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTING_NAME = re.compile(r"(BEATKEEPER_[A-Z0-9_]*[A-Z0-9]|REDIS_URL|DATABASE_URL|CELERY_RESULT_BACKEND"
+SETTING_NAME = re.compile(r"(BEATKEEPER_[A-Z0-9_]*[A-Z0-9]|REDIS_URL|DATABASE_URL|CELERY_RESULT_BACKEND|CELERY_BROKER_URL"
                           r"|FLOWER_[A-Z_]*[A-Z]|GTFS_[A-Z_]*_URL)")
 #: Read by compose alone: it builds REDIS_URL and DATABASE_URL from the passwords, publishes on the ports.
 COMPOSE_ONLY = {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_HOST_PORT", "MONITOR_HOST_PORT"}

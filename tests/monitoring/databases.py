@@ -3,14 +3,17 @@ Postgres of ``tests/postgres.py``, each migrated to head. Import the fixtures yo
 (and ``postgres_url``, ``postgres_db_url`` with ``history_url``)."""
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from monitoring.db import engine_for
 from monitoring.history import HistoryStore
+from monitoring.history_home import home_key
 from monitoring.migrations import upgrade_database
 from tests.postgres import postgres_url  # noqa: F401  (the session's server, a pytest fixture)
 
@@ -78,11 +81,20 @@ def _app_history(app, url):
 
     previous = history_store_for(app)
     store = HistoryStore(engine_for(url), redis_client=app_redis(app))
+    # The test's database is the deployment's history now: the spool's recorded one is forgotten
+    # (``monitoring.history_home``), as an operator moving the history would.
+    _forget_home(app_redis(app), store)
     set_history_store(app, store)
     set_middlewares(app, standard_middlewares(app))
     yield store
+    _forget_home(app_redis(app), store)
     set_history_store(app, previous)
     set_middlewares(app, standard_middlewares(app))
+
+
+def _forget_home(client, store: HistoryStore) -> None:
+    with contextlib.suppress(redis.RedisError):  # a test's Redis may be down: then there is nothing to forget
+        client.delete(home_key(store.spool_key))
 
 
 def drained_records(store: HistoryStore, *, expected: int, timeout_s: float = 30, **filters):
