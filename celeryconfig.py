@@ -114,11 +114,11 @@ broker_transport_options = {
 }
 if broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
     # RabbitMQ confirms each publish once it holds the message: a send that returned is in the
-    # broker, so beat does not watch for lost dispatches there (tasks.delivery_watch).
+    # broker, so beat does not watch for lost dispatches there (tasks.beat.delivery_watch).
     broker_transport_options["confirm_publish"] = True
 #: The RabbitMQ server's consumer_timeout (seconds): it closes the channel of a delivery unacked for
 #: longer, and late acks hold one for the whole run. AMQP does not expose it: this is what the
-#: operator states (default: RabbitMQ's own default, 30 min); see tasks/broker.py.
+#: operator states (default: RabbitMQ's own default, 30 min); see tasks/infra/broker.py.
 rabbitmq_consumer_timeout_s = _env_float("BEATKEEPER_RABBITMQ_CONSUMER_TIMEOUT", 1800)
 result_backend_transport_options = {"retry_policy": {"max_retries": 3}, "global_keyprefix": key_prefix()}
 

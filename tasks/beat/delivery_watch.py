@@ -12,7 +12,7 @@ after all is skipped as a duplicate. After :data:`MAX_RESENDS` it is reported in
 
 The broker's Redis may be another than the state store's (``CELERY_BROKER_URL``): messages are
 looked for in the broker's, claims in the state store. With RabbitMQ nothing is watched
-(publisher confirms instead; ``tasks.broker``).
+(publisher confirms instead; ``tasks.infra.broker``).
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked",
           broker: redis.Redis | None = None) -> list[Dispatch]:
     """The dispatches that were lost (to send again); claimed, expired and given-up ones are
     forgotten, the last with a ``dispatch_lost`` event. ``broker``: the broker's Redis, where queued
-    and unacked messages are (default ``client``: one Redis for both; ``tasks.broker``)."""
+    and unacked messages are (default ``client``: one Redis for both; ``tasks.infra.broker``)."""
     members = client.zrangebyscore(PENDING_KEY, 0, now - PICKUP_GRACE_S, start=0, num=SWEEP_BATCH)
     if not members:
         return []

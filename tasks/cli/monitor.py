@@ -37,7 +37,7 @@ from monitoring.sinks import Dispatcher, sinks_from_env
 from schedules.entry import EntrySpec
 from schedules.killswitch import partition_enabled
 from tasks import app
-from tasks.broker import broker_queues
+from tasks.infra.broker import broker_queues
 from tasks.cli import EXIT_USAGE
 from tasks.guard.history import history_store_for
 from tasks.infra.errors import install_on, masked_redis_url

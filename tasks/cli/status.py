@@ -15,7 +15,7 @@ import redis
 from monitoring.rules import CeleryWorkers
 from monitoring.status import EntryStatus, StatusReport, gather_status
 from tasks import app
-from tasks.broker import broker_queues
+from tasks.infra.broker import broker_queues
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import local_and_utc, utc_now
 from tasks.cli.monitor import monitor_redis, platform_keys, queue_router, registered_specs

@@ -4,7 +4,7 @@
 ``CELERY_BROKER_URL`` (default: ``REDIS_URL``) is the broker: the same Redis, a second Redis, or
 RabbitMQ (``amqp://``). What depends on the broker asks here:
 
-- the delivery watch (``tasks.delivery_watch``) looks for queued and unacked messages in the
+- the delivery watch (``tasks.beat.delivery_watch``) looks for queued and unacked messages in the
   broker's Redis; with RabbitMQ it does not watch at all, since publisher confirms
   (``confirm_publish``, celeryconfig) make a returned publish one the broker holds, and RabbitMQ
   requeues what a dead consumer had unacked (no BRPOP-then-list window to lose it in);
@@ -26,8 +26,8 @@ import redis
 
 from schedules.durations import format_seconds
 from monitoring.broker_queues import BrokerQueues
-from tasks.redis_client import app_redis, redis_for
-from tasks.selfchecks import Finding
+from tasks.infra.redis_client import app_redis, redis_for
+from tasks.beat.selfchecks import Finding
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 REDIS_SCHEMES = ("redis", "rediss")

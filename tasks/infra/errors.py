@@ -163,7 +163,7 @@ def wait_for_broker(app, *, who: str, log: logging.Logger, interval_max_s: float
     attempts = 0
 
     url = app.conf.broker_url or redis_url()
-    # A broker apart from the state store (CELERY_BROKER_URL, tasks/broker.py) is named as such.
+    # A broker apart from the state store (CELERY_BROKER_URL, tasks/infra/broker.py) is named as such.
     apart = url != (app.conf.get("redis_url") or url)
     label = f"the broker at CELERY_BROKER_URL={masked_redis_url(url)}" if apart else \
         f"Redis at REDIS_URL={masked_redis_url(url)}"

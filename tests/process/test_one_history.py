@@ -23,7 +23,7 @@ from monitoring.history import HistoryStore
 from monitoring.history_home import home_key
 from monitoring.history import SPOOL_KEY
 from monitoring.models import task_runs
-from tests.beat import ledger_tasks as lt
+from tests.tasks.beat import ledger_tasks as lt
 from tests.conftest import ROOT
 from tests.monitoring.databases import postgres_db_url, upgraded  # noqa: F401  (fixtures)
 from tests.postgres import postgres_url  # noqa: F401

@@ -2,7 +2,7 @@
 (``tests.rabbitmq``: one private node per session), real beat, worker, monitor and CLI processes.
 
 - Two beats with a forced lock loss execute every instant exactly once (the ledger of
-  ``tests.beat.ledger_tasks``), and no dispatch is taken for lost: with RabbitMQ, publisher
+  ``tests.tasks.beat.ledger_tasks``), and no dispatch is taken for lost: with RabbitMQ, publisher
   confirms stand where the Redis broker needs the delivery watch, so nothing is re-sent and no
   ``dispatch_lost`` is raised (before issue 17 the watch looked for the messages in the state
   Redis, found none and re-sent every dispatch up to 3 times).
@@ -25,7 +25,7 @@ from monitoring.broker_queues import BrokerQueues
 from monitoring.events import read_events
 from tasks import delivery_watch, headers
 from tasks.beat import LOCK_LOST_EXIT_CODE
-from tests.beat import ledger_tasks as lt
+from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import (BEAT_LOCK_KEY, START_TIMEOUT_S, assert_each_instant_once_without_gaps,
                                             executed, instants_executed, platform_env, start_beat, start_worker,
                                             ticking)

@@ -11,7 +11,7 @@ from kombu import Connection
 
 from monitoring.broker_queues import BrokerQueues
 from tasks import delivery_watch
-from tasks.identity import record_key
+from tasks.guard.identity import record_key
 
 SENT_AT = 1_000_000.0
 

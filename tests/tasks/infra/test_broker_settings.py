@@ -1,4 +1,4 @@
-"""The broker apart from the state store (``CELERY_BROKER_URL``, ``tasks.broker``): defaults pinned,
+"""The broker apart from the state store (``CELERY_BROKER_URL``, ``tasks.infra.broker``): defaults pinned,
 publisher confirms for RabbitMQ, and the consumer_timeout finding."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from celery import Celery
 
 import celeryconfig
-from tasks.broker import broker_redis, consumer_timeout_findings, watches_deliveries
+from tasks.infra.broker import broker_redis, consumer_timeout_findings, watches_deliveries
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -77,7 +77,7 @@ def test_a_redis_broker_has_no_consumer_timeout_and_keeps_the_delivery_watch():
 def test_a_broker_apart_that_is_down_is_named_by_its_own_setting(caplog):
     import logging
 
-    from tasks.infra_errors import wait_for_broker
+    from tasks.infra.errors import wait_for_broker
     from tests.servers import free_port
 
     port = free_port()
