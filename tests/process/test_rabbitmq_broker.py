@@ -23,7 +23,8 @@ from kombu import Connection, Exchange, Queue
 
 from monitoring.broker_queues import BrokerQueues
 from monitoring.events import read_events
-from tasks import delivery_watch, headers
+from tasks import headers
+from tasks.beat import delivery_watch
 from tasks.beat import LOCK_LOST_EXIT_CODE
 from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import (BEAT_LOCK_KEY, START_TIMEOUT_S, assert_each_instant_once_without_gaps,

@@ -10,7 +10,7 @@ import redis
 from kombu import Connection
 
 from monitoring.broker_queues import BrokerQueues
-from tasks import delivery_watch
+from tasks.beat import delivery_watch
 from tasks.guard.identity import record_key
 
 SENT_AT = 1_000_000.0
