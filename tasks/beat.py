@@ -35,7 +35,7 @@ from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
 from schedules.settings import ScheduleSettings
-from tasks import catchup_gate, delivery_watch, entry_policy, headers, selfchecks
+from tasks import batch_publish, catchup_gate, delivery_watch, entry_policy, headers, selfchecks
 from tasks.beat_lock import BeatLock
 from tasks.guard import GuardedTask
 from tasks.guard_scope import publish_scheduled_tasks
@@ -211,17 +211,16 @@ class BeatkeeperScheduler(RedBeatScheduler):
         if read.next_score is not None:
             waits.append(read.next_score - now_ts)
         entries = self._entries_of(client, read.due)
-        if entries:
-            # Records go in one pipeline run after the publishes (publish-then-record), even
-            # when a later publish fails part-way.
-            with client.pipeline(transaction=False) as records:
-                try:
-                    for entry in entries:
+        # A batch's publishes go out in one round trip, then its records in one (tasks.batch_publish).
+        for batch in batch_publish.chunks(entries):
+            try:
+                with batch_publish.publish_then_record(self.producer, client) as records:
+                    for entry in batch:
                         wait = self.maybe_due(entry, producer=self.producer, now=now, records=records)
                         if wait is not None:
                             waits.append(wait)
-                finally:
-                    records.execute()
+            except batch_publish.BatchNotSent as exc:  # nothing recorded: the entries stay due
+                waits.append(self._publish_failed("a batch of due entries", now, exc))
         if now_ts >= self._next_sweep_ts:
             self._next_sweep_ts = now_ts + delivery_watch.SWEEP_S
             self._resend_lost(client, now)
