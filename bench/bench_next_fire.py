@@ -144,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
     args = parser.parse_args()
-    number, repeat = (20, 2) if args.quick else (100, 3)
+    number, repeat = (20, 2) if args.quick else (50, 3)
     data = json.loads(EXPRESSIONS_FILE.read_text())
     sets = {}
     for peer in ("croniter", "cronsim"):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.load import print_load_at_start_and_end  # noqa: E402
+
 from schedules.plan import build_plan  # noqa: E402
 from schedules.settings import ScheduleSettings  # noqa: E402
 from schedules.validate import validate_schedule  # noqa: E402
@@ -116,6 +118,7 @@ def main() -> None:
     parser.add_argument("--full-json", action="store_true",
                         help="list every fire in the JSON (10,000 entries: ~10 M fires, minutes, GBs)")
     args = parser.parse_args()
+    print_load_at_start_and_end()
     raw = build_schedule(args.entries, args.seed, distinct=args.distinct)
     max_fires = None if args.full_json else 20
     result = run_once(raw, args.days, max_fires)

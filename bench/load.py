@@ -2,6 +2,7 @@
 differently from a quiet one's, so each table says which it was."""
 from __future__ import annotations
 
+import atexit
 import os
 
 
@@ -14,3 +15,9 @@ def load_average() -> str:
 def print_load(label: str = "") -> None:
     """One line with the load average, flushed at once (benchmarks print while they run)."""
     print(f"[{label + ': ' if label else ''}{load_average()}]", flush=True)
+
+
+def print_load_at_start_and_end() -> None:
+    """The load now and again when the benchmark's process ends."""
+    print_load("start")
+    atexit.register(print_load, "end")
