@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -109,22 +110,25 @@ def startup_probe() -> None:
     bk_app.loader.import_default_modules()
     began = time.perf_counter()
     BeatkeeperScheduler(app=bk_app, lazy=False)
-    print(time.perf_counter() - began)
+    print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def startup_seconds(raw: dict, *, cold: bool, runs: int = 3) -> float:
-    """Median start-up of a fresh beat process: ``cold`` on an empty Redis, else a restart."""
+def startup_seconds(raw: dict, *, cold: bool, runs: int = 3) -> tuple[float, float]:
+    """Median start-up of a fresh beat process (``cold`` on an empty Redis, else a restart), and
+    the largest peak RSS (MB) of those processes once the scheduler is built."""
     path = WORKDIR / "schedule.json"
     path.write_text(json.dumps(raw))
     env = {**os.environ, "BEATKEEPER_SCHEDULE": str(path)}
-    samples = []
+    samples, rss_mb = [], 0.0
     for _ in range(runs):
         if cold:
             get_redis(bk_app).flushdb()  # beatkeeper's database only: the anchors use others
         done = subprocess.run([sys.executable, __file__, "--startup-probe"], env=env, capture_output=True,
                               text=True, check=True)
-        samples.append(float(done.stdout.split()[-1]))
-    return statistics.median(samples)
+        seconds, rss = done.stdout.split()[-2:]
+        samples.append(float(seconds))
+        rss_mb = max(rss_mb, float(rss))
+    return statistics.median(samples), rss_mb
 
 
 def timed(fn):
@@ -268,6 +272,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--lateness-s", type=float, default=30.0)
     parser.add_argument("--burst-only", action="store_true", help="only the bursts of 1,000 and 200 due at one instant")
+    parser.add_argument("--startup-only", action="store_true", help="only start-up, RSS, idle and first ticks")
+    parser.add_argument("--startup-runs", type=int, default=3, help="fresh beat processes timed (the median)")
     args = parser.parse_args()
     print_load("start")
     raw = mixed(args.entries)
@@ -279,8 +285,9 @@ def main() -> None:
     if args.burst_only:
         bursts(rows)
         return report(rows, args)
-    rows["beatkeeper"]["start-up (s)"] = startup_seconds(raw, cold=True)
-    rows["beatkeeper"]["restart start-up (s)"] = startup_seconds(raw, cold=False)
+    rows["beatkeeper"]["start-up (s)"], rss_mb = startup_seconds(raw, cold=True, runs=args.startup_runs)
+    rows["beatkeeper"]["restart start-up (s)"], rss_again_mb = startup_seconds(raw, cold=False, runs=args.startup_runs)
+    rows["beatkeeper"]["beat RSS after start-up (MB)"] = max(rss_mb, rss_again_mb)
     bk_app.loader.import_default_modules()
     bk = bk_scheduler(raw)
     rows["beatkeeper"]["idle tick (ms)"] = idle_tick_ms(bk)
@@ -302,6 +309,8 @@ def main() -> None:
     rows["stock"]["idle tick (ms)"] = idle_tick_ms(st)
 
     print_load("after start-up and idle ticks")
+    if args.startup_only:
+        return report(rows, args)
     bursts(rows)
 
     # beatkeeper's grid puts 200 `every: 10` entries on the same instant (a burst of 200 publishes);
