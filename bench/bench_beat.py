@@ -53,6 +53,7 @@ from tasks import batch_publish  # noqa: E402
 from tasks.beat import BeatkeeperScheduler  # noqa: E402
 
 TASK = "beatkeeper.heartbeat"
+BURST_LIMIT_S = 60.0  # a scheduler still sending a burst after this long is stopped there
 
 
 def stock_schedule(entry: dict):
@@ -139,7 +140,7 @@ def idle_tick_ms(scheduler, ticks: int = 50) -> float:
     return statistics.median(samples) * 1000
 
 
-def burst_lateness(app_now, make, due: int) -> tuple[float, float, float, float]:
+def burst_lateness(app_now, make, due: int) -> tuple[float, float, float, float, int]:
     """``due`` entries all due at the next hour, the tick that dispatches them run at that instant
     (+1 ms): lateness p50/p99 (ms) of the messages reaching the broker, the tick's seconds and its
     CPU seconds in this process (the steadier figure on a shared machine).
@@ -168,7 +169,7 @@ def burst_lateness(app_now, make, due: int) -> tuple[float, float, float, float]
     app_now(lambda: top + timedelta(milliseconds=1))
     try:
         began, cpu_began = time.perf_counter(), time.process_time()
-        while len(arrivals) < due and time.perf_counter() - began < 60:
+        while len(arrivals) < due and time.perf_counter() - began < BURST_LIMIT_S:
             scheduler.tick()  # Celery's stock scheduler sends one entry per tick (and returns 0)
         seconds, cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
     finally:
@@ -181,9 +182,11 @@ def burst_lateness(app_now, make, due: int) -> tuple[float, float, float, float]
             ends += [ended] * (upto - done)
             done = upto
         arrivals = ends
-    assert len(arrivals) >= due, f"{len(arrivals)} of {due} published"  # beatkeeper's built-in entries may be due too
+    # beatkeeper's built-in entries may be due too; one still unsent after BURST_LIMIT_S counts as sent
+    # then (a lower bound: the figure is then marked as such in the table by the sent count)
     late = sorted((t - began) * 1000 + 1.0 for t in arrivals)
-    return late[len(late) // 2], late[min(len(late) - 1, int(len(late) * 0.99))], seconds, cpu_s
+    late += [seconds * 1000 + 1.0] * max(0, due - len(arrivals))
+    return late[len(late) // 2], late[min(len(late) - 1, int(len(late) * 0.99))], seconds, cpu_s, len(arrivals)
 
 
 def lateness(scheduler, duration_s: float, due_of) -> tuple[float, float, float]:
@@ -237,11 +240,12 @@ def bursts(rows: dict[str, dict[str, float]]) -> None:
                 ("beatkeeper", lambda f: set_now(bk_app, f), lambda r: bk_scheduler(r)),
                 ("redbeat", lambda f: set_now(rb_burst, f), lambda r: redbeat_scheduler(r, rb_burst)),
                 ("stock", lambda f: set_now(st_burst, f), lambda r: stock_scheduler(r, st_burst))):
-            p50, p99, seconds, cpu_s = burst_lateness(app_now, make, due)
+            p50, p99, seconds, cpu_s, sent = burst_lateness(app_now, make, due)
             rows[name].update({f"{due:,} due at one instant: lateness p50 (ms)": p50,
                                f"{due:,} due at one instant: lateness p99 (ms)": p99,
                                f"{due:,} due at one instant: tick (s)": seconds,
-                               f"{due:,} due at one instant: tick CPU (s)": cpu_s})
+                               f"{due:,} due at one instant: tick CPU (s)": cpu_s,
+                               f"{due:,} due at one instant: sent within {BURST_LIMIT_S:g} s": sent})
         print_load(f"after the bursts of {due}")
 
 
