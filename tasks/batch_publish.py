@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger("beatkeeper.beat")
 
 BATCH_ENTRIES = 5000  # entries per batch: one pipeline each (their messages are held in memory until it is sent)
+BATCH = "a batch of due entries"  # what a failed flush is logged (and backed off) as
 MAX_COMMANDS = 1_000_000  # kombu flushes a batch early past this many commands: never within one of ours
 
 T = TypeVar("T")

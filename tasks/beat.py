@@ -220,7 +220,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
                         if wait is not None:
                             waits.append(wait)
             except batch_publish.BatchNotSent as exc:  # nothing recorded: the entries stay due
-                waits.append(self._publish_failed("a batch of due entries", now, exc))
+                waits.append(self._publish_failed(batch_publish.BATCH, now, exc))
+            else:
+                self._publish_failures.pop(batch_publish.BATCH, None)
         if now_ts >= self._next_sweep_ts:
             self._next_sweep_ts = now_ts + delivery_watch.SWEEP_S
             self._resend_lost(client, now)
