@@ -179,7 +179,8 @@ def main() -> None:
     if args.cli:
         (check_s, plan_s), (check_cpu, plan_cpu) = cli_seconds(raw, args.days)
         print(f"| `beatkeeper check` (fresh process): wall / CPU | {check_s:.2f} s / {check_cpu:.2f} s |")
-        print(f"| `beatkeeper plan --days {args.days:g}` (fresh process): wall / CPU | {plan_s:.2f} s / {plan_cpu:.2f} s |")
+        print(f"| `beatkeeper plan --days {args.days:g}` (fresh process): wall / CPU | "
+              f"{plan_s:.2f} s / {plan_cpu:.2f} s |")
         print(f"| check + plan: wall / CPU | {check_s + plan_s:.2f} s / {check_cpu + plan_cpu:.2f} s |")
 
 
