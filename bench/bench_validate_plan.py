@@ -46,6 +46,7 @@ WINDOWS = [
 # default budget (checked all the same, and passed).
 SETTINGS = ScheduleSettings(max_runs_per_hour=100_000_000)
 
+
 def build_schedule(entries: int, seed: int, *, distinct: bool = False) -> dict:
     """``entries`` entries: 40% every, 30% cron, 20% windows, 10% at; 1000 tasks share them.
 
