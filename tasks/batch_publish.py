@@ -20,15 +20,12 @@ binding table is still read by kombu for each message (one ``SMEMBERS``), outsid
 """
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager, nullcontext
 from typing import Iterator, Sequence, TypeVar
 
 from kombu.transport.redis import BatchPublishError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-logger = logging.getLogger("beatkeeper.beat")
 
 BATCH_ENTRIES = 5000  # entries per batch: one pipeline each (their messages are held in memory until it is sent)
 BATCH = "a batch of due entries"  # what a failed flush is logged (and backed off) as
