@@ -332,4 +332,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    startup_probe() if PROBE else main()
+    if PROBE:
+        startup_probe()
+    else:
+        try:
+            main()
+        finally:
+            SERVER.kill()  # also when a measure fails part-way (idempotent after report's)
