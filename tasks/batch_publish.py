@@ -6,7 +6,7 @@ in one pipeline instead of sending each at once, and sends them all when the bat
 Everything before that stays Celery's and kombu's own: the message format, routing,
 ``expires``, headers, and the ``before_task_publish``/``after_task_publish`` signals (the
 latter fires when the producer took the message, i.e. once it is buffered). Transports
-without batches publish at once, as before.
+without batches, and kombu before 5.7, publish each message at once, as before.
 
 Publish-then-record holds per batch: beat's records of what it sent (``last_run_at``, the
 delivery watch) go in a pipeline executed only once the batch reached the broker. A batch
@@ -23,7 +23,11 @@ from __future__ import annotations
 from contextlib import contextmanager, nullcontext
 from typing import Iterator, Sequence, TypeVar
 
-from kombu.transport.redis import BatchPublishError
+try:
+    from kombu.transport.redis import BatchPublishError
+except ImportError:  # kombu before 5.7 has no publish batches: each message goes out at once, none fails here
+    class BatchPublishError(Exception):  # type: ignore[no-redef]
+        """Stands for kombu 5.7's error, which older kombu never raises."""
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
