@@ -14,8 +14,9 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS)
 
+# Every benchmark at sizes that finish within 15 minutes; `make bench QUICK=1` is a smoke run.
 bench: $(STAMP) system-deps
-	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,25 +41,19 @@ if not PROBE:
                       BEATKEEPER_DATA_DIR=str(WORKDIR))
 
 from celery import Celery  # noqa: E402
+from celery.signals import after_task_publish  # noqa: E402
 from celery.beat import PersistentScheduler  # noqa: E402
 from celery.schedules import crontab, schedule  # noqa: E402
 from redbeat.schedulers import RedBeatScheduler, get_redis  # noqa: E402
 
-from bench_validate_plan import build_schedule  # noqa: E402
+from mixed_schedule import mixed, write_schedule_file  # noqa: E402
+from load import print_load  # noqa: E402
 from tasks import app as bk_app  # noqa: E402
+from tasks.beat import batch_publish  # noqa: E402
 from tasks.beat.scheduler import BeatkeeperScheduler  # noqa: E402
 
 TASK = "beatkeeper.heartbeat"
-
-
-def mixed(entries: int) -> dict:
-    raw = build_schedule(entries, seed=1)
-    for entry in raw.values():
-        entry["task"] = TASK
-        if entry.pop("at", None):  # one-offs would fall in the past: make them daily intervals
-            entry.pop("timezone")
-            entry["every"] = 86400
-    return raw
+BURST_LIMIT_S = 60.0  # a scheduler still sending a burst after this long is stopped there
 
 
 def stock_schedule(entry: dict):
@@ -80,7 +76,10 @@ def anchor_app(db: int) -> Celery:
 
 def bk_scheduler(raw: dict, **kwargs) -> BeatkeeperScheduler:
     path = WORKDIR / "schedule.json"
-    path.write_text(json.dumps(raw))
+    if len(raw) > 20_000:  # over the 4 MiB a schedule file may hold as JSON: code that builds it
+        path = write_schedule_file(WORKDIR / "mixed_schedule.py", len(raw))
+    else:
+        path.write_text(json.dumps(raw))
     os.environ["BEATKEEPER_SCHEDULE"] = str(path)
     scheduler = BeatkeeperScheduler(app=bk_app, lazy=False, **kwargs)
     scheduler.lock_key = None  # no second beat here; the lock is measured elsewhere
@@ -105,22 +104,25 @@ def startup_probe() -> None:
     bk_app.loader.import_default_modules()
     began = time.perf_counter()
     BeatkeeperScheduler(app=bk_app, lazy=False)
-    print(time.perf_counter() - began)
+    print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def startup_seconds(raw: dict, *, cold: bool, runs: int = 3) -> float:
-    """Median start-up of a fresh beat process: ``cold`` on an empty Redis, else a restart."""
-    path = WORKDIR / "schedule.json"
-    path.write_text(json.dumps(raw))
+def startup_seconds(raw: dict, *, cold: bool, runs: int = 3) -> tuple[float, float]:
+    """Median start-up of a fresh beat process (``cold`` on an empty Redis, else a restart), and
+    the largest peak RSS (MB) of those processes once the scheduler is built."""
+    path = write_schedule_file(WORKDIR / "mixed_schedule.py", len(raw))  # the same entries: mixed() is seeded
     env = {**os.environ, "BEATKEEPER_SCHEDULE": str(path)}
-    samples = []
+    samples, rss_mb = [], 0.0
     for _ in range(runs):
         if cold:
             get_redis(bk_app).flushdb()  # beatkeeper's database only: the anchors use others
-        done = subprocess.run([sys.executable, __file__, "--startup-probe"], env=env, capture_output=True,
-                              text=True, check=True)
-        samples.append(float(done.stdout.split()[-1]))
-    return statistics.median(samples)
+        done = subprocess.run([sys.executable, __file__, "--startup-probe"], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the start-up probe failed: {done.stderr[-1500:]}")
+        seconds, rss = done.stdout.split()[-2:]
+        samples.append(float(seconds))
+        rss_mb = max(rss_mb, float(rss))
+    return statistics.median(samples), rss_mb
 
 
 def timed(fn):
@@ -138,15 +140,53 @@ def idle_tick_ms(scheduler, ticks: int = 50) -> float:
     return statistics.median(samples) * 1000
 
 
-def burst_seconds(app_now, make) -> float:
-    """1,000 entries all due at the next hour: time for the tick that dispatches them."""
-    raw = {f"burst-{i}": {"task": TASK, "cron": "0 * * * *"} for i in range(1000)}
+def burst_lateness(app_now, make, due: int) -> tuple[float, float, float, float, int]:
+    """``due`` entries all due at the next hour, the tick that dispatches them run at that instant
+    (+1 ms): lateness p50/p99 (ms) of the messages reaching the broker, the tick's seconds and its
+    CPU seconds in this process (the steadier figure on a shared machine).
+
+    A message reaches the broker when its publish returned (Celery's ``after_task_publish``), or,
+    for beatkeeper's batches, when its batch's block ended (flush and records done: a bound from
+    above)."""
+    raw = {f"burst{due}-{i}": {"task": TASK, "cron": "0 * * * *"} for i in range(due)}  # names new to Redis
     scheduler = make(raw)
+    scheduler.producer  # connected, as a running beat's is
     top = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    arrivals: list[float] = []
+    batches: list[tuple[int, float]] = []  # (messages published so far, when the batch ended)
+
+    def published(**_):
+        arrivals.append(time.perf_counter())
+    original = batch_publish.publish_then_record
+
+    @contextmanager
+    def timed_batch(producer, client):
+        with original(producer, client) as records:
+            yield records
+        batches.append((len(arrivals), time.perf_counter()))
+    after_task_publish.connect(published, weak=False)
+    batch_publish.publish_then_record = timed_batch
     app_now(lambda: top + timedelta(milliseconds=1))
-    seconds, _ = timed(scheduler.tick)
-    app_now(None)
-    return seconds
+    try:
+        began, cpu_began = time.perf_counter(), time.process_time()
+        while len(arrivals) < due and time.perf_counter() - began < BURST_LIMIT_S:
+            scheduler.tick()  # Celery's stock scheduler sends one entry per tick (and returns 0)
+        seconds, cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
+    finally:
+        app_now(None)
+        batch_publish.publish_then_record = original
+        after_task_publish.disconnect(published)
+    if batches:  # a batched message reached the broker when its batch ended
+        ends, done = [], 0
+        for upto, ended in batches:
+            ends += [ended] * (upto - done)
+            done = upto
+        arrivals = ends
+    # beatkeeper's built-in entries may be due too; one still unsent after BURST_LIMIT_S counts as sent
+    # then (a lower bound: the figure is then marked as such in the table by the sent count)
+    late = sorted((t - began) * 1000 + 1.0 for t in arrivals)
+    late += [seconds * 1000 + 1.0] * max(0, due - len(arrivals))
+    return late[len(late) // 2], late[min(len(late) - 1, int(len(late) * 0.99))], seconds, cpu_s, len(arrivals)
 
 
 def lateness(scheduler, duration_s: float, due_of) -> tuple[float, float, float]:
@@ -154,11 +194,22 @@ def lateness(scheduler, duration_s: float, due_of) -> tuple[float, float, float]
     late: list[float] = []
     original = scheduler.apply_async if due_of is not None else scheduler._publish
 
-    if due_of is None:  # beatkeeper: the scheduled instant is known exactly
+    batched: list[float] = []  # due instants of the messages in beatkeeper's open batch
+    original_batch = batch_publish.publish_then_record
+    if due_of is None:  # beatkeeper: the scheduled instant is known exactly; sent when its batch ends
         def record(entry, fire_at, producer):
-            late.append(time.time() - fire_at.timestamp())
+            batched.append(fire_at.timestamp())
             return original(entry, fire_at, producer)
         scheduler._publish = record
+
+        @contextmanager
+        def timed_batch(producer, client):
+            with original_batch(producer, client) as records:
+                yield records
+            ended = time.time()
+            late.extend(ended - due for due in batched)
+            batched.clear()
+        batch_publish.publish_then_record = timed_batch
     else:
         def record(entry, *args, **kwargs):
             late.append(time.time() - due_of(entry))
@@ -168,23 +219,72 @@ def lateness(scheduler, duration_s: float, due_of) -> tuple[float, float, float]
     while time.monotonic() - wall0 < duration_s:
         time.sleep(max(0.0, min(scheduler.tick(), scheduler.max_interval)))
     cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    batch_publish.publish_then_record = original_batch
     late.sort()
     return late[len(late) // 2] * 1000, late[int(len(late) * 0.99)] * 1000, cpu * 100
+
+
+def set_now(app, fn) -> None:
+    if fn is None:
+        app.__dict__.pop("now", None)
+    else:
+        app.now = fn
+
+
+def bursts(rows: dict[str, dict[str, float]]) -> None:
+    """1,000 and 200 entries due at one instant, each scheduler on a fresh schedule."""
+    bk_app.loader.import_default_modules()
+    for db, due in ((5, 1000), (7, 200)):  # the anchors on databases of their own, empty
+        rb_burst, st_burst = anchor_app(db), anchor_app(db + 1)
+        for name, app_now, make in (
+                ("beatkeeper", lambda f: set_now(bk_app, f), lambda r: bk_scheduler(r)),
+                ("redbeat", lambda f: set_now(rb_burst, f), lambda r: redbeat_scheduler(r, rb_burst)),
+                ("stock", lambda f: set_now(st_burst, f), lambda r: stock_scheduler(r, st_burst))):
+            p50, p99, seconds, cpu_s, sent = burst_lateness(app_now, make, due)
+            rows[name].update({f"{due:,} due at one instant: lateness p50 (ms)": p50,
+                               f"{due:,} due at one instant: lateness p99 (ms)": p99,
+                               f"{due:,} due at one instant: tick (s)": seconds,
+                               f"{due:,} due at one instant: tick CPU (s)": cpu_s,
+                               f"{due:,} due at one instant: sent within {BURST_LIMIT_S:g} s": sent})
+        print_load(f"after the bursts of {due}")
+
+
+def report(rows: dict[str, dict[str, float]], args) -> None:
+    measures = list(dict.fromkeys(m for r in rows.values() for m in r))
+    print(f"{args.entries} mixed entries; lateness at 200 entries every 10 s over {args.lateness_s:g} s; "
+          f"Python {sys.version.split()[0]}\n")
+    print("| measure | beatkeeper | redbeat | stock | bk/redbeat | bk/stock |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for m in measures:
+        bkv, rbv, stv = (rows[n].get(m) for n in ("beatkeeper", "redbeat", "stock"))
+        fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
+        ratio = lambda a, b: "n/a" if a is None or not b else f"{a / b:.2f}"  # noqa: E731
+        print(f"| {m} | {fmt(bkv)} | {fmt(rbv)} | {fmt(stv)} | {ratio(bkv, rbv)} | {ratio(bkv, stv)} |")
+    print_load("end")
+    SERVER.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--lateness-s", type=float, default=30.0)
+    parser.add_argument("--burst-only", action="store_true", help="only the bursts of 1,000 and 200 due at one instant")
+    parser.add_argument("--startup-only", action="store_true", help="only start-up, RSS, idle and first ticks")
+    parser.add_argument("--startup-runs", type=int, default=3, help="fresh beat processes timed (the median)")
     args = parser.parse_args()
+    print_load("start")
     raw = mixed(args.entries)
     rows: dict[str, dict[str, float]] = {"beatkeeper": {}, "redbeat": {}, "stock": {}}
 
     # `celery beat` imports the task modules (Beat.init_loader) before it builds its scheduler:
     # start-up is timed from there, for every scheduler alike. Beatkeeper's in fresh processes
     # (the median of 3): a machine shared with other work moves single timings by up to 2x.
-    rows["beatkeeper"]["start-up (s)"] = startup_seconds(raw, cold=True)
-    rows["beatkeeper"]["restart start-up (s)"] = startup_seconds(raw, cold=False)
+    if args.burst_only:
+        bursts(rows)
+        return report(rows, args)
+    rows["beatkeeper"]["start-up (s)"], rss_mb = startup_seconds(raw, cold=True, runs=args.startup_runs)
+    rows["beatkeeper"]["restart start-up (s)"], rss_again_mb = startup_seconds(raw, cold=False, runs=args.startup_runs)
+    rows["beatkeeper"]["beat RSS after start-up (MB)"] = max(rss_mb, rss_again_mb)
     bk_app.loader.import_default_modules()
     bk = bk_scheduler(raw)
     rows["beatkeeper"]["idle tick (ms)"] = idle_tick_ms(bk)
@@ -205,15 +305,10 @@ def main() -> None:
     st.tick()  # the first tick sends everything never run; measure the idle ones after it
     rows["stock"]["idle tick (ms)"] = idle_tick_ms(st)
 
-    def set_now(app, fn):
-        if fn is None:
-            app.__dict__.pop("now", None)
-        else:
-            app.now = fn
-    rows["beatkeeper"]["1,000 due at one instant (s)"] = burst_seconds(lambda f: set_now(bk_app, f),
-                                                                       lambda r: bk_scheduler(r))
-    rows["redbeat"]["1,000 due at one instant (s)"] = burst_seconds(
-        lambda f: set_now(rb_app, f), lambda r: redbeat_scheduler(r, rb_app))
+    print_load("after start-up and idle ticks")
+    if args.startup_only:
+        return report(rows, args)
+    bursts(rows)
 
     # beatkeeper's grid puts 200 `every: 10` entries on the same instant (a burst of 200 publishes);
     # with phases they spread over the 10 s, as the anchors' start-relative intervals do.
@@ -232,18 +327,15 @@ def main() -> None:
             rows[name].update({f"lateness p50, {anchor_label} (ms)": p50, f"lateness p99, {anchor_label} (ms)": p99,
                                f"CPU while ticking, {anchor_label} (%)": cpu})
 
-    measures = list(dict.fromkeys(m for r in rows.values() for m in r))
-    print(f"{args.entries} mixed entries; lateness at 200 entries every 10 s over {args.lateness_s:g} s; "
-          f"Python {sys.version.split()[0]}\n")
-    print("| measure | beatkeeper | redbeat | stock | bk/redbeat | bk/stock |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for m in measures:
-        bkv, rbv, stv = (rows[n].get(m) for n in ("beatkeeper", "redbeat", "stock"))
-        fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
-        ratio = lambda a, b: "n/a" if a is None or not b else f"{a / b:.2f}"  # noqa: E731
-        print(f"| {m} | {fmt(bkv)} | {fmt(rbv)} | {fmt(stv)} | {ratio(bkv, rbv)} | {ratio(bkv, stv)} |")
-    SERVER.kill()
+    print_load("after the lateness runs")
+    report(rows, args)
 
 
 if __name__ == "__main__":
-    startup_probe() if PROBE else main()
+    if PROBE:
+        startup_probe()
+    else:
+        try:
+            main()
+        finally:
+            SERVER.kill()  # also when a measure fails part-way (idempotent after report's)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.load import print_load_at_start_and_end  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 
 import redis  # noqa: E402
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
+    print_load_at_start_and_end()
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     server = RedisServer(workdir / "redis").start()
     try:

@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import print_load_at_start_and_end  # noqa: E402
+
 from examples.transit.gtfs import export_app_database, refresh_derived_tables, sync_static_feed  # noqa: E402
 from tests.examples.transit.gtfs.feedgen import large_feed  # noqa: E402
 
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true",
                         help="run the steps a second time under tracemalloc for the Python heap peaks")
     args = parser.parse_args()
+    print_load_at_start_and_end()
 
     with tempfile.TemporaryDirectory(prefix="bench-gtfs-") as tmp:
         work = Path(tmp)

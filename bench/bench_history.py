@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import print_load_at_start_and_end  # noqa: E402
+
 from celery import Task  # noqa: E402
 
 from bench.workers import wait_ready  # noqa: E402
@@ -156,6 +158,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2500, help="messages per round")
     parser.add_argument("--rounds", type=int, default=6)
     options = parser.parse_args()
+    print_load_at_start_and_end()
 
     from tests.postgres import PostgresServer, postgres_bin_dir
     from tests.servers import RedisServer

@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import print_load_at_start_and_end  # noqa: E402
+
 from bench.workers import wait_ready  # noqa: E402
 
 from celery import Task  # noqa: E402
@@ -143,6 +145,52 @@ def measure_guard_in_process(app, n: int) -> dict[str, float]:
             "guarded_us": min(per_call_us(guarded, n) for _ in range(3))}
 
 
+def count_standard_round_trips(app, runs: int = 5) -> dict[str, float]:
+    """Redis round trips of one guarded no-op run through the app's standard middleware stack, in
+    this process: before the body (the start) and after it (the finish). Counted at the client,
+    every request written to any Redis connection of this process (a pipeline or script is one);
+    the median over ``runs`` runs (the first, which loads scripts, left out)."""
+    import uuid
+
+    from celery.app.task import Context
+    from redis.connection import Connection
+
+    from tasks.guard import standard_middlewares
+    from tasks.guard.middleware import set_middlewares
+
+    set_middlewares(app, standard_middlewares(app))
+    sent = [0]
+    at_body: list[int] = []
+    original = Connection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent[0] += 1
+        return original(self, command, check_health)
+
+    def body(i: int) -> None:
+        at_body.append(sent[0])
+    starts, finishes = [], []
+    Connection.send_packed_command = counted
+    original_run = guarded_noop.run
+    guarded_noop.run = body
+    try:
+        for i in range(runs + 1):
+            sent[0] = 0
+            guarded_noop.request_stack.push(Context(id=uuid.uuid4().hex, called_directly=False, is_eager=True,
+                                                    retries=0, hostname="bench", delivery_info={}))
+            try:
+                guarded_noop(i)
+            finally:
+                guarded_noop.request_stack.pop()
+            if i:
+                starts.append(at_body[-1])
+                finishes.append(sent[0] - at_body[-1])
+    finally:
+        Connection.send_packed_command = original
+        guarded_noop.run = original_run
+    return {"start_trips": statistics.median(starts), "finish_trips": statistics.median(finishes)}
+
+
 def start_worker(name: str, stack: str, logdir: Path) -> subprocess.Popen:
     env = {**os.environ, "BEATKEEPER_TASK_MODULES": "bench.bench_lock", STACK_ENV: stack}
     log = open(logdir / f"{name}.log", "wb")
@@ -192,6 +240,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--pings", type=int, default=5000)
     options = parser.parse_args()
+    print_load_at_start_and_end()
 
     from tests.servers import RedisServer
 
@@ -208,6 +257,7 @@ def main() -> None:
 
         client = app_redis(app)
         redis_figures = measure_redis(client, options.pings)
+        redis_figures.update(count_standard_round_trips(app))
         redis_figures.update(measure_guard_in_process(app, options.pings))
         throughput = {stack: measure_throughput(app, client, stack, options.tasks, options.rounds, workdir)
                       for stack in ("guard", "standard")}
@@ -230,6 +280,8 @@ def report(redis_figures: dict[str, float], throughput: dict[str, dict[str, list
     print(f"| guarded no-op run, in process (overlap + long-run) | {f['guarded_us']:.1f} | 2 | "
           f"{f['guarded_us'] / f['ping_us']:.2f} |")
     print(f"| of which the guard (run, policy, lock) | {overhead:.1f} | 2 | {overhead / f['ping_us']:.2f} |")
+    print(f"| guarded no-op run, standard stack: round trips at start / at finish | | "
+          f"{f['start_trips']:g} / {f['finish_trips']:g} | (targets: <= 2 / <= 1) |")
     print(f"\n### No-op task throughput, one prefork worker -c 2 "
           f"({options.rounds} alternating rounds x {options.tasks} tasks, median)\n")
     print("| middlewares | plain tasks/s | guarded tasks/s | guarded / plain (median of rounds) "

@@ -59,7 +59,13 @@ class BeatkeeperEntry(RedBeatSchedulerEntry):
 
     @property
     def due_at(self) -> datetime | None:
-        return self.schedule.next_fire_after(self.last_run_at or self.default_now())
+        after = self.last_run_at or self.default_now()
+        known = self.__dict__.get("_due_after")  # asked several times per dispatch: worked out once per instant
+        if known is not None and known[0] == after:
+            return known[1]
+        due = self.schedule.next_fire_after(after)
+        self._due_after = (after, due)
+        return due
 
     @property
     def score(self) -> float:

@@ -35,7 +35,7 @@ from schedules.errors import BeatkeeperScheduleError, ScheduleConfigError
 from schedules.fingerprint import fingerprint
 from schedules.killswitch import partition_enabled
 from schedules.settings import ScheduleSettings
-from tasks.beat import catchup_gate, delivery_watch, dispatch, policy_publisher, selfchecks
+from tasks.beat import batch_publish, catchup_gate, delivery_watch, dispatch, policy_publisher, selfchecks
 from tasks.beat.due_read import DueReader
 from tasks.beat.entry import BeatkeeperEntry, store_entries
 from tasks.beat.lock import BeatLock, exit_on_lost_lock
@@ -205,17 +205,18 @@ class BeatkeeperScheduler(RedBeatScheduler):
         if read.next_score is not None:
             waits.append(read.next_score - now_ts)
         entries = self._entries_of(client, read.due)
-        if entries:
-            # Records go in one pipeline run after the publishes (publish-then-record), even
-            # when a later publish fails part-way.
-            with client.pipeline(transaction=False) as records:
-                try:
-                    for entry in entries:
+        # A batch's publishes go out in one round trip, then its records in one (tasks.beat.batch_publish).
+        for batch in batch_publish.chunks(entries):
+            try:
+                with batch_publish.publish_then_record(self.producer, client) as records:
+                    for entry in batch:
                         wait = self.maybe_due(entry, producer=self.producer, now=now, records=records)
                         if wait is not None:
                             waits.append(wait)
-                finally:
-                    records.execute()
+            except batch_publish.BatchNotSent as exc:  # nothing recorded: the entries stay due
+                waits.append(self._publish_failed(batch_publish.BATCH, now, exc))
+            else:
+                self._publish_failures.pop(batch_publish.BATCH, None)
         if now_ts >= self._next_sweep_ts:
             self._next_sweep_ts = now_ts + delivery_watch.SWEEP_S
             self._resend_lost(client, now)
