@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pytest
 from celery.signals import after_task_publish, before_task_publish
 
-from tasks import delivery_watch
+from tasks.beat import delivery_watch
 from tasks.headers import BEAT_FENCE, ENTRY, FIRE_AT
 from tasks.guard.identity import record_key
 from tests.tasks.beat import ledger_tasks
