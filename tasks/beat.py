@@ -211,7 +211,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         # A changed count is noticed at once; an entry swapped for a stranger at the next full look.
         if read.stored != len(self.specs) + read.dynamic or now_ts >= self._next_reconcile_ts:
             self._next_reconcile_ts = now_ts + RECONCILE_S
-            self._reconcile(client)
+            self._reconcile(client, counted=read.stored == len(self.specs) + read.dynamic)
         waits = [self.max_interval]
         if read.next_score is not None:
             waits.append(read.next_score - now_ts)
@@ -234,8 +234,17 @@ class BeatkeeperScheduler(RedBeatScheduler):
         elapsed_s = (self.app.now() - now).total_seconds()
         return max(0.0, min(waits) - elapsed_s)
 
-    def _reconcile(self, client) -> None:
-        """Someone changed redbeat's schedule behind beat's back: restore and report missing entries."""
+    def _reconcile(self, client, *, counted: bool = False) -> None:
+        """Someone changed redbeat's schedule behind beat's back: restore and report missing entries.
+
+        ``counted``: the schedule holds as many entries as the file and the dynamic ones. Then, with
+        every file entry in place, no stranger can hide but in place of a dynamic key gone missing,
+        and a stranger never fires (``_entries_of`` removes it once due): the full look, a read of
+        the whole schedule (100,000 dynamic entries: seconds), is not needed."""
+        if counted:
+            keys = [self.Entry.generate_key(self.app, name) for name in self.specs]
+            if not keys or None not in client.zmscore(self.app.redbeat_conf.schedule_key, keys):
+                return
         stored = set(client.zrange(self.app.redbeat_conf.schedule_key, 0, -1))
         missing = {name: self.app.redbeat_conf.schedule[name] for name in self.specs
                    if self.Entry.generate_key(self.app, name) not in stored}

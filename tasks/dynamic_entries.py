@@ -46,6 +46,7 @@ from tasks.schedule_source import load_validated_schedule
 ENTRIES_KEY = "beatkeeper:dynamic:entries"  # hash: name -> JSON {"spec", "task", "peak", "kind", "policy"}
 NAMES_KEY = "beatkeeper:dynamic:names"  # sorted set, all scores 0: names in lexical order
 PEAKS_KEY = "beatkeeper:dynamic:peaks"  # hash: task -> summed peak runs/hour of its dynamic entries
+POLICIES_KEY = "beatkeeper:dynamic:policies"  # hash: name -> published policy, of entries that set one
 TASK_PEAKS_PREFIX = "beatkeeper:dynamic:peaks:"  # + task: hash name -> peak runs/hour (read on refusal only)
 REMOVE_BATCH = 1000  # names removed per MULTI by remove_prefix
 WRITE_BATCH = 1000  # entries written per MULTI by put_many
@@ -67,7 +68,7 @@ class _Record:
     task: str
     peak: float  # its trigger's peak runs/hour (its share of the task's budget)
     kind: str  # every, cron, at, windows
-    policy: str  # what beat publishes for it for the workers (``tasks.policy.published_entry``)
+    policy: str  # what is published for the workers (``tasks.policy.published_entry``), set or not
 
     def to_json(self) -> str:
         return json.dumps({"spec": self.spec, "task": self.task, "peak": self.peak, "kind": self.kind,
@@ -174,7 +175,14 @@ class DynamicEntries:
         # A fresh meta: a replaced entry's next fire is the new trigger's first after now.
         pipe.hset(key, mapping={"definition": _encoded_definition(name, fields), "meta": meta})
         pipe.zadd(self.schedule_key, {key: due.timestamp()})
-        pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, name, policy)
+        # Published only when it says something (the workers read the whole hash every few
+        # seconds: 100,000 entries following their task's declaration add nothing to it).
+        if policy_fields(spec) or spec.retry:
+            pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, name, policy)
+            pipe.hset(POLICIES_KEY, name, policy)
+        elif old is not None:
+            pipe.hdel(PUBLISHED_ENTRY_POLICIES_KEY, name)
+            pipe.hdel(POLICIES_KEY, name)
 
     def remove(self, name: str) -> bool:
         """Remove ``name``; True when it existed."""
@@ -288,6 +296,7 @@ def forget_commands(pipe, name: str, task: str, peak: float) -> None:
     entry stays: beat uses it when a file entry took the name)."""
     pipe.hincrbyfloat(PEAKS_KEY, task, -peak)
     pipe.hdel(TASK_PEAKS_PREFIX + task, name)
+    pipe.hdel(POLICIES_KEY, name)
     pipe.hdel(ENTRIES_KEY, name)
     pipe.zrem(NAMES_KEY, name)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import redis
 
 from schedules.entry import EntrySpec, ScheduleKind
-from tasks.dynamic_entries import ENTRIES_KEY, NAMES_KEY, _Record, delete_commands, forget_commands
+from tasks.dynamic_entries import ENTRIES_KEY, NAMES_KEY, POLICIES_KEY, _Record, delete_commands, forget_commands
 from tasks.dynamic_specs import spec_of
 from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 
@@ -74,23 +74,25 @@ def dynamic_keys(client: redis.Redis, key_prefix: str) -> set[str]:
 
 def republish_policies(client: redis.Redis, file_names: Collection[str]) -> int:
     """At beat's start, after the file's policies were published (which replaces them all):
-    publish each dynamic entry's again (as ``put`` worked it out); forget a dynamic entry the
-    file now names (the file's entry wins, under that name). How many were published."""
-    stored = client.hgetall(ENTRIES_KEY)
-    published = {}
+    publish again the dynamic entries' that set one; forget a dynamic entry the file now names
+    (the file's entry wins, under that name). How many were published."""
+    names = list(file_names)
+    shadowed = [n for n, score in zip(names, client.zmscore(NAMES_KEY, names) if names else []) if score is not None]
     with client.pipeline(transaction=False) as pipe:
-        for name, text in stored.items():
-            name = name.decode() if isinstance(name, bytes) else name
-            record = _Record.from_json(text)
-            if name in file_names:
-                logger.warning("beat: dynamic entry %s is now a schedule file entry; the file's is kept", name)
+        for name, text in zip(shadowed, client.hmget(ENTRIES_KEY, shadowed) if shadowed else []):
+            logger.warning("beat: dynamic entry %s is now a schedule file entry; the file's is kept", name)
+            if text is not None:
+                record = _Record.from_json(text)
                 forget_commands(pipe, name, record.task, record.peak)
-                continue
-            published[name] = record.policy
+        published = {_text(n): p for n, p in client.hgetall(POLICIES_KEY).items() if _text(n) not in file_names}
         for chunk in _chunks(list(published.items()), 10_000):
             pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, mapping=dict(chunk))
         pipe.execute()
     return len(published)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

@@ -109,3 +109,25 @@ def test_a_dynamic_one_off_run_stays_in_the_history_and_metrics_after_its_entry_
     assert (record.task_name, record.status) == (ht.ok.name, "success")
     assert record.fire_at == at
     assert any('"once:1"' in field for field in redis_client.hkeys(RUNS_KEY))
+
+
+def test_a_dynamic_entrys_policy_is_published_for_the_workers_across_beat_restarts_and_it_can_be_triggered(
+        app, redis_client, monkeypatch, tmp_path):
+    import json
+
+    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
+    from tasks.trigger import trigger_entry
+
+    driver = _driver(app, monkeypatch, tmp_path)
+    entries = DynamicEntries.for_app(app)
+    entries.put("pol:1", {"task": "beatkeeper.heartbeat", "every": 60, "overlap": "skip", "lock_ttl": 30})
+    entries.put("plain:1", {"task": "beatkeeper.heartbeat", "every": 60})
+    published = redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "pol:1")
+    assert json.loads(published)["policy"] == {"overlap": "skip", "lock_ttl_s": 30.0}
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "plain:1") is None  # its task's declaration applies
+    driver.restart()  # the file's publication replaces the hash; the dynamic entry's is published again
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "pol:1") == published
+    assert "file-minutely" in redis_client.hkeys(PUBLISHED_ENTRY_POLICIES_KEY)
+    assert trigger_entry(app, "plain:1", who="test") and trigger_entry(app, "pol:1", who="test")
+    entries.remove("pol:1")
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "pol:1") is None
