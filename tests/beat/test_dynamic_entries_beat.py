@@ -131,3 +131,21 @@ def test_a_dynamic_entrys_policy_is_published_for_the_workers_across_beat_restar
     assert trigger_entry(app, "plain:1", who="test") and trigger_entry(app, "pol:1", who="test")
     entries.remove("pol:1")
     assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "pol:1") is None
+
+
+def test_beat_removes_an_entry_saved_through_redbeats_api_and_keeps_the_dynamic_ones(app, redis_client,
+                                                                                     monkeypatch, tmp_path):
+    from celery.schedules import schedule
+    from redbeat.schedulers import RedBeatSchedulerEntry
+
+    driver = _driver(app, monkeypatch, tmp_path)
+    entries = DynamicEntries.for_app(app)
+    entries.put("kept:1", {"task": "beatkeeper.heartbeat", "every": 60})
+    RedBeatSchedulerEntry("stranger", "beatkeeper.heartbeat", schedule(60), app=app).save()
+    driver.scheduler.tick()  # one more entry than registered: beat looks at everything
+    stored = set(redis_client.zrange("redbeat::schedule", 0, -1))
+    assert "redbeat:kept:1" in stored and "redbeat:file-minutely" in stored
+    assert "redbeat:stranger" not in stored and not redis_client.exists("redbeat:stranger")
+    driver.clock.now += timedelta(seconds=61)  # the periodic look, counts equal: nothing removed
+    driver.scheduler.tick()
+    assert "redbeat:kept:1" in set(redis_client.zrange("redbeat::schedule", 0, -1))
