@@ -61,7 +61,7 @@ class EntryRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class _Record:
+class StoredEntry:
     """What is kept per dynamic entry beside redbeat's hash."""
 
     spec: dict[str, Any]
@@ -75,7 +75,7 @@ class _Record:
                            "policy": self.policy})
 
     @classmethod
-    def from_json(cls, text: str) -> "_Record":
+    def from_json(cls, text: str) -> "StoredEntry":
         data = json.loads(text)
         return cls(spec=data["spec"], task=data["task"], peak=float(data["peak"]), kind=data["kind"],
                    policy=data["policy"])
@@ -115,7 +115,7 @@ class DynamicEntries:
     def get(self, name: str) -> dict | None:
         """The spec stored for ``name``, as given to :meth:`put`; None when there is none."""
         text = self.client.hget(ENTRIES_KEY, name)
-        return None if text is None else _Record.from_json(text).spec
+        return None if text is None else StoredEntry.from_json(text).spec
 
     def names(self, prefix: str = "") -> list[str]:
         """The dynamic entries' names starting with ``prefix``, sorted."""
@@ -139,7 +139,7 @@ class DynamicEntries:
             pipe.hmget(ENTRIES_KEY, names)
             pipe.hmget(PEAKS_KEY, tasks)
             old_texts, task_peaks = pipe.execute()
-        olds = {name: _Record.from_json(text) for name, text in zip(names, old_texts) if text is not None}
+        olds = {name: StoredEntry.from_json(text) for name, text in zip(names, old_texts) if text is not None}
         others = {task: float(peak or 0) for task, peak in zip(tasks, task_peaks)}
         for old in olds.values():
             if old.task in others:
@@ -149,7 +149,8 @@ class DynamicEntries:
         never = [name for name, due in dues.items() if due is None]
         if never:  # check warns of them; stored, they would only wait for a removal
             raise EntryRefused([w for name in never for w in self._warnings.get(name, [])]
-                               or [Problem(name, validated[name].kind.value, "never fires after now") for name in never])
+                               or [Problem(name, validated[name].kind.value, "never fires after now")
+                                   for name in never])
         meta = json.dumps({"last_run_at": now, "total_run_count": 0}, cls=RedBeatJSONEncoder)
         for start in range(0, len(names), WRITE_BATCH):
             with self.client.pipeline(transaction=True) as pipe:
@@ -157,11 +158,11 @@ class DynamicEntries:
                     self._write(pipe, name, specs[name], validated[name], olds.get(name), meta, dues[name])
                 pipe.execute()
 
-    def _write(self, pipe, name: str, raw: Mapping[str, Any], spec: EntrySpec, old: "_Record | None",
+    def _write(self, pipe, name: str, raw: Mapping[str, Any], spec: EntrySpec, old: "StoredEntry | None",
                meta: str, due: datetime) -> None:
         peak = spec.trigger.peak_runs_per_hour()
         policy = published_entry(spec.task, policy_fields(spec), spec.retry)
-        record = _Record(spec=dict(raw), task=spec.task, peak=peak, kind=spec.kind.value, policy=policy)
+        record = StoredEntry(spec=dict(raw), task=spec.task, peak=peak, kind=spec.kind.value, policy=policy)
         fields = {"task": spec.task, "schedule": TriggerSchedule(spec.trigger), "args": list(spec.args),
                   "kwargs": dict(spec.kwargs), "options": message_options(spec)}
         key = self.key_prefix + name
@@ -200,7 +201,7 @@ class DynamicEntries:
 
     def _remove(self, names: list[str]) -> int:
         texts = self.client.hmget(ENTRIES_KEY, names)
-        found = {n: _Record.from_json(t) for n, t in zip(names, texts) if t is not None}
+        found = {n: StoredEntry.from_json(t) for n, t in zip(names, texts) if t is not None}
         with self.client.pipeline(transaction=True) as pipe:
             for name, record in found.items():
                 delete_commands(pipe, name, record.task, record.peak, key_prefix=self.key_prefix,
@@ -271,8 +272,8 @@ class DynamicEntries:
             self._file_names = frozenset(effective_schedule(self.environ))
             self._file = load_validated_schedule(self.app, environ=self.environ, now=now).entries
         except ScheduleConfigError as exc:
-            raise EntryRefused([Problem(None, None, "the schedule file has problems; fix them first (`beatkeeper check`): "
-                                                    + str(exc.problems[0]))]) from None
+            raise EntryRefused([Problem(None, None, "the schedule file has problems; fix them first "
+                                                    f"(`beatkeeper check`): {exc.problems[0]}")]) from None
         except BeatkeeperScheduleError as exc:
             raise EntryRefused([Problem(None, None, f"the schedule file cannot be read: {exc}")]) from None
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import redis
 
 from schedules.entry import EntrySpec, ScheduleKind
-from tasks.dynamic_entries import ENTRIES_KEY, NAMES_KEY, POLICIES_KEY, _Record, delete_commands, forget_commands
+from tasks.dynamic_entries import ENTRIES_KEY, NAMES_KEY, POLICIES_KEY, StoredEntry, delete_commands, forget_commands
 from tasks.dynamic_specs import spec_of
 from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 
@@ -27,8 +27,8 @@ class DynamicSpecs:
     """The specs of the dynamic entries beat met due, by name."""
 
     def __init__(self) -> None:
-        self._by_text: dict[str, tuple[_Record, EntrySpec | None]] = {}
-        self._by_name: dict[str, tuple[_Record, EntrySpec | None]] = {}
+        self._by_text: dict[str, tuple[StoredEntry, EntrySpec | None]] = {}
+        self._by_name: dict[str, tuple[StoredEntry, EntrySpec | None]] = {}
 
     def load(self, client: redis.Redis, names: list[str], now: datetime) -> set[str]:
         """Read the stored specs of ``names``; the names that are dynamic entries."""
@@ -43,7 +43,7 @@ class DynamicSpecs:
             if text not in self._by_text:
                 if len(self._by_text) >= SPECS_KEPT:
                     self._by_text.clear()
-                record = _Record.from_json(text)
+                record = StoredEntry.from_json(text)
                 self._by_text[text] = (record, spec_of(name, text, now))
             self._by_name[name] = self._by_text[text]
             found.add(name)
@@ -82,7 +82,7 @@ def republish_policies(client: redis.Redis, file_names: Collection[str]) -> int:
         for name, text in zip(shadowed, client.hmget(ENTRIES_KEY, shadowed) if shadowed else []):
             logger.warning("beat: dynamic entry %s is now a schedule file entry; the file's is kept", name)
             if text is not None:
-                record = _Record.from_json(text)
+                record = StoredEntry.from_json(text)
                 forget_commands(pipe, name, record.task, record.peak)
         published = {_text(n): p for n, p in client.hgetall(POLICIES_KEY).items() if _text(n) not in file_names}
         for chunk in _chunks(list(published.items()), 10_000):

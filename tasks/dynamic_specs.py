@@ -17,7 +17,7 @@ from schedules.entry import EntrySpec
 from schedules.errors import BeatkeeperScheduleError
 from schedules.settings import ScheduleSettings
 from schedules.validate import validate_schedule
-from tasks.dynamic_entries import ENTRIES_KEY, _Record
+from tasks.dynamic_entries import ENTRIES_KEY, StoredEntry
 
 logger = logging.getLogger("beatkeeper.dynamic")
 
@@ -25,7 +25,8 @@ _KEPT = 200_000  # (name, stored text) -> spec kept per process
 _SPECS: dict[tuple[str, str], EntrySpec] = {}
 
 
-def dynamic_specs(client: redis.Redis, now: datetime, *, environ: Mapping[str, str] = os.environ) -> dict[str, EntrySpec]:
+def dynamic_specs(client: redis.Redis, now: datetime, *,
+                  environ: Mapping[str, str] = os.environ) -> dict[str, EntrySpec]:
     """name -> spec of every dynamic entry (one read); one that no longer validates (a setting
     changed since it was stored) is left out with a warning."""
     stored = {_text(n): _text(t) for n, t in client.hgetall(ENTRIES_KEY).items()}
@@ -70,7 +71,7 @@ def spec_of(name: str, text: str, now: datetime, *, environ: Mapping[str, str] =
 def _validated(texts: Mapping[str, str], now: datetime, environ: Mapping[str, str]) -> dict[tuple[str, str], EntrySpec]:
     """All at once (equal timings are judged once), else one by one to leave out the invalid."""
     settings = ScheduleSettings.from_env(environ)
-    raw = {name: _Record.from_json(text).spec for name, text in texts.items()}
+    raw = {name: StoredEntry.from_json(text).spec for name, text in texts.items()}
     try:
         entries = validate_schedule(raw, settings=settings, registered_tasks=None, now=now, judge_budget=False).entries
         return {(name, texts[name]): spec for name, spec in entries.items()}
