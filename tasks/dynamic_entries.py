@@ -104,7 +104,6 @@ class DynamicEntries:
         self.schedule_key = app.redbeat_conf.schedule_key
         self._file: dict[str, EntrySpec] | None = None
         self._file_names: frozenset[str] = frozenset()
-        self._warnings: dict[str | None, list[Problem]] = {}  # check's warnings about the entries last validated
 
     @classmethod
     def for_app(cls, app, *, environ: Mapping[str, str] = os.environ) -> "DynamicEntries":
@@ -132,7 +131,7 @@ class DynamicEntries:
         """:meth:`put` each of ``specs`` (name -> spec), in a few round trips: all are stored, or
         none (:class:`EntryRefused` lists every problem)."""
         now = self._now()
-        validated = self._validated(specs, now)
+        validated, warnings = self._validated(specs, now)
         names = list(validated)
         tasks = sorted({spec.task for spec in validated.values()})
         with self.client.pipeline(transaction=False) as pipe:
@@ -148,7 +147,7 @@ class DynamicEntries:
         dues = {name: spec.trigger.next_fire_after(now) for name, spec in validated.items()}
         never = [name for name, due in dues.items() if due is None]
         if never:  # check warns of them; stored, they would only wait for a removal
-            raise EntryRefused([w for name in never for w in self._warnings.get(name, [])]
+            raise EntryRefused([w for w in warnings if w.entry in never]
                                or [Problem(name, validated[name].kind.value, "never fires after now")
                                    for name in never])
         meta = json.dumps({"last_run_at": now, "total_run_count": 0}, cls=RedBeatJSONEncoder)
@@ -211,7 +210,9 @@ class DynamicEntries:
         return len(found)
 
     # -- validation ------------------------------------------------------------
-    def _validated(self, specs: Mapping[str, Mapping[str, Any]], now: datetime) -> dict[str, EntrySpec]:
+    def _validated(self, specs: Mapping[str, Mapping[str, Any]],
+                   now: datetime) -> tuple[dict[str, EntrySpec], list[Problem]]:
+        """The validated entries and check's warnings about them."""
         if not isinstance(specs, Mapping):
             raise EntryRefused([Problem(None, None, f"expected a mapping of entry name to entry, "
                                                     f"got {type(specs).__name__}")])
@@ -234,10 +235,7 @@ class DynamicEntries:
             raise EntryRefused(exc.problems) from None
         except BeatkeeperScheduleError as exc:
             raise EntryRefused([Problem(None, None, str(exc))]) from None
-        self._warnings = {}
-        for warning in validated.warnings:
-            self._warnings.setdefault(warning.entry, []).append(warning)
-        return validated.entries
+        return validated.entries, validated.warnings
 
     def _refuse_over_budget(self, validated: Mapping[str, EntrySpec], others_peak: Mapping[str, float]) -> None:
         """Each task's budget, by check's rule, over its file entries, its other dynamic entries
