@@ -20,6 +20,7 @@ from monitoring.events import record_event
 from tasks import headers
 from tasks.beat.entry import BeatkeeperEntry
 from tasks.guard.identity import DEAD_LETTERS_KEY
+from tasks.dynamic.entries import ENTRIES_KEY as DYNAMIC_ENTRIES_KEY
 from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 from tasks.infra.redis_client import app_redis
 from tasks.run_ids import is_guarded
@@ -41,7 +42,10 @@ def trigger_entry(app: Any, entry: str, *, who: str) -> str:
     with client.pipeline(transaction=False) as pipe:
         pipe.hget(PUBLISHED_ENTRY_POLICIES_KEY, entry)
         pipe.hget(app.conf.redbeat_key_prefix + entry, "definition")
-        published, definition = pipe.execute()
+        pipe.hget(DYNAMIC_ENTRIES_KEY, entry)
+        published, definition, dynamic = pipe.execute()
+    if published is None and dynamic is not None:  # a dynamic entry following its task's declaration
+        published = json.loads(dynamic)["policy"]
     if published is None or definition is None:
         raise TriggerError(f"entry {entry!r} is not scheduled: beat has published no such entry "
                            f"(`beatkeeper plan` lists the entries; is beat running?)")

@@ -41,6 +41,8 @@ from tasks.beat.entry import BeatkeeperEntry, store_entries
 from tasks.beat.lock import BeatLock, exit_on_lost_lock
 from tasks.beat.schedule_source import load_validated_schedule
 from tasks.beat.trigger_schedule import TriggerSchedule
+from tasks.beat.dynamic import DynamicSpecs, dynamic_keys, republish_policies
+from tasks.dynamic.entries import NAMES_KEY as DYNAMIC_NAMES_KEY
 from tasks.importers.ignored import warn_ignored_beat_schedule
 from tasks.infra import broker
 from tasks.infra.errors import wait_for_broker
@@ -69,6 +71,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._beat_lock: BeatLock | None = None
         self._redis_failures = 0
         self._catchup = catchup_gate.CatchupSequence()
+        self._dynamic = DynamicSpecs()  # tasks.dynamic.entries: read when due, never all at once
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -103,6 +106,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         policy_publisher.publish(get_redis(self.app), kept, tasks=self.app.tasks,
                              default_budget=ScheduleSettings.from_env(os.environ).max_runs_per_hour)
         publish_scheduled_tasks(get_redis(self.app), (spec.task for spec in kept.values()))  # read by the workers' guard (tasks.guard.scope)
+        republish_policies(get_redis(self.app), set(self.specs))  # dynamic entries' policies, after the file's
 
     # -- start-up --------------------------------------------------------------
     def _registered_entries(self) -> dict[str, EntrySpec]:
@@ -143,6 +147,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         """Delete every redbeat entry that is not in the registered schedule."""
         client = get_redis(self.app)
         wanted = {self.Entry.generate_key(self.app, name) for name in names}
+        wanted |= dynamic_keys(client, self.app.redbeat_conf.key_prefix)
         for key in set(client.zrange(self.app.redbeat_conf.schedule_key, 0, -1)) - wanted:
             logger.warning("beat: removing '%s' from redbeat: not in the registered schedule", key)
             with client.pipeline() as pipe:
@@ -194,13 +199,13 @@ class BeatkeeperScheduler(RedBeatScheduler):
             self._due_reader = DueReader(client)
         read = self._due_reader.read(client, schedule_key=self.app.redbeat_conf.schedule_key, now_ts=now_ts,
                                      lock_key=lock.name if lock else None, token=lock.token if lock else None,
-                                     lock_ttl_ms=int(self.lock_timeout * 1000))
+                                     lock_ttl_ms=int(self.lock_timeout * 1000), dynamic_key=DYNAMIC_NAMES_KEY)
         if read.renewed is False and not lock.renewal_failed(self._clock_ts):
             self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=lock.name))
         # A changed count is noticed at once; an entry swapped for a stranger at the next full look.
-        if read.stored != len(self.specs) or now_ts >= self._next_reconcile_ts:
+        if read.stored != len(self.specs) + read.dynamic or now_ts >= self._next_reconcile_ts:
             self._next_reconcile_ts = now_ts + RECONCILE_S
-            self._reconcile(client)
+            self._reconcile(client, counted=read.stored == len(self.specs) + read.dynamic)
         waits = [self.max_interval]
         if read.next_score is not None:
             waits.append(read.next_score - now_ts)
@@ -224,8 +229,17 @@ class BeatkeeperScheduler(RedBeatScheduler):
         elapsed_s = (self.app.now() - now).total_seconds()
         return max(0.0, min(waits) - elapsed_s)
 
-    def _reconcile(self, client) -> None:
-        """Someone changed redbeat's schedule behind beat's back: restore and report missing entries."""
+    def _reconcile(self, client, *, counted: bool = False) -> None:
+        """Someone changed redbeat's schedule behind beat's back: restore and report missing entries.
+
+        ``counted``: the schedule holds as many entries as the file and the dynamic ones. Then, with
+        every file entry in place, no stranger can hide but in place of a dynamic key gone missing,
+        and a stranger never fires (``_entries_of`` removes it once due): the full look, a read of
+        the whole schedule (100,000 dynamic entries: seconds), is not needed."""
+        if counted:
+            keys = [self.Entry.generate_key(self.app, name) for name in self.specs]
+            if not keys or None not in client.zmscore(self.app.redbeat_conf.schedule_key, keys):
+                return
         stored = set(client.zrange(self.app.redbeat_conf.schedule_key, 0, -1))
         missing = {name: self.app.redbeat_conf.schedule[name] for name in self.specs
                    if self.Entry.generate_key(self.app, name) not in stored}
@@ -280,8 +294,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
         schedule instead of reaching ``maybe_due``."""
         prefix = self.app.redbeat_conf.key_prefix
         entries = []
+        names = [key[len(prefix):] for key, _, _ in stored if key.startswith(prefix)]
+        dynamic = self._dynamic.load(client, [n for n in names if n not in self.specs], self.app.now())
         for key, definition, meta in stored:
-            registered = key.startswith(prefix) and key[len(prefix):] in self.specs
+            registered = key.startswith(prefix) and (key[len(prefix):] in self.specs or key[len(prefix):] in dynamic)
             if not registered or not definition:
                 why = "has no definition" if registered else "is not in the registered schedule"
                 logger.warning("beat: %s %s; removing it", key, why)
@@ -311,7 +327,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
             return None
         if first_due > now:
             return (first_due - now).total_seconds()
-        spec = self.specs.get(entry.name)
+        spec = self.specs.get(entry.name) or self._dynamic.spec(entry.name)
         decision = decide_catchup(
             entry.schedule.trigger, last=entry.last_run_at or now, now=now,
             policy=spec.catchup if spec else None, window_s=spec.catchup_window_s if spec else None,
@@ -343,6 +359,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
         if advance_to is not None and advance_to != entry.last_run_at:
             entry.record_fire(advance_to, records, dispatched=False)
         nxt = entry.due_at
+        if nxt is None and entry.name not in self.specs:  # a dynamic one-off is done: it leaves
+            self._dynamic.remove_when_done(records, entry.name, key_prefix=self.app.redbeat_conf.key_prefix,
+                                           schedule_key=self.app.redbeat_conf.schedule_key)
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
 
     def _publish_failed(self, name: str, fire_at: datetime, exc: Exception) -> float:
