@@ -49,12 +49,15 @@ def validate_schedule(
     now: datetime,
     limits: guards.DeploymentLimits | None = None,
     declared_budgets: Mapping[str, int] | None = None,
+    judge_budget: bool = True,
 ) -> ValidatedSchedule:
     """Validate ``raw`` (entry name -> entry dict); raises ScheduleConfigError listing every problem.
 
     ``registered_tasks`` None skips the check that each task exists (no app at hand);
     ``limits`` None skips the checks against the lock TTL cap and the broker's visibility timeout;
-    ``declared_budgets``: task -> the ``max_runs_per_hour`` its code declares.
+    ``declared_budgets``: task -> the ``max_runs_per_hour`` its code declares;
+    ``judge_budget`` False leaves the task budgets to the caller (a dynamic entry is judged with
+    its task's other entries, ``tasks.dynamic_entries``).
     """
     require_aware(now, "now")
     if not isinstance(raw, Mapping):
@@ -87,7 +90,8 @@ def validate_schedule(
     # A task called by an invalid entry has unknown runs and budget: judge it once that entry is fixed.
     budgeted = {name: spec for name, spec in entries.items() if spec.task not in unsure_tasks}
     problems.extend(guards.own_rate_problems(entries))
-    problems.extend(guards.budget_problems(budgeted, settings=settings, declared=declared_budgets))
+    if judge_budget:
+        problems.extend(guards.budget_problems(budgeted, settings=settings, declared=declared_budgets))
     if limits is not None:
         problems.extend(guards.limit_problems(entries, limits) + guards.settings_problems(limits))
     if problems:

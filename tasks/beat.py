@@ -43,6 +43,8 @@ from tasks.infra_errors import wait_for_broker
 from tasks.beat_entry import BeatkeeperEntry, store_entries
 from tasks.beat_schedule import TriggerSchedule
 from tasks.due_read import DueReader
+from tasks.dynamic_entries import NAMES_KEY as DYNAMIC_NAMES_KEY
+from tasks.dynamic_in_beat import DynamicSpecs, dynamic_keys, republish_policies
 from tasks.importers.ignored import warn_ignored_beat_schedule
 from tasks.schedule_source import load_validated_schedule
 
@@ -76,6 +78,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         self._beat_lock: BeatLock | None = None
         self._redis_failures = 0
         self._catchup = catchup_gate.CatchupSequence()
+        self._dynamic = DynamicSpecs()  # tasks.dynamic_entries: read when due, never all at once
         # redbeat sets lock_timeout after Celery's __init__ ran setup_schedule; set up last,
         # so the start-up checks see the real values.
         super().__init__(app, *args, lazy=True, **kwargs)
@@ -110,6 +113,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         entry_policy.publish(get_redis(self.app), kept, tasks=self.app.tasks,
                              default_budget=ScheduleSettings.from_env(os.environ).max_runs_per_hour)
         publish_scheduled_tasks(get_redis(self.app), (spec.task for spec in kept.values()))  # tasks.guard_scope
+        republish_policies(get_redis(self.app), set(self.specs))  # dynamic entries' policies, after the file's
 
     # -- start-up --------------------------------------------------------------
     def _registered_entries(self) -> dict[str, EntrySpec]:
@@ -149,6 +153,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         """Delete every redbeat entry that is not in the registered schedule."""
         client = get_redis(self.app)
         wanted = {self.Entry.generate_key(self.app, name) for name in names}
+        wanted |= dynamic_keys(client, self.app.redbeat_conf.key_prefix)
         for key in set(client.zrange(self.app.redbeat_conf.schedule_key, 0, -1)) - wanted:
             logger.warning("beat: removing '%s' from redbeat: not in the registered schedule", key)
             with client.pipeline() as pipe:
@@ -200,11 +205,11 @@ class BeatkeeperScheduler(RedBeatScheduler):
             self._due_reader = DueReader(client)
         read = self._due_reader.read(client, schedule_key=self.app.redbeat_conf.schedule_key, now_ts=now_ts,
                                      lock_key=lock.name if lock else None, token=lock.token if lock else None,
-                                     lock_ttl_ms=int(self.lock_timeout * 1000))
+                                     lock_ttl_ms=int(self.lock_timeout * 1000), dynamic_key=DYNAMIC_NAMES_KEY)
         if read.renewed is False and not lock.renewal_failed(self._clock_ts):
             self.on_lock_lost(LockNotOwnedError("the beat lock is no longer ours", lock_name=lock.name))
         # A changed count is noticed at once; an entry swapped for a stranger at the next full look.
-        if read.stored != len(self.specs) or now_ts >= self._next_reconcile_ts:
+        if read.stored != len(self.specs) + read.dynamic or now_ts >= self._next_reconcile_ts:
             self._next_reconcile_ts = now_ts + RECONCILE_S
             self._reconcile(client)
         waits = [self.max_interval]
@@ -287,8 +292,10 @@ class BeatkeeperScheduler(RedBeatScheduler):
         schedule instead of reaching ``maybe_due``."""
         prefix = self.app.redbeat_conf.key_prefix
         entries = []
+        names = [key[len(prefix):] for key, _, _ in stored if key.startswith(prefix)]
+        dynamic = self._dynamic.load(client, [n for n in names if n not in self.specs], self.app.now())
         for key, definition, meta in stored:
-            registered = key.startswith(prefix) and key[len(prefix):] in self.specs
+            registered = key.startswith(prefix) and (key[len(prefix):] in self.specs or key[len(prefix):] in dynamic)
             if not registered or not definition:
                 why = "has no definition" if registered else "is not in the registered schedule"
                 logger.warning("beat: %s %s; removing it", key, why)
@@ -318,7 +325,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
             return None
         if first_due > now:
             return (first_due - now).total_seconds()
-        spec = self.specs.get(entry.name)
+        spec = self.specs.get(entry.name) or self._dynamic.spec(entry.name)
         decision = decide_catchup(
             entry.schedule.trigger, last=entry.last_run_at or now, now=now,
             policy=spec.catchup if spec else None, window_s=spec.catchup_window_s if spec else None,
@@ -349,6 +356,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
         if advance_to is not None and advance_to != entry.last_run_at:
             entry.record_fire(advance_to, records, dispatched=False)
         nxt = entry.due_at
+        if nxt is None and entry.name not in self.specs:  # a dynamic one-off is done: it leaves
+            self._dynamic.remove_when_done(records, entry.name, key_prefix=self.app.redbeat_conf.key_prefix,
+                                           schedule_key=self.app.redbeat_conf.schedule_key)
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
 
     def _publish_failed(self, name: str, fire_at: datetime, exc: Exception) -> float:

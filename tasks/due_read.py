@@ -26,7 +26,7 @@ if ARGV[2] ~= '' then
 end
 local due = redis.call('zrangebyscore', KEYS[1], 0, ARGV[1])
 local upcoming = redis.call('zrangebyscore', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-local reply = {renewed, upcoming[2] or '', redis.call('zcard', KEYS[1])}
+local reply = {renewed, upcoming[2] or '', redis.call('zcard', KEYS[1]), redis.call('zcard', KEYS[3])}
 for _, key in ipairs(due) do
     local fields = redis.call('hmget', key, 'definition', 'meta')
     reply[#reply + 1] = key
@@ -45,6 +45,7 @@ class DueRead:
     next_score: float | None  # unix time of the first entry due after now
     stored: int  # entries in the schedule's sorted set
     due: list[tuple[str, str, str | None]]  # (key, definition, meta) of each entry due by now
+    dynamic: int = 0  # of which dynamic entries (``tasks.dynamic_entries``)
 
 
 class DueReader:
@@ -55,15 +56,17 @@ class DueReader:
         client.script_load(DUE_READ_SCRIPT)  # now, at start-up: the first tick is one round trip too
 
     def read(self, client: redis.Redis, *, schedule_key: str, now_ts: float, lock_key: str | None = None,
-             token: str | bytes | None = None, lock_ttl_ms: int = 0) -> DueRead:
+             token: str | bytes | None = None, lock_ttl_ms: int = 0, dynamic_key: str | None = None) -> DueRead:
+        """``dynamic_key``: the sorted set naming the dynamic entries (their count is read too)."""
         renew = bool(lock_key and token)
-        reply = self.script(keys=[schedule_key, lock_key if renew else schedule_key],
+        keys = [schedule_key, lock_key if renew else schedule_key, dynamic_key or schedule_key + ":none"]
+        reply = self.script(keys=keys,
                             args=[repr(now_ts), token if renew else "", lock_ttl_ms], client=client)
-        renewed, upcoming, stored = int(reply[0]), _text(reply[1]), int(reply[2])
-        rest = reply[3:]
+        renewed, upcoming, stored, dynamic = int(reply[0]), _text(reply[1]), int(reply[2]), int(reply[3])
+        rest = reply[4:]
         due = [(_text(rest[i]), _text(rest[i + 1]), _text(rest[i + 2]) or None) for i in range(0, len(rest), 3)]
         return DueRead(renewed=None if renewed < 0 else bool(renewed), next_score=float(upcoming) if upcoming else None,
-                       stored=stored, due=due)
+                       stored=stored, dynamic=dynamic, due=due)
 
 
 def _text(value: Any) -> str:

@@ -41,7 +41,8 @@ def deployment_limits(app) -> DeploymentLimits:
 
 
 def load_validated_schedule(app, *, environ: Mapping[str, str] = os.environ,
-                            raw: Mapping | None = None, now: datetime | None = None) -> ValidatedSchedule:
+                            raw: Mapping | None = None, now: datetime | None = None,
+                            judge_budget: bool = True) -> ValidatedSchedule:
     """Validate ``raw`` (default: the effective schedule from ``environ``).
 
     Raises ``ScheduleConfigError`` (every problem) or ``ConfigFileError`` / ``SettingsError``.
@@ -53,7 +54,7 @@ def load_validated_schedule(app, *, environ: Mapping[str, str] = os.environ,
     try:
         validated = validate_schedule(schedule, settings=settings, registered_tasks=registered,
                                       now=now or datetime.now(timezone.utc), limits=deployment_limits(app),
-                                      declared_budgets=declared_budgets(app.tasks))
+                                      declared_budgets=declared_budgets(app.tasks), judge_budget=judge_budget)
     except ScheduleConfigError as exc:
         raise ScheduleConfigError(exc.problems + extra) from None
     extra = (_signature_problems(validated.entries, app.tasks)

@@ -37,6 +37,7 @@ COMMANDS = {
     "import": "tasks.cli.importer",
     "health": "tasks.cli.health",
     "settings": "tasks.cli.settings",
+    "entries": "tasks.cli.entries",
 }
 
 EXIT_PROBLEMS = 1

@@ -1,0 +1,270 @@
+"""Dynamic entries: schedule entries added, replaced and removed at runtime, by name or prefix.
+
+An application calls ``DynamicEntries.for_app(app).put(name, spec)`` with the mapping a schedule
+file entry takes. ``put`` validates it with the one validator ``beatkeeper check`` uses
+(``tasks.schedule_source.load_validated_schedule``) and the task budget rule
+(``schedules.guards.budget_problems``), and refuses with check's line (:class:`EntryRefused`).
+
+An accepted entry is stored exactly as beat stores a file entry (redbeat's hash ``definition`` +
+``meta`` and its score in the schedule's sorted set): beat's next tick sees it, with no restart
+and no extra work per idle tick. Beside it, the spec as given (``ENTRIES_KEY``), its name
+(``NAMES_KEY``, sorted for prefix ranges) and each task's summed peak runs/hour (``PEAKS_KEY``,
+so the budget is judged without reading every entry). Each change is one MULTI.
+
+Rules beyond a file entry's:
+- a name the schedule file (or the platform) uses is refused;
+- ``max_runs_per_hour`` is refused: a task's budget is set by the file or the task's declaration
+  (what beat publishes for the workers); dynamic entries spend it;
+- an ``at`` entry is removed by beat once its instant is dispatched (or skipped by its catch-up
+  policy): the run stays in the history.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.schedulers import ensure_conf
+
+from schedules.entry import EntrySpec
+from schedules.errors import BeatkeeperScheduleError, Problem, ScheduleConfigError
+from schedules.guards import budget_problems
+from schedules.platform import effective_schedule
+from schedules.settings import ScheduleSettings
+from tasks.beat_entry import _encoded_definition  # the one stored form of a definition
+from tasks.beat_schedule import TriggerSchedule
+from tasks.entry_policy import declared_budgets, message_options, policy_fields
+from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY, published_entry
+from tasks.redis_client import app_redis
+from tasks.schedule_source import load_validated_schedule
+
+ENTRIES_KEY = "beatkeeper:dynamic:entries"  # hash: name -> JSON {"spec", "task", "peak", "kind", "policy"}
+NAMES_KEY = "beatkeeper:dynamic:names"  # sorted set, all scores 0: names in lexical order
+PEAKS_KEY = "beatkeeper:dynamic:peaks"  # hash: task -> summed peak runs/hour of its dynamic entries
+TASK_PEAKS_PREFIX = "beatkeeper:dynamic:peaks:"  # + task: hash name -> peak runs/hour (read on refusal only)
+REMOVE_BATCH = 1000  # names removed per MULTI by remove_prefix
+
+
+class EntryRefused(ValueError):
+    """A dynamic entry ``beatkeeper check`` would refuse; ``str()`` is check's line (one per problem)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What is kept per dynamic entry beside redbeat's hash."""
+
+    spec: dict[str, Any]
+    task: str
+    peak: float  # its trigger's peak runs/hour (its share of the task's budget)
+    kind: str  # every, cron, at, windows
+    policy: str  # what beat publishes for it for the workers (``tasks.policy.published_entry``)
+
+    def to_json(self) -> str:
+        return json.dumps({"spec": self.spec, "task": self.task, "peak": self.peak, "kind": self.kind,
+                           "policy": self.policy})
+
+    @classmethod
+    def from_json(cls, text: str) -> "_Record":
+        data = json.loads(text)
+        return cls(spec=data["spec"], task=data["task"], peak=float(data["peak"]), kind=data["kind"],
+                   policy=data["policy"])
+
+
+class _Peak:
+    """A stand-in trigger for the other dynamic entries of a task in the budget rule: only their
+    summed peak runs/hour counts there."""
+
+    def __init__(self, runs_per_hour: float):
+        self.runs_per_hour = runs_per_hour
+
+    def peak_runs_per_hour(self) -> float:
+        return self.runs_per_hour
+
+
+class DynamicEntries:
+    """Add, replace and remove schedule entries at runtime (see the module docstring)."""
+
+    def __init__(self, app, client: redis.Redis, *, environ: Mapping[str, str] = os.environ):
+        self.app = app
+        self.client = client
+        self.environ = environ
+        ensure_conf(app)
+        self.key_prefix = app.redbeat_conf.key_prefix
+        self.schedule_key = app.redbeat_conf.schedule_key
+        self._file: dict[str, EntrySpec] | None = None
+        self._file_names: frozenset[str] = frozenset()
+        self._warnings: list[Problem] = []  # check's warnings about the entry last validated
+
+    @classmethod
+    def for_app(cls, app, *, environ: Mapping[str, str] = os.environ) -> "DynamicEntries":
+        """The dynamic entries of ``app``'s Redis (the one beat reads), judged by its settings."""
+        return cls(app, app_redis(app), environ=environ)
+
+    # -- reading ---------------------------------------------------------------
+    def get(self, name: str) -> dict | None:
+        """The spec stored for ``name``, as given to :meth:`put`; None when there is none."""
+        text = self.client.hget(ENTRIES_KEY, name)
+        return None if text is None else _Record.from_json(text).spec
+
+    def names(self, prefix: str = "") -> list[str]:
+        """The dynamic entries' names starting with ``prefix``, sorted."""
+        return [_text(n) for n in self.client.zrangebylex(NAMES_KEY, *lex_range(prefix))]
+
+    # -- writing ---------------------------------------------------------------
+    def put(self, name: str, spec: Mapping[str, Any]) -> None:
+        """Add ``name``, or replace it (the old definition's instants never fire).
+
+        Raises :class:`EntryRefused` with check's line(s) when check would refuse the entry."""
+        now = self._now()
+        validated = self._validated(name, spec, now)
+        peak = validated.trigger.peak_runs_per_hour()
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(ENTRIES_KEY, name)
+            pipe.hget(PEAKS_KEY, validated.task)
+            old_text, task_peak = pipe.execute()
+        old = None if old_text is None else _Record.from_json(old_text)
+        others = float(task_peak or 0) - (old.peak if old and old.task == validated.task else 0.0)
+        self._refuse_over_budget(name, validated, others)
+        policy = published_entry(validated.task, policy_fields(validated), validated.retry)
+        record = _Record(spec=dict(spec), task=validated.task, peak=peak, kind=validated.kind.value, policy=policy)
+        fields = {"task": validated.task, "schedule": TriggerSchedule(validated.trigger),
+                  "args": list(validated.args), "kwargs": dict(validated.kwargs),
+                  "options": message_options(validated)}
+        meta = json.dumps({"last_run_at": now, "total_run_count": 0}, cls=RedBeatJSONEncoder)
+        due = validated.trigger.next_fire_after(now)
+        if due is None:  # check warns of it; stored, it would only wait for a removal
+            raise EntryRefused(self._warnings or [Problem(name, validated.kind.value, "never fires after now")])
+        key = self.key_prefix + name
+        with self.client.pipeline(transaction=True) as pipe:
+            if old is not None:
+                pipe.hincrbyfloat(PEAKS_KEY, old.task, -old.peak)
+                pipe.hdel(TASK_PEAKS_PREFIX + old.task, name)
+            pipe.hincrbyfloat(PEAKS_KEY, validated.task, peak)
+            pipe.hset(TASK_PEAKS_PREFIX + validated.task, name, peak)
+            pipe.hset(ENTRIES_KEY, name, record.to_json())
+            pipe.zadd(NAMES_KEY, {name: 0})
+            # A fresh meta: a replaced entry's next fire is the new trigger's first after now.
+            pipe.hset(key, mapping={"definition": _encoded_definition(name, fields), "meta": meta})
+            pipe.zadd(self.schedule_key, {key: due.timestamp()})
+            pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, name, policy)
+            pipe.execute()
+
+    def remove(self, name: str) -> bool:
+        """Remove ``name``; True when it existed."""
+        return self._remove([name]) == 1
+
+    def remove_prefix(self, prefix: str) -> int:
+        """Remove every dynamic entry whose name starts with ``prefix``; how many were removed."""
+        removed = 0
+        while True:
+            batch = [_text(n) for n in self.client.zrangebylex(NAMES_KEY, *lex_range(prefix),
+                                                               start=0, num=REMOVE_BATCH)]
+            if not batch:
+                return removed
+            removed += self._remove(batch)
+
+    def _remove(self, names: list[str]) -> int:
+        texts = self.client.hmget(ENTRIES_KEY, names)
+        found = {n: _Record.from_json(t) for n, t in zip(names, texts) if t is not None}
+        with self.client.pipeline(transaction=True) as pipe:
+            for name, record in found.items():
+                delete_commands(pipe, name, record.task, record.peak, key_prefix=self.key_prefix,
+                                schedule_key=self.schedule_key)
+            pipe.zrem(NAMES_KEY, *names)  # a name without a record is a leftover: gone too
+            pipe.execute()
+        return len(found)
+
+    # -- validation ------------------------------------------------------------
+    def _validated(self, name: str, spec: Mapping[str, Any], now: datetime) -> EntrySpec:
+        if not isinstance(spec, Mapping):
+            raise EntryRefused([Problem(str(name), None, f"expected a mapping of keys (task, every, ...), "
+                                                         f"got {type(spec).__name__}")])
+        self._load_file(now)
+        if name in self._file_names:
+            raise EntryRefused([Problem(name, "name", "is a schedule file entry; a dynamic entry cannot take it")])
+        if "max_runs_per_hour" in spec:
+            raise EntryRefused([Problem(name, "max_runs_per_hour", "a dynamic entry cannot set its task's budget; "
+                                        "set it in the schedule file or the task's declaration")])
+        try:
+            # Its task's budget is judged with the task's other entries (_refuse_over_budget).
+            validated = load_validated_schedule(self.app, environ=self.environ, raw={name: spec}, now=now,
+                                                judge_budget=False)
+        except ScheduleConfigError as exc:
+            raise EntryRefused(exc.problems) from None
+        except BeatkeeperScheduleError as exc:
+            raise EntryRefused([Problem(name, None, str(exc))]) from None
+        self._warnings = validated.warnings
+        return validated.entries[name]
+
+    def _refuse_over_budget(self, name: str, spec: EntrySpec, others_peak: float) -> None:
+        """The task's budget, by check's rule, over its file entries, its other dynamic entries
+        and this one. Judged on their summed peak; named one by one (as check names them, in the
+        order check would meet them) only for the refusal's line."""
+        problems = self._budget_problems(name, spec, {f"{spec.task} (other dynamic entries)": others_peak})
+        if problems:
+            peaks = {_text(n): float(p) for n, p in self.client.hgetall(TASK_PEAKS_PREFIX + spec.task).items()}
+            peaks.pop(name, None)
+            raise EntryRefused(self._budget_problems(name, spec, dict(sorted(peaks.items()))) or problems)
+
+    def _budget_problems(self, name: str, spec: EntrySpec, others: Mapping[str, float]) -> list[Problem]:
+        entries = {n: s for n, s in (self._file or {}).items() if s.task == spec.task}
+        for other, peak in others.items():
+            if peak > 0:
+                entries[other] = replace(spec, name=other, trigger=_Peak(peak), max_runs_per_hour=None)
+        entries[name] = spec
+        settings = ScheduleSettings.from_env(self.environ)
+        return budget_problems(entries, settings=settings, declared=declared_budgets(self.app.tasks))
+
+    def _load_file(self, now: datetime) -> None:
+        """The file's entries (names, and specs for the budget), read once per instance."""
+        if self._file is not None:
+            return
+        try:
+            self._file_names = frozenset(effective_schedule(self.environ))
+            self._file = load_validated_schedule(self.app, environ=self.environ, now=now).entries
+        except ScheduleConfigError as exc:
+            raise EntryRefused([Problem(None, None, "the schedule file has problems; fix them first (`beatkeeper check`): "
+                                                    + str(exc.problems[0]))]) from None
+        except BeatkeeperScheduleError as exc:
+            raise EntryRefused([Problem(None, None, f"the schedule file cannot be read: {exc}")]) from None
+
+    def _now(self) -> datetime:
+        moment = self.app.now()
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def delete_commands(pipe, name: str, task: str, peak: float, *, key_prefix: str, schedule_key: str) -> None:
+    """Queue on ``pipe`` the removal of dynamic entry ``name`` (put's writes undone); beat uses it
+    for an ``at`` entry it dispatched."""
+    key = key_prefix + name
+    forget_commands(pipe, name, task, peak)
+    pipe.zrem(schedule_key, key)
+    pipe.delete(key)
+    pipe.hdel(PUBLISHED_ENTRY_POLICIES_KEY, name)
+
+
+def forget_commands(pipe, name: str, task: str, peak: float) -> None:
+    """Queue on ``pipe`` the removal of what marks ``name`` as a dynamic entry (its redbeat
+    entry stays: beat uses it when a file entry took the name)."""
+    pipe.hincrbyfloat(PEAKS_KEY, task, -peak)
+    pipe.hdel(TASK_PEAKS_PREFIX + task, name)
+    pipe.hdel(ENTRIES_KEY, name)
+    pipe.zrem(NAMES_KEY, name)
+
+
+def lex_range(prefix: str) -> tuple[str, str]:
+    """ZRANGEBYLEX bounds of the names starting with ``prefix``."""
+    return ("-", "+") if not prefix else (f"[{prefix}", f"[{prefix}\U0010ffff")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

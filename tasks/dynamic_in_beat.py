@@ -1,0 +1,113 @@
+"""What beat does for dynamic entries (``tasks.dynamic_entries``).
+
+Beat keeps no copy of them: they are redbeat entries like the file's, found by the same tick
+read. Only when one is due does beat read its stored spec (one round trip for all those due),
+turned into an :class:`EntrySpec` once per stored text, for its catch-up policy and, for an
+``at`` entry, its removal once dispatched.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+import redis
+
+from schedules.entry import EntrySpec, ScheduleKind
+from schedules.errors import BeatkeeperScheduleError
+from schedules.settings import ScheduleSettings
+from schedules.validate import validate_schedule
+from tasks.dynamic_entries import ENTRIES_KEY, NAMES_KEY, _Record, delete_commands, forget_commands
+from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
+
+logger = logging.getLogger("beatkeeper.beat")
+
+SPECS_KEPT = 100_000  # stored texts -> specs kept in memory
+
+
+class DynamicSpecs:
+    """The specs of the dynamic entries beat met due, by name."""
+
+    def __init__(self) -> None:
+        self._by_text: dict[str, tuple[_Record, EntrySpec | None]] = {}
+        self._by_name: dict[str, tuple[_Record, EntrySpec | None]] = {}
+
+    def load(self, client: redis.Redis, names: list[str], now: datetime) -> set[str]:
+        """Read the stored specs of ``names``; the names that are dynamic entries."""
+        if not names:
+            return set()
+        found = set()
+        for name, text in zip(names, client.hmget(ENTRIES_KEY, names)):
+            if text is None:
+                self._by_name.pop(name, None)
+                continue
+            text = text.decode() if isinstance(text, bytes) else text
+            if text not in self._by_text:
+                if len(self._by_text) >= SPECS_KEPT:
+                    self._by_text.clear()
+                record = _Record.from_json(text)
+                self._by_text[text] = (record, _spec_of(name, record, now))
+            self._by_name[name] = self._by_text[text]
+            found.add(name)
+        return found
+
+    def spec(self, name: str) -> EntrySpec | None:
+        found = self._by_name.get(name)
+        return None if found is None else found[1]
+
+    def is_dynamic(self, name: str) -> bool:
+        return name in self._by_name
+
+    def remove_when_done(self, records, name: str, *, key_prefix: str, schedule_key: str) -> bool:
+        """Queue the removal of a dynamic ``at`` entry whose instant is behind it; True when queued."""
+        found = self._by_name.pop(name, None)
+        if found is None or found[0].kind != ScheduleKind.AT.value:
+            return False
+        record = found[0]
+        delete_commands(records, name, record.task, record.peak, key_prefix=key_prefix, schedule_key=schedule_key)
+        logger.info("beat: one-off dynamic entry %s dispatched; removed", name)
+        return True
+
+
+def _spec_of(name: str, record: _Record, now: datetime) -> EntrySpec | None:
+    """The spec ``put`` accepted (validated again, as beat validates the file; no task or budget
+    check: ``put`` made them). None if it no longer validates (a setting changed since)."""
+    try:
+        settings = ScheduleSettings.from_env(os.environ)
+        return validate_schedule({name: record.spec}, settings=settings, registered_tasks=None, now=now,
+                                 judge_budget=False).entries[name]
+    except BeatkeeperScheduleError as exc:
+        logger.warning("beat: dynamic entry %s no longer validates (%s); its defaults apply", name, exc)
+        return None
+
+
+def dynamic_keys(client: redis.Redis, key_prefix: str) -> set[str]:
+    """The redbeat keys of every dynamic entry."""
+    return {key_prefix + (n.decode() if isinstance(n, bytes) else n) for n in client.zrange(NAMES_KEY, 0, -1)}
+
+
+def republish_policies(client: redis.Redis, file_names: Collection[str]) -> int:
+    """At beat's start, after the file's policies were published (which replaces them all):
+    publish each dynamic entry's again (as ``put`` worked it out); forget a dynamic entry the
+    file now names (the file's entry wins, under that name). How many were published."""
+    stored = client.hgetall(ENTRIES_KEY)
+    published = {}
+    with client.pipeline(transaction=False) as pipe:
+        for name, text in stored.items():
+            name = name.decode() if isinstance(name, bytes) else name
+            record = _Record.from_json(text)
+            if name in file_names:
+                logger.warning("beat: dynamic entry %s is now a schedule file entry; the file's is kept", name)
+                forget_commands(pipe, name, record.task, record.peak)
+                continue
+            published[name] = record.policy
+        for chunk in _chunks(list(published.items()), 10_000):
+            pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, mapping=dict(chunk))
+        pipe.execute()
+    return len(published)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,76 @@
+"""Dynamic entries in the real scheduler on an injected clock: picked up without a restart,
+replaced (old instants never fire), removed, one-offs gone once dispatched, kept across restarts,
+and their catch-up policy applied."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tasks.dynamic_entries import ENTRIES_KEY, DynamicEntries
+from tests.beat.harness import BeatDriver, utc
+
+START = utc(2026, 11, 2, 0, 0, 30)
+FILE = {"file-minutely": {"task": "beatkeeper.heartbeat", "every": 60}}
+ENV = {"BEATKEEPER_MAX_RUNS_PER_HOUR": "100000"}
+
+
+def _driver(app, monkeypatch, tmp_path) -> BeatDriver:
+    return BeatDriver(app, monkeypatch, tmp_path, FILE, start=START, max_interval_s=5, env=ENV)
+
+
+def test_entries_added_while_beat_runs_fire_at_their_instants_once(app, redis_client, monkeypatch, tmp_path):
+    driver = _driver(app, monkeypatch, tmp_path)
+    driver.run_until(START + timedelta(seconds=10))
+    entries = DynamicEntries.for_app(app)
+    ats = {f"d:{i}": START + timedelta(seconds=60 + i) for i in range(20)}
+    for name, at in ats.items():
+        entries.put(name, {"task": "beatkeeper.heartbeat", "at": at.strftime("%Y-%m-%dT%H:%M:%S"), "timezone": "UTC"})
+    entries.put("d:every", {"task": "beatkeeper.heartbeat", "every": 120})
+    driver.run_until(START + timedelta(minutes=3))
+    for name, at in ats.items():
+        assert driver.fires_of(name) == [at], name
+    assert driver.fires_of("d:every") == [utc(2026, 11, 2, 0, 2)]
+    assert len(set(driver.sent)) == len(driver.sent)
+    # one-offs left once dispatched; the repeating one stays, in every store
+    assert entries.names() == ["d:every"]
+    assert redis_client.hkeys(ENTRIES_KEY) == ["d:every"]
+    assert not any(redis_client.exists(f"redbeat:d:{i}") for i in range(20))
+
+
+def test_replaced_entry_never_fires_its_old_instants_and_removed_ones_never_fire(app, redis_client, monkeypatch,
+                                                                                 tmp_path):
+    driver = _driver(app, monkeypatch, tmp_path)
+    entries = DynamicEntries.for_app(app)
+    old, new = START + timedelta(seconds=60), START + timedelta(seconds=120)
+    entries.put("r:1", {"task": "beatkeeper.heartbeat", "at": old.strftime("%Y-%m-%dT%H:%M:%S")})
+    entries.put("r:2", {"task": "beatkeeper.heartbeat", "at": old.strftime("%Y-%m-%dT%H:%M:%S")})
+    entries.put("x:1", {"task": "beatkeeper.heartbeat", "every": 30})
+    driver.run_until(START + timedelta(seconds=20))
+    entries.put("r:1", {"task": "beatkeeper.heartbeat", "at": new.strftime("%Y-%m-%dT%H:%M:%S")})
+    assert entries.remove("r:2") is True
+    assert entries.remove("r:2") is False
+    driver.run_until(START + timedelta(seconds=40))
+    assert entries.remove_prefix("x:") == 1
+    driver.run_until(START + timedelta(minutes=4))
+    assert driver.fires_of("r:1") == [new]
+    assert driver.fires_of("r:2") == []
+    assert driver.fires_of("x:1") == [START + timedelta(seconds=30)]
+
+
+def test_dynamic_entries_survive_a_beat_restart_and_catch_up_by_their_policy(app, redis_client, monkeypatch,
+                                                                              tmp_path):
+    driver = _driver(app, monkeypatch, tmp_path)
+    entries = DynamicEntries.for_app(app)
+    entries.put("c:latest", {"task": "beatkeeper.heartbeat", "every": 60, "catchup": "latest"})
+    entries.put("c:skip", {"task": "beatkeeper.heartbeat", "every": 60, "catchup": "skip"})
+    driver.run_until(START + timedelta(seconds=100))
+    before = [utc(2026, 11, 2, 0, 1), utc(2026, 11, 2, 0, 2)]
+    assert driver.fires_of("c:latest") == driver.fires_of("c:skip") == before
+    driver.clock.now = START + timedelta(minutes=10, seconds=5)  # down for 10 minutes
+    driver.restart()
+    assert entries.names() == ["c:latest", "c:skip"]
+    driver.scheduler.tick()
+    assert driver.fires_of("c:latest") == before + [utc(2026, 11, 2, 0, 10)]
+    assert driver.fires_of("c:skip") == before
+    # nothing was removed as a ghost: both are still scheduled after a full reconcile
+    driver.scheduler._reconcile(redis_client)
+    assert {k for k in redis_client.zrange("redbeat::schedule", 0, -1)} >= {"redbeat:c:latest", "redbeat:c:skip"}
