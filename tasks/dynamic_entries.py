@@ -195,9 +195,10 @@ class DynamicEntries:
             raise EntryRefused([Problem(name, "max_runs_per_hour", "a dynamic entry cannot set its task's budget; "
                                         "set it in the schedule file or the task's declaration")])
         try:
-            # Its task's budget is judged with the task's other entries (_refuse_over_budget).
+            # Budget: judged with the task's other entries (_refuse_over_budget); code and
+            # settings: judged with the file (_load_file).
             validated = load_validated_schedule(self.app, environ=self.environ, raw={name: spec}, now=now,
-                                                judge_budget=False)
+                                                entries_only=True)
         except ScheduleConfigError as exc:
             raise EntryRefused(exc.problems) from None
         except BeatkeeperScheduleError as exc:

@@ -8,17 +8,14 @@ turned into an :class:`EntrySpec` once per stored text, for its catch-up policy 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
 import redis
 
 from schedules.entry import EntrySpec, ScheduleKind
-from schedules.errors import BeatkeeperScheduleError
-from schedules.settings import ScheduleSettings
-from schedules.validate import validate_schedule
 from tasks.dynamic_entries import ENTRIES_KEY, NAMES_KEY, _Record, delete_commands, forget_commands
+from tasks.dynamic_specs import spec_of
 from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 
 logger = logging.getLogger("beatkeeper.beat")
@@ -47,7 +44,7 @@ class DynamicSpecs:
                 if len(self._by_text) >= SPECS_KEPT:
                     self._by_text.clear()
                 record = _Record.from_json(text)
-                self._by_text[text] = (record, _spec_of(name, record, now))
+                self._by_text[text] = (record, spec_of(name, text, now))
             self._by_name[name] = self._by_text[text]
             found.add(name)
         return found
@@ -68,18 +65,6 @@ class DynamicSpecs:
         delete_commands(records, name, record.task, record.peak, key_prefix=key_prefix, schedule_key=schedule_key)
         logger.info("beat: one-off dynamic entry %s dispatched; removed", name)
         return True
-
-
-def _spec_of(name: str, record: _Record, now: datetime) -> EntrySpec | None:
-    """The spec ``put`` accepted (validated again, as beat validates the file; no task or budget
-    check: ``put`` made them). None if it no longer validates (a setting changed since)."""
-    try:
-        settings = ScheduleSettings.from_env(os.environ)
-        return validate_schedule({name: record.spec}, settings=settings, registered_tasks=None, now=now,
-                                 judge_budget=False).entries[name]
-    except BeatkeeperScheduleError as exc:
-        logger.warning("beat: dynamic entry %s no longer validates (%s); its defaults apply", name, exc)
-        return None
 
 
 def dynamic_keys(client: redis.Redis, key_prefix: str) -> set[str]:

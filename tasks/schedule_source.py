@@ -42,19 +42,23 @@ def deployment_limits(app) -> DeploymentLimits:
 
 def load_validated_schedule(app, *, environ: Mapping[str, str] = os.environ,
                             raw: Mapping | None = None, now: datetime | None = None,
-                            judge_budget: bool = True) -> ValidatedSchedule:
+                            entries_only: bool = False) -> ValidatedSchedule:
     """Validate ``raw`` (default: the effective schedule from ``environ``).
+
+    ``entries_only``: judge ``raw``'s entries alone, leaving out the task budgets (judged with each
+    task's other entries by the caller) and the checks of the task code and the settings (made by
+    the caller on the whole schedule): how a dynamic entry is judged (``tasks.dynamic_entries``).
 
     Raises ``ScheduleConfigError`` (every problem) or ``ConfigFileError`` / ``SettingsError``.
     """
     settings = ScheduleSettings.from_env(environ)
     schedule = effective_schedule(environ) if raw is None else raw
     registered = registered_task_names(app)
-    extra = _code_and_settings_problems(app)
+    extra = [] if entries_only else _code_and_settings_problems(app)
     try:
         validated = validate_schedule(schedule, settings=settings, registered_tasks=registered,
                                       now=now or datetime.now(timezone.utc), limits=deployment_limits(app),
-                                      declared_budgets=declared_budgets(app.tasks), judge_budget=judge_budget)
+                                      declared_budgets=declared_budgets(app.tasks), judge_budget=not entries_only)
     except ScheduleConfigError as exc:
         raise ScheduleConfigError(exc.problems + extra) from None
     extra = (_signature_problems(validated.entries, app.tasks)

@@ -43,6 +43,7 @@ from tasks.locks import META_SUFFIX
 from tasks.policy import LOCK_PREFIX
 from tasks.redis_tls import client_ssl_kwargs
 from tasks.schedule_source import load_validated_schedule
+from tasks.dynamic_specs import readable_dynamic_specs
 
 log = logging.getLogger("beatkeeper.monitor")
 
@@ -64,8 +65,14 @@ def queue_router(celery_app=app) -> Callable[[EntrySpec], str]:
 
 
 def registered_specs(now: datetime) -> dict[str, EntrySpec]:
-    """The entries beat registers at ``now``: the validated schedule minus the kill-switched."""
-    return partition_enabled(load_validated_schedule(app, now=now), os.environ)[0]
+    """The entries beat registers at ``now``: the validated schedule minus the kill-switched, and
+    the dynamic entries (``tasks.dynamic_entries``; none when Redis cannot be read)."""
+    kept = partition_enabled(load_validated_schedule(app, now=now), os.environ)[0]
+    client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
+    try:
+        return {**kept, **readable_dynamic_specs(client, now)}
+    finally:
+        client.close()
 
 
 def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> redis.Redis:

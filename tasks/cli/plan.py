@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from datetime import timedelta, timezone
 from pathlib import Path
 
 import click
+import redis
 
 from schedules.plan import CURRENCY, DEFAULT_COST_PER_WORKER_HOUR, DEFAULT_EXPECTED_RUNTIME_S, Plan, build_plan
-from tasks.cli.common import config_option, load_schedule, local_and_utc, parse_instant, utc_now
+from tasks import app
+from tasks.cli.common import LoadedSchedule, config_option, load_schedule, local_and_utc, parse_instant, utc_now
+from tasks.infra_errors import infra_error_line
 
 DEFAULT_DAYS = 7.0
 DEFAULT_FIRES_SHOWN = 20  # text form: a long list helps nobody; the count says the rest
@@ -44,6 +48,8 @@ def command(config_path: Path | None, start: str | None, end: str | None, days: 
     if end_at <= start_at:
         raise click.UsageError(f"the window is empty: end {end_at.isoformat()} is not after start {start_at.isoformat()}")
     loaded = load_schedule(config_path, now=now)
+    if config_path is None:  # the deployment's schedule: its dynamic entries too
+        loaded = with_dynamic_entries(loaded)
     plan = build_plan(loaded.schedule, start=start_at, end=end_at,
                       cost_per_worker_hour=cost_per_worker_hour, left_out=loaded.left_out)
     compared = [(_label(config_path), plan)]
@@ -60,6 +66,24 @@ def command(config_path: Path | None, start: str | None, end: str | None, days: 
     else:
         text = render_text(plan, fires_shown=DEFAULT_FIRES_SHOWN if fires_shown is None else fires_shown)
         click.echo(text + ("\n\n" + "\n".join(compare_table(compared)) if compare_paths else ""))
+
+
+def with_dynamic_entries(loaded: LoadedSchedule) -> LoadedSchedule:
+    """``loaded`` plus the dynamic entries stored in Redis (``tasks.dynamic_entries``); Redis
+    unreachable: the file's entries only, said in one line on stderr."""
+    from tasks.cli.monitor import monitor_redis
+    from tasks.dynamic_specs import dynamic_specs
+
+    client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
+    try:
+        found = dynamic_specs(client, loaded.now)
+    except redis.RedisError as exc:
+        click.echo(f"warning: dynamic entries not shown: {infra_error_line(exc) or exc}", err=True)
+        return loaded
+    finally:
+        client.close()
+    schedule = replace(loaded.schedule, entries={**loaded.schedule.entries, **found})
+    return replace(loaded, schedule=schedule, kept={**loaded.kept, **found})
 
 
 def _label(path: Path | None) -> str:

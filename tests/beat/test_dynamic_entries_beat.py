@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tasks.dynamic_entries import ENTRIES_KEY, DynamicEntries
 from tests.beat.harness import BeatDriver, utc
 
@@ -15,6 +17,12 @@ ENV = {"BEATKEEPER_MAX_RUNS_PER_HOUR": "100000"}
 
 def _driver(app, monkeypatch, tmp_path) -> BeatDriver:
     return BeatDriver(app, monkeypatch, tmp_path, FILE, start=START, max_interval_s=5, env=ENV)
+
+
+@pytest.fixture(autouse=True)
+def _no_dynamic_entries_left(app):
+    yield
+    DynamicEntries.for_app(app).remove_prefix("")
 
 
 def test_entries_added_while_beat_runs_fire_at_their_instants_once(app, redis_client, monkeypatch, tmp_path):

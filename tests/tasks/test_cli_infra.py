@@ -35,6 +35,8 @@ SAMPLE_ARGS: dict[str, tuple[str, ...]] = {
     "trigger": ("beatkeeper-heartbeat",), "dead-letters": (),
     "import": ("--from-celery", "tests.importers.every_shape:app", "--days", "1"),
     "health worker": (), "health beat": (), "settings": (),
+    "entries put": ("dyn", "--json", '{"task": "beatkeeper.heartbeat", "every": 60}'),
+    "entries rm": ("dyn",), "entries ls": (),
 }
 #: Environment a command's sample arguments need: gtfs-static is the transit example's pipeline.
 SAMPLE_ENV: dict[str, dict[str, str]] = {"pipeline start": {"BEATKEEPER_EXAMPLE": "transit"}}

@@ -26,7 +26,9 @@ def environ(tmp_path):
 
 @pytest.fixture
 def entries(app, redis_client, environ):
-    return DynamicEntries.for_app(app, environ=environ)
+    found = DynamicEntries.for_app(app, environ=environ)
+    yield found
+    found.remove_prefix("")  # what lists the schedule in later tests sees none of them
 
 
 def check_lines(app, environ, raw: dict) -> list[str]:
@@ -137,3 +139,18 @@ def test_cli_refuses_with_the_line_check_prints(redis_client, environ, tmp_path)
     assert refused.stderr == ("entry 'dyn': task: unknown task 'beatkeeper.heartbeet'; "
                               "did you mean 'beatkeeper.heartbeat'?\n")
     assert beatkeeper("entries", "ls", env=environ).stdout == ""
+
+
+def test_dynamic_entries_appear_in_plan_status_and_what_the_monitor_judges(app, entries, environ):
+    from tasks.cli.monitor import registered_specs
+    from tasks.cli.common import utc_now
+
+    entries.put("shown:hourly", {"task": TASK, "cron": "5 * * * *", "timezone": "Europe/London"})
+    plan = beatkeeper("plan", "--days", "1", "--json", env=environ)
+    assert plan.returncode == 0, plan.stderr
+    planned = json.loads(plan.stdout)["entries"]
+    assert "shown:hourly" in planned and "file-entry" in planned
+    status = beatkeeper("status", "--json", "--no-workers", env=environ)
+    assert "shown:hourly" in {e["name"] for e in json.loads(status.stdout)["entries"]}, status.stderr
+    judged = registered_specs(utc_now())  # what the monitor's rules (missed runs) judge
+    assert judged["shown:hourly"].trigger.describe() == "cron '5 * * * *' Europe/London"
