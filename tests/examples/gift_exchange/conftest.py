@@ -12,6 +12,7 @@ from examples.gift_exchange.tables import engine_for
 from tests.beat.harness import BeatDriver, PublishingScheduler
 from tests.monitoring.databases import app_history, sqlite_url  # noqa: F401
 from tests.monitoring.monitor_fixtures import MailReceiver
+from tests.postgres import fresh_database_url
 
 
 class LiveBeat(BeatDriver):
@@ -24,9 +25,20 @@ class LiveBeat(BeatDriver):
 
 @pytest.fixture
 def gift_db(monkeypatch, tmp_path):
+    """The example's tables on SQLite (its default)."""
     url = f"sqlite:///{tmp_path / 'gift_exchange.db'}"
     monkeypatch.setenv("GIFT_DATABASE_URL", url)
     return engine_for(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def gift_db_on(request, monkeypatch, tmp_path):
+    """The example's tables once on SQLite, once on a private Postgres."""
+    url = f"sqlite:///{tmp_path / 'gift_exchange.db'}" if request.param == "sqlite" else fresh_database_url(request)
+    monkeypatch.setenv("GIFT_DATABASE_URL", url)
+    engine = engine_for(url)
+    assert engine.dialect.name == request.param
+    return engine
 
 
 @pytest.fixture

@@ -99,7 +99,8 @@ def finished(app, history, entry: str, fire_at: datetime) -> None:
     app.AsyncResult(record.task_id).get(timeout=60)
 
 
-def test_a_purge_that_missed_the_warning_night_warns_first_and_deletes_a_week_later(app, worker, gift_db, mail):
+def test_a_purge_that_missed_the_warning_night_warns_first_and_deletes_a_week_later(app, worker, gift_db_on, mail):
+    gift_db = gift_db_on
     office = add_exchange(gift_db, "Office", utc(2027, 1, 10, 18), state="completed")
     with gift_db.begin() as conn:
         conn.execute(exchanges.update().values(completed_at=utc(2027, 1, 11)))
@@ -115,7 +116,8 @@ def test_a_purge_that_missed_the_warning_night_warns_first_and_deletes_a_week_la
     assert row(gift_db, office) is None and len(mail.messages) == 1
 
 
-def test_the_cleanups_delete_what_has_expired_and_keep_the_rest(app, worker, gift_db):
+def test_the_cleanups_delete_what_has_expired_and_keep_the_rest(app, worker, gift_db_on):
+    gift_db = gift_db_on
     now = utc(2027, 3, 1, 3)
     hour = timedelta(hours=1)
     with gift_db.begin() as conn:

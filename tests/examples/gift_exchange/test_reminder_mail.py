@@ -40,6 +40,12 @@ def test_reminders_are_at_09_00_local_7_3_and_1_days_before(zone, exchange, expe
 
 
 @pytest.fixture
+def gift_db(gift_db_on):
+    """These tests run on SQLite and on Postgres."""
+    return gift_db_on
+
+
+@pytest.fixture
 def exchange(gift_db):
     with gift_db.begin() as conn:
         exchange_id = conn.execute(insert(exchanges).values(
