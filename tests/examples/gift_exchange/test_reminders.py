@@ -151,6 +151,34 @@ def test_a_refused_change_leaves_the_exchanges_and_their_reminders_as_they_were(
     assert rows == {london: ("matched", "Europe/London"), new_york: ("open", "America/New_York")}
 
 
+def test_after_downtime_a_reminder_is_caught_up_within_its_hour_of_grace_and_dropped_after(
+        app, worker, gift_db, mail, monkeypatch, tmp_path):
+    """The design's misfire grace of 1 h for reminders: beat down over New York's 7-day reminder
+    for 30 minutes sends it late, down over London's for 2 hours does not send it at all."""
+    beat = RecordingLiveBeat(app, monkeypatch, tmp_path, {}, start=START,
+                             env={"BEATKEEPER_DISABLE": "beatkeeper-heartbeat,beatkeeper-purge-history"})
+    entries = DynamicEntries.for_app(app)
+    ids = {name: add_exchange(gift_db, name) for name in ("New York", "London")}
+    for exchange_id in ids.values():
+        match_exchange(gift_db, entries, exchange_id, now=START)
+    new_york_7d, london_7d = instant("2027-03-08T14:00"), instant("2027-03-13T09:00")
+
+    beat.run_until(new_york_7d - timedelta(hours=1))
+    beat.clock.now = new_york_7d + timedelta(minutes=30)  # beat was down meanwhile
+    beat.restart()
+    beat.run_until(london_7d - timedelta(hours=1))
+    beat.clock.now = london_7d + timedelta(hours=2)
+    beat.restart()
+    beat.run_until(london_7d + timedelta(hours=3))
+
+    wait_until(lambda: len(mail.messages) >= 4, timeout_s=60, what="New York's reminders")
+    assert arrived(mail) == expected_mail([("New York", 7, "2027-03-08T14:00"), ("New York", 3, "2027-03-12T14:00")])
+    sent = [(name, fire_at, (clock - fire_at) // timedelta(seconds=1)) for name, fire_at, clock in beat.dispatched]
+    assert sent == [(f"{exchange_prefix(ids['New York'])}7d", new_york_7d, 30 * 60),  # late, on beat's return
+                    (f"{exchange_prefix(ids['New York'])}3d", instant("2027-03-12T14:00"), 0)]
+    assert not {f"{exchange_prefix(i)}7d" for i in ids.values()} & set(entries.names(ENTRY_PREFIX))  # both gone
+
+
 class RefusingSecondMessage:
     """A real SMTP server (aiosmtpd) that answers the second message with a temporary failure,
     once ``release`` is set (the test sets it when the worker may compute the retry's time)."""
