@@ -48,6 +48,7 @@ NAMES_KEY = "beatkeeper:dynamic:names"  # sorted set, all scores 0: names in lex
 PEAKS_KEY = "beatkeeper:dynamic:peaks"  # hash: task -> summed peak runs/hour of its dynamic entries
 TASK_PEAKS_PREFIX = "beatkeeper:dynamic:peaks:"  # + task: hash name -> peak runs/hour (read on refusal only)
 REMOVE_BATCH = 1000  # names removed per MULTI by remove_prefix
+WRITE_BATCH = 1000  # entries written per MULTI by put_many
 
 
 class EntryRefused(ValueError):
@@ -102,7 +103,7 @@ class DynamicEntries:
         self.schedule_key = app.redbeat_conf.schedule_key
         self._file: dict[str, EntrySpec] | None = None
         self._file_names: frozenset[str] = frozenset()
-        self._warnings: list[Problem] = []  # check's warnings about the entry last validated
+        self._warnings: dict[str | None, list[Problem]] = {}  # check's warnings about the entries last validated
 
     @classmethod
     def for_app(cls, app, *, environ: Mapping[str, str] = os.environ) -> "DynamicEntries":
@@ -124,39 +125,56 @@ class DynamicEntries:
         """Add ``name``, or replace it (the old definition's instants never fire).
 
         Raises :class:`EntryRefused` with check's line(s) when check would refuse the entry."""
+        self.put_many({name: spec})
+
+    def put_many(self, specs: Mapping[str, Mapping[str, Any]]) -> None:
+        """:meth:`put` each of ``specs`` (name -> spec), in a few round trips: all are stored, or
+        none (:class:`EntryRefused` lists every problem)."""
         now = self._now()
-        validated = self._validated(name, spec, now)
-        peak = validated.trigger.peak_runs_per_hour()
+        validated = self._validated(specs, now)
+        names = list(validated)
+        tasks = sorted({spec.task for spec in validated.values()})
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hget(ENTRIES_KEY, name)
-            pipe.hget(PEAKS_KEY, validated.task)
-            old_text, task_peak = pipe.execute()
-        old = None if old_text is None else _Record.from_json(old_text)
-        others = float(task_peak or 0) - (old.peak if old and old.task == validated.task else 0.0)
-        self._refuse_over_budget(name, validated, others)
-        policy = published_entry(validated.task, policy_fields(validated), validated.retry)
-        record = _Record(spec=dict(spec), task=validated.task, peak=peak, kind=validated.kind.value, policy=policy)
-        fields = {"task": validated.task, "schedule": TriggerSchedule(validated.trigger),
-                  "args": list(validated.args), "kwargs": dict(validated.kwargs),
-                  "options": message_options(validated)}
+            pipe.hmget(ENTRIES_KEY, names)
+            pipe.hmget(PEAKS_KEY, tasks)
+            old_texts, task_peaks = pipe.execute()
+        olds = {name: _Record.from_json(text) for name, text in zip(names, old_texts) if text is not None}
+        others = {task: float(peak or 0) for task, peak in zip(tasks, task_peaks)}
+        for old in olds.values():
+            if old.task in others:
+                others[old.task] -= old.peak
+        self._refuse_over_budget(validated, others)
+        dues = {name: spec.trigger.next_fire_after(now) for name, spec in validated.items()}
+        never = [name for name, due in dues.items() if due is None]
+        if never:  # check warns of them; stored, they would only wait for a removal
+            raise EntryRefused([w for name in never for w in self._warnings.get(name, [])]
+                               or [Problem(name, validated[name].kind.value, "never fires after now") for name in never])
         meta = json.dumps({"last_run_at": now, "total_run_count": 0}, cls=RedBeatJSONEncoder)
-        due = validated.trigger.next_fire_after(now)
-        if due is None:  # check warns of it; stored, it would only wait for a removal
-            raise EntryRefused(self._warnings or [Problem(name, validated.kind.value, "never fires after now")])
+        for start in range(0, len(names), WRITE_BATCH):
+            with self.client.pipeline(transaction=True) as pipe:
+                for name in names[start:start + WRITE_BATCH]:
+                    self._write(pipe, name, specs[name], validated[name], olds.get(name), meta, dues[name])
+                pipe.execute()
+
+    def _write(self, pipe, name: str, raw: Mapping[str, Any], spec: EntrySpec, old: "_Record | None",
+               meta: str, due: datetime) -> None:
+        peak = spec.trigger.peak_runs_per_hour()
+        policy = published_entry(spec.task, policy_fields(spec), spec.retry)
+        record = _Record(spec=dict(raw), task=spec.task, peak=peak, kind=spec.kind.value, policy=policy)
+        fields = {"task": spec.task, "schedule": TriggerSchedule(spec.trigger), "args": list(spec.args),
+                  "kwargs": dict(spec.kwargs), "options": message_options(spec)}
         key = self.key_prefix + name
-        with self.client.pipeline(transaction=True) as pipe:
-            if old is not None:
-                pipe.hincrbyfloat(PEAKS_KEY, old.task, -old.peak)
-                pipe.hdel(TASK_PEAKS_PREFIX + old.task, name)
-            pipe.hincrbyfloat(PEAKS_KEY, validated.task, peak)
-            pipe.hset(TASK_PEAKS_PREFIX + validated.task, name, peak)
-            pipe.hset(ENTRIES_KEY, name, record.to_json())
-            pipe.zadd(NAMES_KEY, {name: 0})
-            # A fresh meta: a replaced entry's next fire is the new trigger's first after now.
-            pipe.hset(key, mapping={"definition": _encoded_definition(name, fields), "meta": meta})
-            pipe.zadd(self.schedule_key, {key: due.timestamp()})
-            pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, name, policy)
-            pipe.execute()
+        if old is not None:
+            pipe.hincrbyfloat(PEAKS_KEY, old.task, -old.peak)
+            pipe.hdel(TASK_PEAKS_PREFIX + old.task, name)
+        pipe.hincrbyfloat(PEAKS_KEY, spec.task, peak)
+        pipe.hset(TASK_PEAKS_PREFIX + spec.task, name, peak)
+        pipe.hset(ENTRIES_KEY, name, record.to_json())
+        pipe.zadd(NAMES_KEY, {name: 0})
+        # A fresh meta: a replaced entry's next fire is the new trigger's first after now.
+        pipe.hset(key, mapping={"definition": _encoded_definition(name, fields), "meta": meta})
+        pipe.zadd(self.schedule_key, {key: due.timestamp()})
+        pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, name, policy)
 
     def remove(self, name: str) -> bool:
         """Remove ``name``; True when it existed."""
@@ -184,44 +202,56 @@ class DynamicEntries:
         return len(found)
 
     # -- validation ------------------------------------------------------------
-    def _validated(self, name: str, spec: Mapping[str, Any], now: datetime) -> EntrySpec:
-        if not isinstance(spec, Mapping):
-            raise EntryRefused([Problem(str(name), None, f"expected a mapping of keys (task, every, ...), "
-                                                         f"got {type(spec).__name__}")])
+    def _validated(self, specs: Mapping[str, Mapping[str, Any]], now: datetime) -> dict[str, EntrySpec]:
+        if not isinstance(specs, Mapping):
+            raise EntryRefused([Problem(None, None, f"expected a mapping of entry name to entry, "
+                                                    f"got {type(specs).__name__}")])
         self._load_file(now)
-        if name in self._file_names:
-            raise EntryRefused([Problem(name, "name", "is a schedule file entry; a dynamic entry cannot take it")])
-        if "max_runs_per_hour" in spec:
-            raise EntryRefused([Problem(name, "max_runs_per_hour", "a dynamic entry cannot set its task's budget; "
-                                        "set it in the schedule file or the task's declaration")])
+        problems = []
+        for name, spec in specs.items():
+            if name in self._file_names:
+                problems.append(Problem(name, "name", "is a schedule file entry; a dynamic entry cannot take it"))
+            if isinstance(spec, Mapping) and "max_runs_per_hour" in spec:
+                problems.append(Problem(name, "max_runs_per_hour", "a dynamic entry cannot set its task's budget; "
+                                        "set it in the schedule file or the task's declaration"))
+        if problems:
+            raise EntryRefused(problems)
         try:
-            # Budget: judged with the task's other entries (_refuse_over_budget); code and
+            # Budget: judged with the tasks' other entries (_refuse_over_budget); code and
             # settings: judged with the file (_load_file).
-            validated = load_validated_schedule(self.app, environ=self.environ, raw={name: spec}, now=now,
+            validated = load_validated_schedule(self.app, environ=self.environ, raw=specs, now=now,
                                                 entries_only=True)
         except ScheduleConfigError as exc:
             raise EntryRefused(exc.problems) from None
         except BeatkeeperScheduleError as exc:
-            raise EntryRefused([Problem(name, None, str(exc))]) from None
-        self._warnings = validated.warnings
-        return validated.entries[name]
+            raise EntryRefused([Problem(None, None, str(exc))]) from None
+        self._warnings = {}
+        for warning in validated.warnings:
+            self._warnings.setdefault(warning.entry, []).append(warning)
+        return validated.entries
 
-    def _refuse_over_budget(self, name: str, spec: EntrySpec, others_peak: float) -> None:
-        """The task's budget, by check's rule, over its file entries, its other dynamic entries
-        and this one. Judged on their summed peak; named one by one (as check names them, in the
-        order check would meet them) only for the refusal's line."""
-        problems = self._budget_problems(name, spec, {f"{spec.task} (other dynamic entries)": others_peak})
+    def _refuse_over_budget(self, validated: Mapping[str, EntrySpec], others_peak: Mapping[str, float]) -> None:
+        """Each task's budget, by check's rule, over its file entries, its other dynamic entries
+        and the new ones. Judged on the others' summed peak; named one by one (as check names
+        them, in the order check would meet them) only for the refusal's lines."""
+        summed = {task: {f"{task} (other dynamic entries)": peak} for task, peak in others_peak.items()}
+        problems = self._budget_problems(validated, summed)
         if problems:
-            peaks = {_text(n): float(p) for n, p in self.client.hgetall(TASK_PEAKS_PREFIX + spec.task).items()}
-            peaks.pop(name, None)
-            raise EntryRefused(self._budget_problems(name, spec, dict(sorted(peaks.items()))) or problems)
+            named = {}
+            for task in others_peak:
+                peaks = {_text(n): float(p) for n, p in self.client.hgetall(TASK_PEAKS_PREFIX + task).items()}
+                named[task] = {n: p for n, p in sorted(peaks.items()) if n not in validated}
+            raise EntryRefused(self._budget_problems(validated, named) or problems)
 
-    def _budget_problems(self, name: str, spec: EntrySpec, others: Mapping[str, float]) -> list[Problem]:
-        entries = {n: s for n, s in (self._file or {}).items() if s.task == spec.task}
-        for other, peak in others.items():
-            if peak > 0:
-                entries[other] = replace(spec, name=other, trigger=_Peak(peak), max_runs_per_hour=None)
-        entries[name] = spec
+    def _budget_problems(self, validated: Mapping[str, EntrySpec],
+                         others: Mapping[str, Mapping[str, float]]) -> list[Problem]:
+        tasks = {spec.task: spec for spec in validated.values()}
+        entries = {n: s for n, s in (self._file or {}).items() if s.task in tasks}
+        for task, peaks in others.items():
+            for other, peak in peaks.items():
+                if peak > 0:
+                    entries[other] = replace(tasks[task], name=other, trigger=_Peak(peak), max_runs_per_hour=None)
+        entries.update(validated)
         settings = ScheduleSettings.from_env(self.environ)
         return budget_problems(entries, settings=settings, declared=declared_budgets(self.app.tasks))
 

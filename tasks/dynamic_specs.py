@@ -38,6 +38,17 @@ def dynamic_specs(client: redis.Redis, now: datetime, *, environ: Mapping[str, s
     return {name: _SPECS[(name, text)] for name, text in sorted(stored.items()) if (name, text) in _SPECS}
 
 
+def short_redis(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
+    """A client that gives up at once (no retry): what shows the schedule must not wait for Redis."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tasks.redis_tls import client_ssl_kwargs
+
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), 0), **client_ssl_kwargs(url))
+
+
 def readable_dynamic_specs(client: redis.Redis, now: datetime) -> dict[str, EntrySpec]:
     """:func:`dynamic_specs`, or none, with one warning, when Redis cannot be read (what shows the
     schedule still shows the file's entries)."""

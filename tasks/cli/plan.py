@@ -71,10 +71,9 @@ def command(config_path: Path | None, start: str | None, end: str | None, days: 
 def with_dynamic_entries(loaded: LoadedSchedule) -> LoadedSchedule:
     """``loaded`` plus the dynamic entries stored in Redis (``tasks.dynamic_entries``); Redis
     unreachable: the file's entries only, said in one line on stderr."""
-    from tasks.cli.monitor import monitor_redis
-    from tasks.dynamic_specs import dynamic_specs
+    from tasks.dynamic_specs import dynamic_specs, short_redis
 
-    client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
+    client = short_redis(app.conf.redis_url)
     try:
         found = dynamic_specs(client, loaded.now)
     except redis.RedisError as exc:

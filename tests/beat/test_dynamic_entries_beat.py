@@ -3,12 +3,14 @@ replaced (old instants never fire), removed, one-offs gone once dispatched, kept
 and their catch-up policy applied."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tasks.dynamic_entries import ENTRIES_KEY, DynamicEntries
 from tests.beat.harness import BeatDriver, utc
+from tests.monitoring.databases import app_history, sqlite_url  # noqa: F401  (fixtures)
+from tests.tasks import history_tasks as ht  # registered before the worker fixture starts
 
 START = utc(2026, 11, 2, 0, 0, 30)
 FILE = {"file-minutely": {"task": "beatkeeper.heartbeat", "every": 60}}
@@ -82,3 +84,28 @@ def test_dynamic_entries_survive_a_beat_restart_and_catch_up_by_their_policy(app
     # nothing was removed as a ghost: both are still scheduled after a full reconcile
     driver.scheduler._reconcile(redis_client)
     assert {k for k in redis_client.zrange("redbeat::schedule", 0, -1)} >= {"redbeat:c:latest", "redbeat:c:skip"}
+
+
+def test_a_dynamic_one_off_run_stays_in_the_history_and_metrics_after_its_entry_left(
+        app, app_history, worker, redis_client, monkeypatch, tmp_path):
+    from monitoring.metrics import RUNS_KEY
+    from tests.beat.harness import PublishingScheduler
+    from tests.monitoring.databases import drained_records
+
+    class LiveDriver(BeatDriver):
+        def start(self):
+            return PublishingScheduler(app=self.app, max_interval=self.max_interval_s,
+                                       lock_timeout=5 * self.max_interval_s, lazy=False)
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    driver = LiveDriver(app, monkeypatch, tmp_path, FILE, start=now, max_interval_s=5, env=ENV)
+    at = now + timedelta(seconds=30)
+    entries = DynamicEntries.for_app(app)
+    entries.put("once:1", {"task": ht.ok.name, "args": ["dyn"], "at": at.strftime("%Y-%m-%dT%H:%M:%S")})
+    driver.clock.now = at + timedelta(seconds=1)
+    driver.scheduler.tick()
+    assert entries.names() == []
+    [record] = drained_records(app_history, expected=1, entry="once:1")
+    assert (record.task_name, record.status) == (ht.ok.name, "success")
+    assert record.fire_at == at
+    assert any('"once:1"' in field for field in redis_client.hkeys(RUNS_KEY))

@@ -4,23 +4,24 @@ their old instants; entries removed by prefix fire no instant after their remova
 a beat restart. Short instants on the wall clock; every wait bounded."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tasks.dynamic_entries import DynamicEntries
 from tests.beat import ledger_tasks as lt
-from tests.process.test_beat_faults import executed, platform_env, start_beat, start_worker, wait_drained
+from tests.process.test_beat_faults import executed, platform_env, start_beat, wait_drained
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.process
 
 ONE_OFFS = 1000
 REPLACED = 100  # of the one-offs, the first ones
-REMOVED = 50  # repeating entries removed by prefix
+REMOVED = 20  # repeating entries removed by prefix
 SURVIVORS = 50  # one-offs due after the beat restart
-SPREAD_S = 10  # the one-offs' instants spread over this many seconds
+CHUNK = 100  # one-offs added at a time
+LEAD_S = 6  # seconds from a chunk's start to its first instant
+SPREAD_S = 4  # a chunk's instants spread over this many seconds
 SCHEDULE = {"file-tick": {"task": lt.record.name, "every": 5}}
 
 
@@ -38,23 +39,31 @@ def test_dynamic_entries_fire_once_at_their_instants_replace_remove_and_survive_
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     entries = DynamicEntries.for_app(app)
-    start_worker(processes, env, "w1", concurrency=4)
+    worker = processes.celery("worker", "-n", "w1@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                              "--loglevel", "INFO", "-P", "threads", "-c", "8", "-Q", "default", name="w1", env=env)
+    wait_until(lambda: b" ready." in worker.log_path.read_bytes(), timeout_s=60, what="the worker ready")
     beat = start_beat(processes, env, "beat-1")
     wait_until(lambda: redis_client.get("redbeat::lock"), timeout_s=60, what="beat to hold its lock")
 
-    # 1,000 one-offs added while beat runs, and repeating entries to remove later
-    first = _second(15)
-    planned = {f"load:{i:04d}": first + timedelta(seconds=i % SPREAD_S) for i in range(ONE_OFFS)}
-    for name, at in planned.items():
-        entries.put(name, _at(at))
+    # 1,000 one-offs added while beat runs, in chunks, each due a few seconds after it is added
+    # (beat dispatches the earlier chunks meanwhile); of each chunk, the first tenth is replaced
+    # before its instant comes, by one 3 s later
     for i in range(REMOVED):
-        entries.put(f"gone:{i:02d}", {"task": lt.record.name, "every": 2})
-    # 100 replaced before their old instant: they move 20 s later
-    assert datetime.now(timezone.utc) < first, "adding took longer than the lead time"
-    old = {name: planned[name] for name in list(planned)[:REPLACED]}
-    for name in old:
-        planned[name] = old[name] + timedelta(seconds=20)
-        entries.put(name, _at(planned[name]))
+        entries.put(f"gone:{i:02d}", {"task": lt.record.name, "every": 5})
+    planned: dict[str, datetime] = {}
+    old: dict[str, datetime] = {}
+    for chunk in range(ONE_OFFS // CHUNK):
+        base = _second(LEAD_S)
+        names = [f"load:{chunk * CHUNK + i:04d}" for i in range(CHUNK)]
+        for i, name in enumerate(names):
+            planned[name] = base + timedelta(seconds=i % SPREAD_S)
+            entries.put(name, _at(planned[name]))
+        for name in names[:CHUNK * REPLACED // ONE_OFFS]:
+            old[name] = planned[name]
+            planned[name] = old[name] + timedelta(seconds=3)
+            entries.put(name, _at(planned[name]))
+        assert datetime.now(timezone.utc) < base, "adding a chunk took longer than its lead time"
+    assert len(planned) == ONE_OFFS and len(old) == REPLACED
 
     # the removed ones ran a few times; after removal, no later instant of theirs runs
     wait_until(lambda: len(executed(redis_client).get("gone:00", {})) >= 2, timeout_s=60, what="gone:00 to run")
@@ -65,6 +74,7 @@ def test_dynamic_entries_fire_once_at_their_instants_replace_remove_and_survive_
     wait_until(lambda: sum(len(v) for k, v in executed(redis_client).items() if k.startswith("load:")) >= ONE_OFFS,
                timeout_s=(last - datetime.now(timezone.utc)).total_seconds() + 60, interval_s=0.5,
                what="every one-off to run")
+
     wait_drained(redis_client)
     ran = executed(redis_client)
     for name, at in planned.items():
@@ -78,7 +88,7 @@ def test_dynamic_entries_fire_once_at_their_instants_replace_remove_and_survive_
     assert not redis_client.exists("redbeat:load:0000")
 
     # beat restarts: entries added before survive it and fire once
-    after = _second(12)
+    after = _second(8)
     survivors = {f"keep:{i:02d}": after + timedelta(seconds=i % 3) for i in range(SURVIVORS)}
     for name, at in survivors.items():
         entries.put(name, _at(at))
@@ -99,4 +109,3 @@ def test_dynamic_entries_fire_once_at_their_instants_replace_remove_and_survive_
     assert all(count == 1 for count in ran["keep:every"].values())
     assert not [name for name in ran if name.startswith("gone:") and any(t > removed_at for t in ran[name])]
     entries.remove_prefix("")
-    time.sleep(0)  # (nothing to wait for: the processes fixture stops beat and worker by pid)
