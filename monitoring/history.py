@@ -36,7 +36,7 @@ from monitoring.namespace import namespaced
 
 log = logging.getLogger(__name__)
 
-#: Every status a run ends with (``tasks.guard.run.RunStatus`` has the same values).
+#: Every status a run ends with (``monitoring.run_status.RunStatus`` has the same values).
 RUN_STATUSES = ("success", "failure", "retry", "skipped_overlap", "skipped_paused", "skipped_budget",
                 "expired", "lost", "skipped_duplicate", "dead_lettered")
 #: Statuses of runs whose body executed to an end, so a duration means something.

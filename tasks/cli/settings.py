@@ -62,7 +62,8 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
     ),
     "Your code and schedule": (
         Setting("BEATKEEPER_TASK_MODULES", "", "task modules beyond tasks/user/, comma-separated"),
-        Setting("BEATKEEPER_EXAMPLE", "", "run one of examples/ with the platform (transit, founders, booking)"),
+        Setting("BEATKEEPER_EXAMPLE", "", "run one of examples/ with the platform (transit, founders, booking, "
+                "gift_exchange)"),
         Setting("BEATKEEPER_SCHEDULE", "schedules/user.yaml", "your schedule file (a path), added to the "
                 "platform's"),
         Setting("BEATKEEPER_DISABLE", "", "entries beat leaves out (name1,name2); also "
@@ -125,6 +126,16 @@ SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting("GTFS_STATIC_URL", "", "the static GTFS feed to import"),
         Setting("GTFS_DATABASE_URL", "sqlite:///<data dir>/gtfs/gtfs.db", "where it is imported"),
         Setting("GTFS_PUBLISH_URL", "<data dir>/gtfs/published", "where the result is published"),
+        Setting("GTFS_RT_URL", "", "the GTFS-RT feed each poll fetches (none: polls are recorded, nothing fetched)"),
+    ),
+    "Gift-exchange example (BEATKEEPER_EXAMPLE=gift_exchange): its database and mail server": (
+        Setting("GIFT_DATABASE_URL", "sqlite:///<data dir>/gift_exchange.db", "its tables (or postgresql+psycopg2://)"),
+        Setting("GIFT_SMTP_HOST", "", "the SMTP server its e-mails go through (required to send)"),
+        Setting("GIFT_SMTP_PORT", "25", "its port"),
+        Setting("GIFT_SMTP_TLS", "ssl on 465, starttls on 587, else none", "ssl, starttls or none"),
+        Setting("GIFT_SMTP_USER", "", "login (none: no login)"),
+        Setting("GIFT_SMTP_PASSWORD", "", "its password"),
+        Setting("GIFT_SMTP_FROM", "sneaky-klaus@<host name>", "sender address"),
     ),
 }
 

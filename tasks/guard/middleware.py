@@ -10,7 +10,7 @@ The guard (``tasks.guard.task.GuardedTask``, the app's default task base) builds
 
 Outer middlewares (history, metrics, run identity) therefore see every outcome, skips
 included; inner ones (overlap, long-run) only runs that got past the outer ones.
-The list is set in one place, ``tasks.guard.task.standard_middlewares``; ``set_middlewares``
+The list is set in one place, ``tasks.guard.standard_middlewares``; ``set_middlewares``
 replaces it (tests, or a deployment that adds its own). A plain run (a task with no schedule
 entry and no declared policy) passes through each middleware's ``for_plain_runs()`` variant:
 overlap leaves it out, the budget only observes.

@@ -13,14 +13,14 @@ from tasks.cli.settings import SETTINGS, env_example
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAME = re.compile(r"(BEATKEEPER_[A-Z0-9_]*[A-Z0-9]|REDIS_URL|DATABASE_URL|CELERY_RESULT_BACKEND|CELERY_BROKER_URL"
-                          r"|FLOWER_[A-Z_]*[A-Z]|GTFS_[A-Z_]*_URL)")
+                          r"|FLOWER_[A-Z_]*[A-Z]|GTFS_[A-Z_]*_URL|GIFT_[A-Z_]*[A-Z])")
 #: Read by compose alone: it builds REDIS_URL and DATABASE_URL from the passwords, publishes on the ports.
 COMPOSE_ONLY = {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_HOST_PORT", "MONITOR_HOST_PORT"}
 
 
 def source_files() -> list[Path]:
     files = [ROOT / "celeryconfig.py"]
-    for package in ("tasks", "monitoring", "schedules"):
+    for package in ("tasks", "monitoring", "schedules", "examples"):
         files += sorted((ROOT / package).rglob("*.py"))
     return files
 

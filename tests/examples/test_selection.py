@@ -10,8 +10,8 @@ from schedules.platform import SCHEDULE, effective_schedule
 from tasks.application import BUILTIN_TASK_MODULES, task_modules
 
 
-def test_the_examples_are_transit_founders_and_booking():
-    assert {"transit", "founders", "booking"} <= set(available_examples())
+def test_the_examples_are_transit_founders_booking_and_gift_exchange():
+    assert {"transit", "founders", "booking", "gift_exchange"} <= set(available_examples())
 
 
 def test_no_example_selected_registers_no_example_task_or_entry():
@@ -21,20 +21,23 @@ def test_no_example_selected_registers_no_example_task_or_entry():
 
 
 @pytest.mark.parametrize("name,entry", [("transit", "gtfs-static-pipeline"), ("founders", "founders-promo"),
-                                        ("booking", "booking-start-sessions")])
+                                        ("booking", "booking-start-sessions"),
+                                        ("gift_exchange", "gift-auto-complete")])
 def test_selecting_one_adds_its_tasks_and_its_entries_only(name, entry):
     environ = {"BEATKEEPER_EXAMPLE": name}
     assert task_modules(environ) == [*BUILTIN_TASK_MODULES, f"examples.{name}.jobs"]
     schedule = effective_schedule(environ)
     assert entry in schedule
-    others = {"transit": "gtfs-rt-poll", "founders": "founders-promo", "booking": "booking-end-sessions"}
+    others = {"transit": "gtfs-rt-poll", "founders": "founders-promo", "booking": "booking-end-sessions",
+              "gift_exchange": "gift-purge"}
     assert not {e for n, e in others.items() if n != name} & set(schedule)
 
 
 def test_an_unknown_example_is_one_settings_error_naming_the_choices():
     with pytest.raises(SettingsError) as caught:
         selected_example({"BEATKEEPER_EXAMPLE": "founder"})
-    assert str(caught.value) == "BEATKEEPER_EXAMPLE='founder': no such example; choose one of booking, founders, transit"
+    assert str(caught.value) == ("BEATKEEPER_EXAMPLE='founder': no such example; "
+                                 "choose one of booking, founders, gift_exchange, transit")
     assert task_modules({"BEATKEEPER_EXAMPLE": "founder"}) == BUILTIN_TASK_MODULES  # check refuses it first
 
 
