@@ -14,7 +14,8 @@ from datetime import datetime
 import redis
 
 from schedules.entry import EntrySpec, ScheduleKind
-from tasks.dynamic.entries import ENTRIES_KEY, NAMES_KEY, POLICIES_KEY, StoredEntry, delete_commands, forget_commands
+from tasks.dynamic.entries import (ENTRIES_KEY, NAMES_KEY, POLICIES_KEY, RETIRED_POLICIES_KEY, RETIRED_POLICY_KEEP_S,
+                                   StoredEntry, delete_commands, forget_commands)
 from tasks.dynamic.specs import spec_of
 from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 
@@ -56,13 +57,14 @@ class DynamicSpecs:
     def is_dynamic(self, name: str) -> bool:
         return name in self._by_name
 
-    def remove_when_done(self, records, name: str, *, key_prefix: str, schedule_key: str) -> bool:
+    def remove_when_done(self, records, name: str, *, key_prefix: str, schedule_key: str, now_ts: float) -> bool:
         """Queue the removal of a dynamic ``at`` entry whose instant is behind it; True when queued."""
         found = self._by_name.pop(name, None)
         if found is None or found[0].kind != ScheduleKind.AT.value:
             return False
         record = found[0]
-        delete_commands(records, name, record.task, record.peak, key_prefix=key_prefix, schedule_key=schedule_key)
+        delete_commands(records, name, record.task, record.peak, key_prefix=key_prefix, schedule_key=schedule_key,
+                        retire_policy_at=now_ts + RETIRED_POLICY_KEEP_S)
         logger.info("beat: one-off dynamic entry %s dispatched; removed", name)
         return True
 
@@ -70,6 +72,24 @@ class DynamicSpecs:
 def dynamic_keys(client: redis.Redis, key_prefix: str) -> set[str]:
     """The redbeat keys of every dynamic entry."""
     return {key_prefix + (n.decode() if isinstance(n, bytes) else n) for n in client.zrange(NAMES_KEY, 0, -1)}
+
+
+# Atomic against a put that takes the name again (it leaves the retired set in its MULTI).
+_EXPIRE_RETIRED = """
+local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, name in ipairs(names) do
+  redis.call('HDEL', KEYS[2], name)
+  redis.call('HDEL', KEYS[3], name)
+  redis.call('ZREM', KEYS[1], name)
+end
+return #names
+"""
+
+
+def expire_retired_policies(client: redis.Redis, now_ts: float, *, batch: int = 1000) -> int:
+    """Unpublish the policies of one-offs dispatched ``RETIRED_POLICY_KEEP_S`` ago; how many."""
+    return int(client.eval(_EXPIRE_RETIRED, 3, RETIRED_POLICIES_KEY, PUBLISHED_ENTRY_POLICIES_KEY, POLICIES_KEY,
+                           now_ts, batch))
 
 
 def republish_policies(client: redis.Redis, file_names: Collection[str]) -> int:

@@ -41,7 +41,7 @@ from tasks.beat.entry import BeatkeeperEntry, store_entries
 from tasks.beat.lock import BeatLock, exit_on_lost_lock
 from tasks.beat.schedule_source import load_validated_schedule
 from tasks.beat.trigger_schedule import TriggerSchedule
-from tasks.beat.dynamic import DynamicSpecs, dynamic_keys, republish_policies
+from tasks.beat.dynamic import DynamicSpecs, dynamic_keys, expire_retired_policies, republish_policies
 from tasks.dynamic.entries import NAMES_KEY as DYNAMIC_NAMES_KEY
 from tasks.importers.ignored import warn_ignored_beat_schedule
 from tasks.infra import broker
@@ -206,6 +206,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         if read.stored != len(self.specs) + read.dynamic or now_ts >= self._next_reconcile_ts:
             self._next_reconcile_ts = now_ts + RECONCILE_S
             self._reconcile(client, counted=read.stored == len(self.specs) + read.dynamic)
+            expire_retired_policies(client, now_ts)  # dispatched one-offs' policies, a day on
         waits = [self.max_interval]
         if read.next_score is not None:
             waits.append(read.next_score - now_ts)
@@ -361,7 +362,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         nxt = entry.due_at
         if nxt is None and entry.name not in self.specs:  # a dynamic one-off is done: it leaves
             self._dynamic.remove_when_done(records, entry.name, key_prefix=self.app.redbeat_conf.key_prefix,
-                                           schedule_key=self.app.redbeat_conf.schedule_key)
+                                           schedule_key=self.app.redbeat_conf.schedule_key, now_ts=now.timestamp())
         return None if nxt is None else max(0.0, (nxt - now).total_seconds())
 
     def _publish_failed(self, name: str, fire_at: datetime, exc: Exception) -> float:

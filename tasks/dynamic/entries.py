@@ -31,6 +31,7 @@ import redis
 from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedulers import ensure_conf
 
+from monitoring.namespace import namespaced
 from schedules.entry import EntrySpec
 from schedules.errors import BeatkeeperScheduleError, Problem, ScheduleConfigError
 from schedules.guards import budget_problems
@@ -43,11 +44,14 @@ from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY, published_entry
 from tasks.infra.redis_client import app_redis
 from tasks.beat.schedule_source import load_validated_schedule
 
-ENTRIES_KEY = "beatkeeper:dynamic:entries"  # hash: name -> JSON {"spec", "task", "peak", "kind", "policy"}
-NAMES_KEY = "beatkeeper:dynamic:names"  # sorted set, all scores 0: names in lexical order
-PEAKS_KEY = "beatkeeper:dynamic:peaks"  # hash: task -> summed peak runs/hour of its dynamic entries
-POLICIES_KEY = "beatkeeper:dynamic:policies"  # hash: name -> published policy, of entries that set one
-TASK_PEAKS_PREFIX = "beatkeeper:dynamic:peaks:"  # + task: hash name -> peak runs/hour (read on refusal only)
+ENTRIES_KEY = namespaced("beatkeeper:dynamic:entries")  # hash: name -> JSON {"spec", "task", "peak", "kind", "policy"}
+NAMES_KEY = namespaced("beatkeeper:dynamic:names")  # sorted set, all scores 0: names in lexical order
+PEAKS_KEY = namespaced("beatkeeper:dynamic:peaks")  # hash: task -> summed peak runs/hour of its dynamic entries
+POLICIES_KEY = namespaced("beatkeeper:dynamic:policies")  # hash: name -> published policy, of entries that set one
+TASK_PEAKS_PREFIX = namespaced("beatkeeper:dynamic:peaks:")  # + task: hash name -> peak runs/hour (read on refusal only)
+RETIRED_POLICIES_KEY = namespaced("beatkeeper:dynamic:retired")  # sorted set: name -> when its policy may go (unix s)
+#: Seconds a dispatched one-off's published policy stays: its redeliveries and retries read it.
+RETIRED_POLICY_KEEP_S = 86_400.0
 REMOVE_BATCH = 1000  # names removed per MULTI by remove_prefix
 WRITE_BATCH = 1000  # entries written per MULTI by put_many
 
@@ -172,6 +176,7 @@ class DynamicEntries:
         pipe.hset(TASK_PEAKS_PREFIX + spec.task, name, peak)
         pipe.hset(ENTRIES_KEY, name, record.to_json())
         pipe.zadd(NAMES_KEY, {name: 0})
+        pipe.zrem(RETIRED_POLICIES_KEY, name)  # a one-off put again under a dispatched one's name: its own policy
         # A fresh meta: a replaced entry's next fire is the new trigger's first after now.
         pipe.hset(key, mapping={"definition": _encoded_definition(name, fields), "meta": meta})
         pipe.zadd(self.schedule_key, {key: due.timestamp()})
@@ -280,22 +285,30 @@ class DynamicEntries:
         return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-def delete_commands(pipe, name: str, task: str, peak: float, *, key_prefix: str, schedule_key: str) -> None:
+def delete_commands(pipe, name: str, task: str, peak: float, *, key_prefix: str, schedule_key: str,
+                    retire_policy_at: float | None = None) -> None:
     """Queue on ``pipe`` the removal of dynamic entry ``name`` (put's writes undone); beat uses it
-    for an ``at`` entry it dispatched."""
+    for an ``at`` entry it dispatched, with ``retire_policy_at``: the run it just sent still reads
+    the entry's policy (its retries, a redelivery), so the policy stays published until then
+    (``tasks.beat.dynamic.expire_retired_policies``)."""
     key = key_prefix + name
-    forget_commands(pipe, name, task, peak)
+    forget_commands(pipe, name, task, peak, keep_policy=retire_policy_at is not None)
     pipe.zrem(schedule_key, key)
     pipe.delete(key)
-    pipe.hdel(PUBLISHED_ENTRY_POLICIES_KEY, name)
+    if retire_policy_at is None:
+        pipe.hdel(PUBLISHED_ENTRY_POLICIES_KEY, name)
+    else:
+        pipe.zadd(RETIRED_POLICIES_KEY, {name: retire_policy_at})
 
 
-def forget_commands(pipe, name: str, task: str, peak: float) -> None:
+def forget_commands(pipe, name: str, task: str, peak: float, *, keep_policy: bool = False) -> None:
     """Queue on ``pipe`` the removal of what marks ``name`` as a dynamic entry (its redbeat
-    entry stays: beat uses it when a file entry took the name)."""
+    entry stays: beat uses it when a file entry took the name; ``keep_policy``: its policy too,
+    republished at beat's start until retired)."""
     pipe.hincrbyfloat(PEAKS_KEY, task, -peak)
     pipe.hdel(TASK_PEAKS_PREFIX + task, name)
-    pipe.hdel(POLICIES_KEY, name)
+    if not keep_policy:
+        pipe.hdel(POLICIES_KEY, name)
     pipe.hdel(ENTRIES_KEY, name)
     pipe.zrem(NAMES_KEY, name)
 

@@ -207,10 +207,6 @@ class RefusingSecondMessage:
         self.controller.start()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "w-dynamic: beat deletes a dispatched one-off's published policy (tasks/dynamic/entries.py "
-    "delete_commands: hdel beatkeeper:policies:entries) before the worker reads it, so its "
-    "retry policy never applies; remove this mark when that is fixed"))
 def test_a_failed_send_is_retried_by_the_reminders_policy_and_nobody_is_mailed_twice(
         app, worker, gift_db, mail, app_history, monkeypatch, tmp_path):
     server = RefusingSecondMessage()

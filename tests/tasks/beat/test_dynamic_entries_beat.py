@@ -149,3 +149,50 @@ def test_beat_removes_an_entry_saved_through_redbeats_api_and_keeps_the_dynamic_
     driver.clock.now += timedelta(seconds=61)  # the periodic look, counts equal: nothing removed
     driver.scheduler.tick()
     assert "redbeat:kept:1" in set(redis_client.zrange("redbeat::schedule", 0, -1))
+
+
+def test_a_dispatched_one_offs_policy_stays_published_for_its_retries_then_is_retired(
+        app, redis_client, monkeypatch, tmp_path):
+    import json
+
+    from tasks.beat.dynamic import expire_retired_policies
+    from tasks.dynamic.entries import RETIRED_POLICY_KEEP_S
+    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
+
+    driver = _driver(app, monkeypatch, tmp_path)
+    entries = DynamicEntries.for_app(app)
+    at = START + timedelta(minutes=5)
+    entries.put("retry:1", {"task": "beatkeeper.heartbeat", "at": at.strftime("%Y-%m-%dT%H:%M:%S"),
+                            "retry": {"max_retries": 2, "backoff": 10}})
+    published = redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "retry:1")
+    assert json.loads(published)["retry"]
+    driver.clock.now = at + timedelta(seconds=1)
+    driver.scheduler.tick()
+    assert entries.names() == []  # the one-off left the schedule...
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "retry:1") == published  # ...its run still reads this
+    driver.restart()  # the file's publication replaces the hash: the retired policy is published again
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "retry:1") == published
+    dispatched_ts = (at + timedelta(seconds=1)).timestamp()
+    assert expire_retired_policies(redis_client, dispatched_ts + RETIRED_POLICY_KEEP_S - 1) == 0
+    assert expire_retired_policies(redis_client, dispatched_ts + RETIRED_POLICY_KEEP_S) == 1
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "retry:1") is None
+    driver.restart()
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "retry:1") is None  # and stays retired
+
+
+def test_putting_a_name_again_keeps_its_new_policy_from_the_old_ones_retirement(app, redis_client, monkeypatch,
+                                                                                tmp_path):
+    from tasks.beat.dynamic import expire_retired_policies
+    from tasks.dynamic.entries import RETIRED_POLICY_KEEP_S
+    from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
+
+    driver = _driver(app, monkeypatch, tmp_path)
+    entries = DynamicEntries.for_app(app)
+    at = START + timedelta(minutes=5)
+    spec = {"task": "beatkeeper.heartbeat", "at": at.strftime("%Y-%m-%dT%H:%M:%S"), "overlap": "skip", "lock_ttl": 30}
+    entries.put("again:1", spec)
+    driver.clock.now = at + timedelta(seconds=1)
+    driver.scheduler.tick()
+    entries.put("again:1", {**spec, "at": (at + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S")})
+    assert expire_retired_policies(redis_client, at.timestamp() + 2 * RETIRED_POLICY_KEEP_S) == 0
+    assert redis_client.hget(PUBLISHED_ENTRY_POLICIES_KEY, "again:1") is not None
