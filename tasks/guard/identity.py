@@ -54,6 +54,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from monitoring.events import record_event
+from monitoring.history import HistoryStore
+from monitoring.history_queries import succeeded_task_id
 from tasks.locks.fenced import RENEWER, Renewer
 from tasks.guard.middleware import Middleware
 from tasks.guard.run import Outcome, Run, RunStatus, Skip
@@ -271,11 +273,11 @@ class RunIdentityMiddleware(Middleware):
                                                     f"over the redelivery cap of {self.max_redeliveries}")
 
 
-def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddleware:
+def identity_middleware_for(app: Any, client: redis.Redis,
+                            history: Callable[[], HistoryStore] | None = None) -> RunIdentityMiddleware:
     """The app's run-identity middleware: records kept an hour past the broker's visibility timeout,
-    the app's execution history asked where Redis may have lost one."""
-    from monitoring.history_queries import succeeded_task_id
-    from tasks.guard.history import history_store_for
+    the execution history (``history``, else the app's own) asked where Redis may have lost one."""
+    history = history or (lambda: app.beatkeeper.history)
 
     visibility_s = float(app.conf.broker_transport_options.get("visibility_timeout", 3600))
     max_redeliveries = int(app.conf.get("beatkeeper_max_redeliveries") or DEFAULT_MAX_REDELIVERIES)
@@ -283,7 +285,7 @@ def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddlew
                                  retention_s=max(DEFAULT_RETENTION_S, visibility_s + 3600),
                                  entry_key_prefix=app.conf.redbeat_key_prefix,
                                  succeeded_in_history=lambda entry, fire_at: succeeded_task_id(
-                                     history_store_for(app).engine, entry=entry, fire_at=fire_at))
+                                     history().engine, entry=entry, fire_at=fire_at))
 
 
 def dead_letters(client: redis.Redis, *, limit: int = 100) -> list[DeadLetter]:

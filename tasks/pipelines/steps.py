@@ -30,7 +30,6 @@ from typing import Any, Callable
 
 from celery.exceptions import Ignore, Reject, Retry
 
-from monitoring.db import database_url, engine_for
 from monitoring.events import record_event
 from monitoring.pipelines import (PipelineRun, PipelineRunStatus, PipelineStore, ResumeRefused, StepStatus,
                                   UnknownPipelineRun)
@@ -42,27 +41,11 @@ from tasks.guard.run import RunSkipped, RunStatus
 
 log = logging.getLogger(__name__)
 
-_STORE_ATTRIBUTE = "beatkeeper_pipeline_store"  # on the app
 FAILED_EVENT = "pipeline_failed"
 STALLED_EVENT = "pipeline_stalled"
 #: Automatic resumes of one run before it is left to a person: a step that hangs every time
 #: must not be sent again forever.
 DEFAULT_MAX_AUTO_RESUMES = 3
-
-
-def pipeline_store_for(app: Any) -> PipelineStore:
-    """The app's pipeline store: in the history's database (``DATABASE_URL`` or the SQLite default)."""
-    store = getattr(app, _STORE_ATTRIBUTE, None)
-    if store is None:
-        url = app.conf.get("database_url") or database_url()
-        store = PipelineStore(lambda: engine_for(url))
-        setattr(app, _STORE_ATTRIBUTE, store)
-    return store
-
-
-def set_pipeline_store(app: Any, store: PipelineStore | None) -> None:
-    """Replace the app's pipeline store (tests; a deployment with its own engine); None resets it."""
-    setattr(app, _STORE_ATTRIBUTE, store)
 
 
 def step_policy(step_max_runtime_s: float) -> dict[str, Any]:
@@ -88,7 +71,7 @@ def _one_line(exc: BaseException) -> str:
 def run_step(task: Any, *, pipeline_run_id: str, body: Callable[[], Any]) -> dict[str, Any]:
     """Run one step of run ``pipeline_run_id`` once: ``body()`` does the work and returns a result
     with ``checksum`` and ``as_dict()`` (or a dict). Returns the step's JSON output."""
-    store = pipeline_store_for(task.app)
+    store = task.app.beatkeeper.pipelines
     run = store.run(pipeline_run_id)
     if run is None:
         raise UnknownPipelineRun(pipeline_run_id)
@@ -164,7 +147,7 @@ def start_pipeline(task: Any, pipeline: Pipeline, *, params: dict[str, Any]) -> 
     going, raises ``RunSkipped`` (skipped_overlap) carrying the refusal as the task's result."""
     request = task.request
     run_id = request.id or uuid.uuid4().hex
-    store = pipeline_store_for(task.app)
+    store = task.app.beatkeeper.pipelines
     now = time.time()
     first = pipeline.steps[0]
     decision = store.start_run(run_id=run_id, pipeline=pipeline.name, steps=pipeline.step_names, params=params,
@@ -209,7 +192,7 @@ def resume_pipeline(app: Any, run_id: str, *, now: float) -> ResumeResult:
     ``now`` (unix seconds) decides whether a running run is stalled. Raises
     :class:`~monitoring.pipelines.ResumeRefused` or :class:`~monitoring.pipelines.UnknownPipelineRun`.
     """
-    store = pipeline_store_for(app)
+    store = app.beatkeeper.pipelines
     run = store.run(run_id)
     if run is None:
         raise UnknownPipelineRun(run_id)
@@ -236,7 +219,7 @@ def resume_stalled_pipelines(app: Any, *, now: float,
     """
     resumed = []
     client = app_redis(app)
-    for run in pipeline_store_for(app).stalled_runs(now=_utc(now)):
+    for run in app.beatkeeper.pipelines.stalled_runs(now=_utc(now)):
         action = f"left for a person: resumed {run.resumes} time(s) already"
         if run.resumes < max_resumes:
             try:
