@@ -26,12 +26,13 @@ from typing import Any, Callable
 
 import redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.metrics import INVOCATION_TASKS_KEY, INVOCATION_WINDOW_S, invocation_window_key
 from schedules.settings import DEFAULT_MAX_RUNS_PER_HOUR, ScheduleSettings
 from tasks.guard.middleware import Middleware
 from tasks.policy import PublishedPolicies
-from tasks.guard.run import Run, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import Run, Skip
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class BudgetMiddleware(Middleware):
         if int(first):
             log.warning("budget: %s exceeded its budget of %d runs/hour; further runs are %s", run.task_name,
                         budget, "refused" if self.enforce else "counted, not refused (a plain task)")
-            record_event(self.client, "budget_exceeded", run.task_name, at=now, budget=budget, runs=runs,
+            record_event(self.client, EventKind.BUDGET_EXCEEDED, run.task_name, at=now, budget=budget, runs=runs,
                          entry=run.entry, task_id=run.task_id, enforced=self.enforce)
 
     def for_plain_runs(self) -> "BudgetMiddleware":

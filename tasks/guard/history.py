@@ -21,12 +21,13 @@ from typing import Any
 import redis
 from celery import current_task, signals
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.history import HistoryStore, InvalidRunRecord, RunRecord, unix_to_utc
 from monitoring.rules.runs import UNKNOWN_TASK_ERROR
 from tasks import headers
 from tasks.guard.middleware import Middleware
-from tasks.guard.run import LostRun, Outcome, Run, RunStatus
+from monitoring.run_status import RunStatus
+from tasks.guard.run import LostRun, Outcome, Run
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _record_unknown_task(sender: Any = None, message: Any = None, exc: Any = Non
                                error_type=UNKNOWN_TASK_ERROR, hostname=hostname,
                                error_message=f"no task named {name!r} is registered in this worker: not executed"))
         DRAINER.wake(store)
-        record_event(store.redis, "task_unknown", str(name), at=now, task_id=id, hostname=hostname)
+        record_event(store.redis, EventKind.TASK_UNKNOWN, str(name), at=now, task_id=id, hostname=hostname)
     except Exception:  # a record that cannot be written must not stop the consumer
         log.exception("history: could not record the unknown task %s[%s]", name, id)
 

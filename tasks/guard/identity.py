@@ -53,12 +53,13 @@ from celery.exceptions import Reject
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.history import HistoryStore
 from monitoring.history_queries import succeeded_task_id
 from tasks.locks.fenced import RENEWER, Renewer
 from tasks.guard.middleware import Middleware
-from tasks.guard.run import Outcome, Run, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import Outcome, Run, Skip
 # The claim itself lives in tasks.guard.claim; its names are this module's public ones too.
 from monitoring.metrics import DEAD_LETTERS_KEY  # list of JSON, newest first; owned there so the monitor counts it
 from tasks.guard.claim import (RUN_KEY_PREFIX, ClaimRecord, ClaimState, EntryBinding, RunClaim,  # noqa: F401
@@ -262,7 +263,7 @@ class RunIdentityMiddleware(Middleware):
         log.error("identity: run %s (%s[%s]) dead-lettered: its worker died %d time(s) (redelivery cap %d)",
                   run_id, run.task_name, run.task_id, claim.deaths, self.max_redeliveries)
         with self.client.pipeline(transaction=False) as pipe:
-            record_event(pipe, "run_dead_lettered", run.entry or run.task_name, at=now, run_id=run_id,
+            record_event(pipe, EventKind.RUN_DEAD_LETTERED, run.entry or run.task_name, at=now, run_id=run_id,
                          task=run.task_name, task_id=run.task_id, deaths=claim.deaths,
                          max_redeliveries=self.max_redeliveries, fire_at=letter.fire_at,
                          hostname=(claim.lost_holder or {}).get("hostname"))

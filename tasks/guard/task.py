@@ -37,7 +37,8 @@ from tasks.guard.middleware import Middleware
 from tasks.guard.overlap import HANDOFF_HEADER
 from tasks.guard.policy_check import POLICY_PROBLEM
 from tasks.guard.retry import retry_for
-from tasks.guard.run import LostRun, Outcome, Run, RunSkipped, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import LostRun, Outcome, Run, RunSkipped, Skip
 from tasks.guard.scope import is_plain
 from tasks.policy import OverlapPolicy, PolicyError, RunPolicy, declared_fields, lock_key_for, resolve_policy
 

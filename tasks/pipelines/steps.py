@@ -30,19 +30,20 @@ from typing import Any, Callable
 
 from celery.exceptions import Ignore, Reject, Retry
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.pipelines import (PipelineRun, PipelineRunStatus, PipelineStore, ResumeRefused, StepStatus,
                                   UnknownPipelineRun)
 from tasks import headers
 from tasks.guard.overlap import SKIPPED_COUNTS_KEY
 from tasks.pipelines.definition import Pipeline, Step, build, pipeline_named
 from tasks.infra.redis_client import app_redis
-from tasks.guard.run import RunSkipped, RunStatus
+from monitoring.run_status import RunStatus
+from tasks.guard.run import RunSkipped
 
 log = logging.getLogger(__name__)
 
-FAILED_EVENT = "pipeline_failed"
-STALLED_EVENT = "pipeline_stalled"
+FAILED_EVENT = EventKind.PIPELINE_FAILED
+STALLED_EVENT = EventKind.PIPELINE_STALLED
 #: Automatic resumes of one run before it is left to a person: a step that hangs every time
 #: must not be sent again forever.
 DEFAULT_MAX_AUTO_RESUMES = 3
@@ -171,7 +172,7 @@ def _record_overlap(task: Any, pipeline: Pipeline, *, run_id: str, running_run_i
     log.warning("%s[%s] skipped: %s", task.name, run_id, reason)
     client = app_redis(task.app)
     with client.pipeline(transaction=False) as pipe:
-        record_event(pipe, "overlap_detected", headers.entry_of(task.request) or task.name, at=at,
+        record_event(pipe, EventKind.OVERLAP_DETECTED, headers.entry_of(task.request) or task.name, at=at,
                      action="skipped", task_id=run_id, holder_task_id=running_run_id, reason=reason)
         pipe.hincrby(SKIPPED_COUNTS_KEY, task.name, 1)
         pipe.execute()
