@@ -69,9 +69,9 @@ def _install_middlewares() -> None:
     from monitoring.db import engine_for
     from monitoring.history import HistoryStore
     from tasks.application import app
-    from tasks.guard.task import standard_middlewares
+    from tasks.guard import standard_middlewares
     from tasks.guard.history import Drainer, HistoryMiddleware
-    from tasks.guard.middleware import Middleware, set_middlewares
+    from tasks.guard.middleware import Middleware
     from tasks.infra.redis_client import app_redis
 
     class HistoryForTask(Middleware):
@@ -94,7 +94,7 @@ def _install_middlewares() -> None:
             store = HistoryStore(lambda url=url: engine_for(url), redis_client=app_redis(app), spool_key=SPOOL_OF[kind])
             by_task[f"bench.history.{kind}"] = HistoryMiddleware(store, drainer=Drainer())
     rest = [m for m in standard_middlewares(app) if not isinstance(m, HistoryMiddleware)]
-    set_middlewares(app, [HistoryForTask(by_task), *rest])
+    app.beatkeeper.replace(middlewares=[HistoryForTask(by_task), *rest])
 
 
 if __name__ != "__main__":  # imported by the bench's worker through BEATKEEPER_TASK_MODULES

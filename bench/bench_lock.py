@@ -58,12 +58,11 @@ def _define_tasks():
 
     if os.environ.get(STACK_ENV) == "guard":
         from tasks.guard.longrun import LongRunMiddleware
-        from tasks.guard.middleware import set_middlewares
         from tasks.guard.overlap import OverlapMiddleware
         from tasks.infra.redis_client import app_redis
 
         client = app_redis(app)
-        set_middlewares(app, [OverlapMiddleware(client), LongRunMiddleware(client)])
+        app.beatkeeper.replace(middlewares=[OverlapMiddleware(client), LongRunMiddleware(client)])
     return plain_noop, guarded_noop
 
 
@@ -121,12 +120,11 @@ def measure_guard_in_process(app, n: int) -> dict[str, float]:
     from celery.app.task import Context
 
     from tasks.guard.longrun import LongRunMiddleware
-    from tasks.guard.middleware import set_middlewares
     from tasks.guard.overlap import OverlapMiddleware
     from tasks.infra.redis_client import app_redis
 
     client = app_redis(app)
-    set_middlewares(app, [OverlapMiddleware(client), LongRunMiddleware(client)])
+    app.beatkeeper.replace(middlewares=[OverlapMiddleware(client), LongRunMiddleware(client)])
     counter = iter(range(10**9))
 
     def guarded():

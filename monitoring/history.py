@@ -33,14 +33,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitoring.history_home import HistoryHome
 from monitoring.models import task_runs
 from monitoring.namespace import namespaced
+from monitoring.run_status import FINISHED_STATUSES, RUN_STATUSES, RunStatus  # noqa: F401 (read here)
 
 log = logging.getLogger(__name__)
 
-#: Every status a run ends with (``monitoring.run_status.RunStatus`` has the same values).
-RUN_STATUSES = ("success", "failure", "retry", "skipped_overlap", "skipped_paused", "skipped_budget",
-                "expired", "lost", "skipped_duplicate", "dead_lettered")
-#: Statuses of runs whose body executed to an end, so a duration means something.
-FINISHED_STATUSES = ("success", "failure", "retry")
 
 SPOOL_KEY = namespaced("beatkeeper:history:spool")  # Redis list of RunRecord JSON, oldest first
 DRAIN_LOCK_SUFFIX = ":drain-lock"  # beside the spool: one drainer at a time

@@ -13,9 +13,10 @@ from sqlalchemy import Engine, func, select
 
 from monitoring.history import RunRecord
 from monitoring.models import task_runs
+from monitoring.run_status import RunStatus
 
 #: Statuses of runs whose body executed (``lost``: started, then its worker died).
-RAN_STATUSES = ("success", "failure", "lost")
+RAN_STATUSES = (RunStatus.SUCCESS.value, RunStatus.FAILURE.value, RunStatus.LOST.value)
 
 
 def instant_key(instant: datetime) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from monitoring.events import EventKind
 from monitoring.alerts import AlertStore
 from monitoring.heartbeats import heartbeat_ages_s
 from monitoring.history import HistoryStore, RunRecord
@@ -25,7 +26,7 @@ from schedules.entry import EntrySpec
 
 #: Alert rules that make an entry's state more than "ok", most serious first.
 _STATE_OF_RULE = (("missed_run", "missed"), ("consecutive_failures", "failing"), ("run_failed", "failing"),
-                  ("long_run", "running long"))
+                  (EventKind.LONG_RUN.value, "running long"))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from schedules.examples import example_task_module, selected_example
 from tasks.infra.errors import TaskModuleError, check_redis_url, install_on, named_task_modules, redis_url
 from tasks.infra.redis_sentinel import check_sentinel_settings
 from tasks.infra.redis_tls import check_tls_settings
+from tasks.wiring import install
 from tasks.beat.selfchecks import eviction_check_mode
 
 #: Modules whose tasks every worker, beat and the CLI register.
@@ -78,3 +79,4 @@ def _one_line_infra_errors(logger=None, **_) -> None:
 app = Celery("beatkeeper", include=task_modules(), task_cls="tasks.guard:GuardedTask",
              loader="tasks.application:BeatkeeperLoader")  # a name: Celery's Django fixup lowercases it
 app.config_from_object("celeryconfig")
+install(app)  # app.beatkeeper: the shared objects, built once (tasks.wiring)

@@ -16,7 +16,6 @@ from monitoring.heartbeats import HeartbeatRun, record_heartbeat
 from monitoring.history import HistoryStore
 from tasks import headers
 from tasks.application import app
-from tasks.guard.history import history_store_for
 from tasks.infra.redis_client import app_redis
 from tasks.pipelines.steps import DEFAULT_MAX_AUTO_RESUMES, resume_stalled_pipelines
 
@@ -51,7 +50,7 @@ def purge_history(self, days: int | None = None, batch_size: int = PURGE_BATCH_S
     """Apply the retention (``BEATKEEPER_HISTORY_DAYS``, default 30 days) to the execution history."""
     days = days or history_days()
     started = time.monotonic()
-    deleted = purge_older_than(history_store_for(self.app), now=datetime.now(timezone.utc), days=days,
+    deleted = purge_older_than(self.app.beatkeeper.history, now=datetime.now(timezone.utc), days=days,
                                batch_size=batch_size)
     log.info("history: purged %d row(s) older than %d day(s) in %.1f s", deleted, days, time.monotonic() - started)
     return deleted

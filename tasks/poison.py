@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def record_rejected(client: redis.Redis, message: Any, reason: str) -> None:
     task, task_id = headers.get("task"), headers.get("id")
     delivery = message.delivery_info or {}
     try:
-        record_event(client, "message_rejected", task if isinstance(task, str) and task else "(unnamed)",
+        record_event(client, EventKind.MESSAGE_REJECTED, task if isinstance(task, str) and task else "(unnamed)",
                      reason=reason, task_id=task_id if isinstance(task_id, str) else _short(task_id), content_type=message.content_type,
                      body_bytes=len(message.body or b""), queue=delivery.get("routing_key"),
                      body=_short(message.body))

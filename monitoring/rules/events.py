@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from monitoring.alerts import Alert, Severity
-from monitoring.events import EVENTS_KEY, Event, read_events
+from monitoring.events import EVENTS_KEY, Event, EventKind, read_events
 from monitoring.rules.base import Rule, RuleContext
 from monitoring.rules.incidents import Incident, IncidentBook, cursor_key
 
@@ -89,18 +89,18 @@ def _message_rejected(subject: str, count: int, data: Mapping[str, Any]) -> str:
 
 #: kind -> (severity, summary builder). ``long_run`` is the runs rule's (it resolves on the run's end).
 EVENT_RULES: dict[str, tuple[Severity, Callable[[str, int, Mapping[str, Any]], str]]] = {
-    "overlap_detected": (Severity.WARNING, _overlap),
-    "budget_exceeded": (Severity.CRITICAL, _budget),
-    "run_lost": (Severity.CRITICAL, _lost),
-    "schedule_changed": (Severity.WARNING, _changed),
-    "missed_runs": (Severity.WARNING, _caught_up),
-    "schedule_entry_restored": (Severity.WARNING, _restored),
-    "pipeline_failed": (Severity.CRITICAL, _pipeline_failed),
-    "pipeline_stalled": (Severity.WARNING, _pipeline_stalled),
-    "run_dead_lettered": (Severity.CRITICAL, _dead_lettered),
-    "dispatch_lost": (Severity.CRITICAL, _dispatch_lost),
-    "task_unknown": (Severity.CRITICAL, _unknown),
-    "message_rejected": (Severity.CRITICAL, _message_rejected),
+    EventKind.OVERLAP_DETECTED.value: (Severity.WARNING, _overlap),
+    EventKind.BUDGET_EXCEEDED.value: (Severity.CRITICAL, _budget),
+    EventKind.RUN_LOST.value: (Severity.CRITICAL, _lost),
+    EventKind.SCHEDULE_CHANGED.value: (Severity.WARNING, _changed),
+    EventKind.MISSED_RUNS.value: (Severity.WARNING, _caught_up),
+    EventKind.SCHEDULE_ENTRY_RESTORED.value: (Severity.WARNING, _restored),
+    EventKind.PIPELINE_FAILED.value: (Severity.CRITICAL, _pipeline_failed),
+    EventKind.PIPELINE_STALLED.value: (Severity.WARNING, _pipeline_stalled),
+    EventKind.RUN_DEAD_LETTERED.value: (Severity.CRITICAL, _dead_lettered),
+    EventKind.DISPATCH_LOST.value: (Severity.CRITICAL, _dispatch_lost),
+    EventKind.TASK_UNKNOWN.value: (Severity.CRITICAL, _unknown),
+    EventKind.MESSAGE_REJECTED.value: (Severity.CRITICAL, _message_rejected),
 }
 
 
@@ -158,7 +158,7 @@ class EventsRule(Rule):
     def _quiet_s(ctx: RuleContext, subject_key: str) -> float:
         kind = subject_key.split("|", 1)[0]
         quiet_s = ctx.settings.event_quiet_s
-        return max(quiet_s, BUDGET_QUIET_MIN_S) if kind == "budget_exceeded" else quiet_s
+        return max(quiet_s, BUDGET_QUIET_MIN_S) if kind == EventKind.BUDGET_EXCEEDED.value else quiet_s
 
     @staticmethod
     def _alert(subject_key: str, incident: Incident) -> Alert:

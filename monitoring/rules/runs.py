@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitoring.events import EventKind
 from monitoring.alerts import Alert, Severity
 from monitoring.history_queries import (finished_task_ids, latest_row_id, recent_ran_statuses, rows_after,
                                         subject_of)
@@ -24,7 +25,7 @@ from monitoring.rules.base import NEEDS_HISTORY, NEEDS_REDIS, Rule, RuleContext
 from monitoring.rules.events import read_new_events
 from monitoring.rules.incidents import Incident, IncidentBook, cursor_key
 
-LONG_RUN = "long_run"
+LONG_RUN = EventKind.LONG_RUN.value
 RUN_FAILED = "run_failed"
 CONSECUTIVE = "consecutive_failures"
 RATE = "invocations_per_hour"

@@ -16,10 +16,10 @@ from typing import Protocol
 
 import redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.pauses import PauseStore, PauseUntilInPast
 
-ACTION_EVENT = "dashboard_action"
+ACTION_EVENT = EventKind.DASHBOARD_ACTION
 
 
 class ActionRefused(Exception):

@@ -16,7 +16,7 @@ import json
 import uuid
 from typing import Any
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from tasks import headers
 from tasks.beat.entry import BeatkeeperEntry
 from tasks.guard.identity import DEAD_LETTERS_KEY
@@ -25,7 +25,7 @@ from tasks.policy import PUBLISHED_ENTRY_POLICIES_KEY
 from tasks.infra.redis_client import app_redis
 from tasks.run_ids import is_guarded
 
-TRIGGERED_EVENT = "entry_triggered"
+TRIGGERED_EVENT = EventKind.ENTRY_TRIGGERED
 
 
 class TriggerError(Exception):

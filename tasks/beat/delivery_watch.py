@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.namespace import namespaced
 from tasks.run_ids import record_key, run_id_for
 
@@ -112,7 +112,7 @@ def sweep(client: redis.Redis, *, now: float, unacked_key: str = "unacked",
             done.append(member)
             logger.error("beat: %s for %s never reached a worker, sent %d times; giving up", dispatch.entry,
                          dispatch.fire_at, dispatch.resends + 1)
-            record_event(client, "dispatch_lost", dispatch.entry, fire_at=dispatch.fire_at, run_id=dispatch.run_id,
+            record_event(client, EventKind.DISPATCH_LOST, dispatch.entry, fire_at=dispatch.fire_at, run_id=dispatch.run_id,
                          sends=dispatch.resends + 1, queue=dispatch.queue)
         else:
             lost.append(dispatch)

@@ -10,7 +10,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from tasks import headers
 from tasks.infra import broker
 from tasks.beat import delivery_watch
@@ -72,5 +72,5 @@ def resend_lost(scheduler: Any, client, now: datetime) -> None:
                            lost.entry, lost.fire_at)
             continue
         logger.warning("beat: %s for %s never reached a worker; sent it again", lost.entry, lost.fire_at)
-        record_event(client, "dispatch_resent", lost.entry, fire_at=lost.fire_at, run_id=lost.run_id,
+        record_event(client, EventKind.DISPATCH_RESENT, lost.entry, fire_at=lost.fire_at, run_id=lost.run_id,
                      resends=lost.resends + 1)

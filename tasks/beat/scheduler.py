@@ -26,7 +26,7 @@ from redis.exceptions import LockNotOwnedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redbeat.schedulers import REDBEAT_REDIS_KEY, RedBeatScheduler, get_redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.namespace import namespaced
 from schedules.backoff import retry_delay_s
 from schedules.catchup import CatchupDecision, decide_catchup
@@ -162,7 +162,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         logger.info("beat: schedule fingerprint %s", current)
         if previous and previous != current:
             logger.warning("beat: schedule changed since the last start (%s -> %s)", previous, current)
-            record_event(client, "schedule_changed", "schedule", previous=previous, current=current,
+            record_event(client, EventKind.SCHEDULE_CHANGED, "schedule", previous=previous, current=current,
                          entries=sorted(kept))
 
     # -- ticking ---------------------------------------------------------------
@@ -248,7 +248,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
             logger.error("beat: entries %s vanished from redbeat; restoring them", sorted(missing))
             self.update_from_dict(missing)
             for name in missing:
-                record_event(client, "schedule_entry_restored", name)
+                record_event(client, EventKind.SCHEDULE_ENTRY_RESTORED, name)
         self._remove_ghosts(set(self.specs))
 
     def _leading(self, client) -> BeatLock | None | bool:
@@ -378,7 +378,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         logger.warning("beat: %s missed %d instant(s) from %s to %s (catch-up policy ran %d)", entry.name,
                        len(decision.missed), decision.missed[0].isoformat(), decision.missed[-1].isoformat(),
                        len(decision.run))
-        record_event(self._redis(), "missed_runs", entry.name, count=len(decision.missed),
+        record_event(self._redis(), EventKind.MISSED_RUNS, entry.name, count=len(decision.missed),
                      first=decision.missed[0].isoformat(), last=decision.missed[-1].isoformat(),
                      instants=[t.isoformat() for t in decision.missed[-MISSED_LISTED:]], capped=decision.capped)
     def _resend_lost(self, client, now: datetime) -> None:

@@ -16,8 +16,7 @@ from redbeat.decoder import RedBeatJSONDecoder
 from schedules.codec import trigger_from_dict, trigger_to_dict
 from schedules.trigger import Trigger
 
-TYPE_TAG = "beatkeeper_trigger"
-CODEC_VERSION = 1  # bump when the stored form changes
+TYPE_TAG = "beatkeeper_trigger"  # the trigger inside carries the one codec version (schedules.codec), checked on read
 IDLE_RECHECK_S = 300.0  # seconds: how often to re-ask a trigger that fires no more
 
 
@@ -66,8 +65,7 @@ def schedule_to_json(schedule: TriggerSchedule) -> dict[str, Any]:
     if found is None or found[0] is not trigger:
         if len(_ENCODED) >= _ENCODED_MAX:
             _ENCODED.clear()
-        found = _ENCODED[id(trigger)] = (trigger, {"__type__": TYPE_TAG, "version": CODEC_VERSION,
-                                                   "trigger": trigger_to_dict(trigger)})
+        found = _ENCODED[id(trigger)] = (trigger, {"__type__": TYPE_TAG, "trigger": trigger_to_dict(trigger)})
     return found[1]
 
 

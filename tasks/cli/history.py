@@ -15,7 +15,6 @@ from monitoring.history import RUN_STATUSES, RunRecord
 from tasks import app
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import parse_instant
-from tasks.guard.history import history_store_for
 from tasks.infra.errors import infra_error_line
 
 COLUMNS = ("finished (UTC)", "status", "task", "entry", "try", "late s", "took s", "host", "detail")
@@ -33,7 +32,7 @@ def command(task: str | None, entry: str | None, status: str | None, since: str 
             as_json: bool) -> None:
     """Show recorded runs, newest first."""
     since_at = None if since is None else parse_instant(since, option="--since")
-    store = history_store_for(app)
+    store = app.beatkeeper.history
     unreachable = None
     try:
         store.drain()

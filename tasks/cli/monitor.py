@@ -9,8 +9,8 @@ and ``monitoring.sinks`` for where alerts go. Procfile line::
 
     monitor: beatkeeper monitor
 
-This module also wires the app's facts (schedule, queues, key names, history) into the
-``monitoring`` package, which never imports ``tasks``; ``beatkeeper status`` reuses it.
+The app's facts (schedule, queues, key names, history) are wired into the ``monitoring``
+package (which never imports ``tasks``) by ``tasks.wiring``, which ``beatkeeper status`` shares.
 """
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
 
 import click
 import redis
@@ -30,51 +28,17 @@ from redis.retry import Retry
 from monitoring.basic_auth import credentials_problem
 from monitoring.broker_queues import QueueDepthCollector
 from monitoring.metrics import metrics_registry
-from monitoring.monitor import Monitor, MonitorSettings
-from monitoring.rules import CeleryWorkers, MonitorSettingError, PlatformKeys
+from monitoring.monitor import MonitorSettings
+from monitoring.rules import MonitorSettingError
 from monitoring.server import monitor_wsgi_app, serve_in_thread
-from monitoring.sinks import Dispatcher, sinks_from_env
-from schedules.entry import EntrySpec
-from schedules.killswitch import partition_enabled
 from tasks import app
 from tasks.infra.broker import broker_queues
 from tasks.cli import EXIT_USAGE
-from tasks.guard.history import history_store_for
-from tasks.infra.errors import install_on, masked_redis_url
-from tasks.locks.fenced import META_SUFFIX
-from tasks.policy import LOCK_PREFIX
+from tasks.infra.errors import install_on
 from tasks.infra.redis_tls import client_ssl_kwargs
-from tasks.beat.schedule_source import load_validated_schedule
-from tasks.dynamic.specs import readable_dynamic_specs
+from tasks.wiring import build_dashboard, build_monitor
 
 log = logging.getLogger("beatkeeper.monitor")
-
-
-def platform_keys(celery_app=app) -> PlatformKeys:
-    """The key names and task names of this deployment."""
-    return PlatformKeys(redbeat_prefix=celery_app.conf.redbeat_key_prefix, lock_prefix=LOCK_PREFIX,
-                        lock_meta_suffix=META_SUFFIX, default_queue=celery_app.conf.task_default_queue)
-
-
-def queue_router(celery_app=app) -> Callable[[EntrySpec], str]:
-    """The queue each entry's runs go to: its own ``queue``, else the app's routing."""
-    def queue_of(spec: EntrySpec) -> str:
-        if spec.queue:
-            return spec.queue
-        queue = celery_app.amqp.router.route({}, spec.task, (), {}).get("queue")
-        return getattr(queue, "name", None) or celery_app.conf.task_default_queue
-    return queue_of
-
-
-def registered_specs(now: datetime) -> dict[str, EntrySpec]:
-    """The entries beat registers at ``now``: the validated schedule minus the kill-switched, and
-    the dynamic entries (``tasks.dynamic.entries``; none when Redis cannot be read)."""
-    kept = partition_enabled(load_validated_schedule(app, now=now), os.environ)[0]
-    client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
-    try:
-        return {**kept, **readable_dynamic_specs(client, now)}
-    finally:
-        client.close()
 
 
 def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> redis.Redis:
@@ -86,16 +50,6 @@ def monitor_redis(url: str, *, timeout_s: float = 5.0, retries: bool = True) -> 
     if sentinel is not None and url == app.conf.redis_url:  # the master Sentinel names: tasks/infra/redis_sentinel.py
         return sentinel.master_client(**options)
     return redis.Redis.from_url(url, **options, **client_ssl_kwargs(url))  # rediss://: tasks/infra/redis_tls.py
-
-
-def build_monitor(settings: MonitorSettings, *, client: redis.Redis, ping_client: redis.Redis) -> Monitor:
-    """The monitor of this deployment, with the sinks the environment configures."""
-    dispatcher = Dispatcher(sinks_from_env(os.environ), client=client, attempts=settings.sink_attempts)
-    return Monitor(client=client, load_specs=registered_specs, settings=settings, history=history_store_for(app),
-                   workers=CeleryWorkers(app, timeout_s=settings.inspect_timeout_s), keys=platform_keys(),
-                   queue_of=queue_router(), dispatcher=dispatcher, ping_client=ping_client,
-                   redis_label=f"Redis at REDIS_URL={masked_redis_url(app.conf.redis_url)}",
-                   broker=broker_queues(app))  # queue depth from the broker, wherever it is
 
 
 @click.command("monitor")
@@ -123,12 +77,12 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
         raise SystemExit(EXIT_USAGE)
     ping_client = monitor_redis(app.conf.redis_url, timeout_s=1.0, retries=False)
     try:
-        monitor = build_monitor(settings, client=monitor_redis(app.conf.redis_url), ping_client=ping_client)
+        monitor = build_monitor(app, settings, client=monitor_redis(app.conf.redis_url), ping_client=ping_client)
     except MonitorSettingError as exc:
         raise click.UsageError(str(exc)) from None
     registry = metrics_registry(monitor.client, redbeat_prefix=app.conf.redbeat_key_prefix)
     registry.register(QueueDepthCollector(monitor.broker, queues=lambda: _queues_in_use(monitor)))
-    dashboard = dashboard_for(monitor)
+    dashboard = build_dashboard(app, monitor, flower_url=os.environ.get("BEATKEEPER_FLOWER_URL") or None)
     server = serve_in_thread(monitor_wsgi_app(monitor, registry=registry, ping_client=ping_client,
                                               basic_auth=basic_auth, dashboard=dashboard,
                                               metrics_open=os.environ.get("BEATKEEPER_MONITOR_METRICS_OPEN") == "1"),
@@ -150,7 +104,7 @@ def command(port: int | None, host: str | None, interval: float | None) -> None:
         log.info("monitor: stopped")
 
 
-def _queues_in_use(monitor: Monitor) -> list[str]:
+def _queues_in_use(monitor) -> list[str]:
     last = monitor.last_evaluation
     return sorted(last.queues) if last is not None and last.queues else [app.conf.task_default_queue]
 
@@ -166,25 +120,3 @@ def dashboard_credentials() -> tuple[str | None, str | None]:
     where = f"in {path}" if path else "FLOWER_BASIC_AUTH"
     log.info("monitor: BEATKEEPER_MONITOR_BASIC_AUTH unset: the dashboard asks for the credentials %s", where)
     return credentials, None
-
-
-def dashboard_for(monitor: Monitor) -> Callable:
-    """The schedule dashboard (``monitoring.web``) wired to this deployment."""
-    from monitoring.web.app import dashboard_app
-    from monitoring.web.sources import DashboardSources
-    from tasks.actions.dashboard import dashboard_actions
-    from tasks.guard.identity import DEAD_LETTERS_KEY
-    from tasks.pipelines.steps import pipeline_store_for
-
-    def current_specs() -> dict[str, EntrySpec]:  # a standby monitor has not loaded them
-        return monitor.specs or registered_specs(datetime.now(timezone.utc))
-
-    def queues() -> dict | None:
-        last = monitor.last_evaluation
-        return None if last is None else last.queues
-
-    sources = DashboardSources(client=monitor.client, specs=current_specs, history=monitor.history,
-                               keys=monitor.keys, queue_of=monitor.queue_of, queues=queues,
-                               pipelines=pipeline_store_for(app), dead_letters_key=DEAD_LETTERS_KEY,
-                               flower_url=os.environ.get("BEATKEEPER_FLOWER_URL") or None)
-    return dashboard_app(sources, dashboard_actions(app, monitor.client))

@@ -20,7 +20,7 @@ from tasks import app
 from tasks.infra.redis_client import app_redis
 from tasks.cli.common import utc_now
 from tasks.pipelines.definition import PipelineError, pipeline_named
-from tasks.pipelines.steps import pipeline_store_for, resume_pipeline
+from tasks.pipelines.steps import resume_pipeline
 
 RUN_COLUMNS = ("run id", "pipeline", "state", "created (UTC)", "entry", "step", "done", "resumes", "detail")
 DETAIL_WIDTH = 60
@@ -38,7 +38,7 @@ def command() -> None:
 def runs_command(name: str | None, limit: int, as_json: bool) -> None:
     """Show pipeline runs, newest first."""
     now = utc_now()
-    store = pipeline_store_for(app)
+    store = app.beatkeeper.pipelines
     runs = store.runs(pipeline=name, limit=limit)
     done = {run.run_id: _done_steps(run, store.step_records(run.run_id)) for run in runs}
     if as_json:
@@ -53,7 +53,7 @@ def runs_command(name: str | None, limit: int, as_json: bool) -> None:
 @click.argument("run_id")
 def show_command(run_id: str) -> None:
     """Show one run and each of its steps."""
-    store = pipeline_store_for(app)
+    store = app.beatkeeper.pipelines
     run = store.run(run_id)
     if run is None:
         raise click.ClickException(f"no pipeline run {run_id!r}")

@@ -61,7 +61,10 @@ class RunnerError(Exception):
 
 
 def data_dir() -> Path:
-    path = Path(os.environ.get("BEATKEEPER_DATA_DIR") or ROOT / "var")
+    """The data directory (``monitoring.db.data_dir``: one rule), relative to the checkout, created."""
+    from monitoring.db import data_dir as configured  # SQLAlchemy: paid only once the runner starts things
+
+    path = ROOT / configured(os.environ)  # an absolute setting stays as it is
     path.mkdir(parents=True, exist_ok=True)
     return path
 

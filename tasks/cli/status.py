@@ -18,8 +18,8 @@ from tasks import app
 from tasks.infra.broker import broker_queues
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import local_and_utc, utc_now
-from tasks.cli.monitor import monitor_redis, platform_keys, queue_router, registered_specs
-from tasks.guard.history import history_store_for
+from tasks.cli.monitor import monitor_redis
+from tasks.wiring import platform_keys, queue_router, specs_loader
 from tasks.infra.errors import infra_error_line
 from tasks.guard.pause import PauseStore
 
@@ -34,8 +34,8 @@ ENTRY_COLUMNS = ("entry", "state", "task", "last run", "next fire", "paused")
 def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
     """Show heartbeats, workers and queues, every entry's last and next run, locks and firing alerts."""
     now = utc_now()
-    specs = registered_specs(now)
     client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
+    specs = specs_loader(app, client)(now)  # the dynamic entries too, when Redis answers
     unreachable = None
     try:
         client.ping()
@@ -48,9 +48,9 @@ def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
         pauses = {p.name: p.describe() for p in PauseStore(client).list_pauses(now=now.timestamp())}
     except redis.RedisError:
         pass  # gather_status reports Redis being unreachable
-    report = gather_status(client=client, specs=specs, now=now, history=history_store_for(app),
+    report = gather_status(client=client, specs=specs, now=now, history=app.beatkeeper.history,
                            workers=None if no_workers else CeleryWorkers(app, timeout_s=inspect_timeout),
-                           pauses=pauses, keys=platform_keys(), queue_of=queue_router(),
+                           pauses=pauses, keys=platform_keys(app), queue_of=queue_router(app),
                            broker=broker_queues(app))  # queue depth from the broker, wherever it is
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else render(report))
     if unreachable is not None:

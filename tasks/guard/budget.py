@@ -26,13 +26,14 @@ from typing import Any, Callable
 
 import redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.metrics import INVOCATION_TASKS_KEY, INVOCATION_WINDOW_S, invocation_window_key
 from monitoring.namespace import namespaced
-from schedules.settings import DEFAULT_MAX_RUNS_PER_HOUR
+from schedules.settings import DEFAULT_MAX_RUNS_PER_HOUR, ScheduleSettings
 from tasks.guard.middleware import Middleware
 from tasks.policy import PublishedPolicies
-from tasks.guard.run import Run, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import Run, Skip
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +95,20 @@ class BudgetLimits:
         return published_default or self.default
 
     @classmethod
-    def from_app(cls, app: Any, *, environ: Mapping[str, str] = os.environ) -> BudgetLimits:
+    def from_app(cls, app: Any, *, environ: Mapping[str, str] = os.environ,
+                 published: Callable[[], PublishedPolicies] | None = None) -> BudgetLimits:
         """Budgets as beat published them; before any beat published, the declaration or the setting.
 
         The worker never reads the schedule file: beat computed the budgets from the schedule
-        it validated (``schedules.guards.task_budgets``, the rule ``check`` applies)."""
-        from schedules.settings import ScheduleSettings
-        from tasks.guard.task import _published_policies
+        it validated (``schedules.guards.task_budgets``, the rule ``check`` applies). ``published``:
+        the published policies (left out: the app's own, ``tasks.wiring``)."""
 
         try:
             default = ScheduleSettings.from_env(environ).max_runs_per_hour
         except Exception as exc:  # beat refuses to start on it; the worker keeps guarding with the default
             log.warning("budget: %s; using the default budget %d/h", exc, DEFAULT_MAX_RUNS_PER_HOUR)
             default = DEFAULT_MAX_RUNS_PER_HOUR
-        return cls(default=default, tasks=app.tasks, published=lambda: _published_policies(app))
+        return cls(default=default, tasks=app.tasks, published=published or (lambda: app.beatkeeper.published))
 
 
 class BudgetMiddleware(Middleware):
@@ -154,7 +155,7 @@ class BudgetMiddleware(Middleware):
         if int(first):
             log.warning("budget: %s exceeded its budget of %d runs/hour; further runs are %s", run.task_name,
                         budget, "refused" if self.enforce else "counted, not refused (a plain task)")
-            record_event(self.client, "budget_exceeded", run.task_name, at=now, budget=budget, runs=runs,
+            record_event(self.client, EventKind.BUDGET_EXCEEDED, run.task_name, at=now, budget=budget, runs=runs,
                          entry=run.entry, task_id=run.task_id, enforced=self.enforce)
 
     def for_plain_runs(self) -> "BudgetMiddleware":

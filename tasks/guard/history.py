@@ -21,18 +21,17 @@ from typing import Any
 import redis
 from celery import current_task, signals
 
-from monitoring.db import database_url, engine_for
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.history import HistoryStore, InvalidRunRecord, RunRecord, unix_to_utc
 from monitoring.rules.runs import UNKNOWN_TASK_ERROR
 from tasks import headers
 from tasks.guard.middleware import Middleware
-from tasks.guard.run import LostRun, Outcome, Run, RunStatus
+from monitoring.run_status import RunStatus
+from tasks.guard.run import LostRun, Outcome, Run
 
 log = logging.getLogger(__name__)
 
 RECEIVED_AT = "beatkeeper_received_at"  # request field: unix seconds the worker received the message
-_STORE_ATTRIBUTE = "beatkeeper_history_store"  # on the app
 #: ``run.state`` key of the Redis pipeline sent once at the end of the run (by history, outermost).
 AFTER_RUN_PIPELINE = "history.after_run_pipeline"
 DRAIN_INTERVAL_S = 1.0
@@ -59,7 +58,7 @@ def _record_unknown_task(sender: Any = None, message: Any = None, exc: Any = Non
         now = time.time()
         fire_at = sent.get(headers.FIRE_AT)
         hostname = getattr(sender, "hostname", "") or ""
-        store = history_store_for(app)
+        store = app.beatkeeper.history
         store.record(RunRecord(task_name=str(name), task_id=str(id or ""), status=RunStatus.FAILURE.value,
                                finished_at=unix_to_utc(now), received_at=unix_to_utc(now),
                                entry=str(sent.get(headers.ENTRY) or ""),
@@ -67,7 +66,7 @@ def _record_unknown_task(sender: Any = None, message: Any = None, exc: Any = Non
                                error_type=UNKNOWN_TASK_ERROR, hostname=hostname,
                                error_message=f"no task named {name!r} is registered in this worker: not executed"))
         DRAINER.wake(store)
-        record_event(store.redis, "task_unknown", str(name), at=now, task_id=id, hostname=hostname)
+        record_event(store.redis, EventKind.TASK_UNKNOWN, str(name), at=now, task_id=id, hostname=hostname)
     except Exception:  # a record that cannot be written must not stop the consumer
         log.exception("history: could not record the unknown task %s[%s]", name, id)
 
@@ -121,28 +120,6 @@ class Drainer:
 
 #: The process's drainer.
 DRAINER = Drainer()
-
-
-def history_store_for(app: Any) -> HistoryStore:
-    """The app's history store: ``DATABASE_URL`` (or the SQLite default) and the app's Redis."""
-    store = getattr(app, _STORE_ATTRIBUTE, None)
-    if store is None:
-        from tasks.infra.redis_client import app_redis
-
-        url = app.conf.get("database_url") or database_url()
-        store = HistoryStore(lambda: engine_for(url), redis_client=app_redis(app))
-        setattr(app, _STORE_ATTRIBUTE, store)
-    return store
-
-
-def set_history_store(app: Any, store: HistoryStore) -> None:
-    """Replace the app's history store (tests; a deployment with its own engine)."""
-    setattr(app, _STORE_ATTRIBUTE, store)
-
-
-def history_middleware_for(app: Any) -> HistoryMiddleware:
-    """The history middleware of the app's standard list, with its process's drainer."""
-    return HistoryMiddleware(history_store_for(app), drainer=DRAINER)
 
 
 class HistoryMiddleware(Middleware):

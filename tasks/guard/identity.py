@@ -53,10 +53,13 @@ from celery.exceptions import Reject
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
+from monitoring.history import HistoryStore
+from monitoring.history_queries import succeeded_task_id
 from tasks.locks.fenced import RENEWER, Renewer
 from tasks.guard.middleware import Middleware
-from tasks.guard.run import Outcome, Run, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import Outcome, Run, Skip
 # The claim itself lives in tasks.guard.claim; its names are this module's public ones too.
 from monitoring.metrics import DEAD_LETTERS_KEY  # list of JSON, newest first; owned there so the monitor counts it
 from tasks.guard.claim import (RUN_KEY_PREFIX, ClaimRecord, ClaimState, EntryBinding, RunClaim,  # noqa: F401
@@ -260,7 +263,7 @@ class RunIdentityMiddleware(Middleware):
         log.error("identity: run %s (%s[%s]) dead-lettered: its worker died %d time(s) (redelivery cap %d)",
                   run_id, run.task_name, run.task_id, claim.deaths, self.max_redeliveries)
         with self.client.pipeline(transaction=False) as pipe:
-            record_event(pipe, "run_dead_lettered", run.entry or run.task_name, at=now, run_id=run_id,
+            record_event(pipe, EventKind.RUN_DEAD_LETTERED, run.entry or run.task_name, at=now, run_id=run_id,
                          task=run.task_name, task_id=run.task_id, deaths=claim.deaths,
                          max_redeliveries=self.max_redeliveries, fire_at=letter.fire_at,
                          hostname=(claim.lost_holder or {}).get("hostname"))
@@ -271,11 +274,11 @@ class RunIdentityMiddleware(Middleware):
                                                     f"over the redelivery cap of {self.max_redeliveries}")
 
 
-def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddleware:
+def identity_middleware_for(app: Any, client: redis.Redis,
+                            history: Callable[[], HistoryStore] | None = None) -> RunIdentityMiddleware:
     """The app's run-identity middleware: records kept an hour past the broker's visibility timeout,
-    the app's execution history asked where Redis may have lost one."""
-    from monitoring.history_queries import succeeded_task_id
-    from tasks.guard.history import history_store_for
+    the execution history (``history``, else the app's own) asked where Redis may have lost one."""
+    history = history or (lambda: app.beatkeeper.history)
 
     visibility_s = float(app.conf.broker_transport_options.get("visibility_timeout", 3600))
     max_redeliveries = int(app.conf.get("beatkeeper_max_redeliveries") or DEFAULT_MAX_REDELIVERIES)
@@ -283,7 +286,7 @@ def identity_middleware_for(app: Any, client: redis.Redis) -> RunIdentityMiddlew
                                  retention_s=max(DEFAULT_RETENTION_S, visibility_s + 3600),
                                  entry_key_prefix=app.conf.redbeat_key_prefix,
                                  succeeded_in_history=lambda entry, fire_at: succeeded_task_id(
-                                     history_store_for(app).engine, entry=entry, fire_at=fire_at))
+                                     history().engine, entry=entry, fire_at=fire_at))
 
 
 def dead_letters(client: redis.Redis, *, limit: int = 100) -> list[DeadLetter]:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 
 import redis
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from tasks.guard.middleware import Middleware
 from tasks.guard.run import Outcome, Run
 
@@ -68,6 +68,6 @@ class LongRunMiddleware(Middleware):
         now = self.clock()
         started_at = run.started_at if run.started_at is not None else run.received_at
         end = extra.get("finished_at", now)
-        record_event(self.client, "long_run", run.entry or run.task_name, at=now, task_id=run.task_id,
+        record_event(self.client, EventKind.LONG_RUN, run.entry or run.task_name, at=now, task_id=run.task_id,
                      task=run.task_name, max_runtime_s=run.policy.max_runtime_s, started_at=started_at,
                      elapsed_s=round(end - started_at, 3), still_running=still_running, **extra)

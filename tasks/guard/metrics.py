@@ -14,7 +14,8 @@ import redis
 from monitoring.metrics import RunMetrics
 from tasks.guard.history import AFTER_RUN_PIPELINE, lateness_s
 from tasks.guard.middleware import Middleware
-from tasks.guard.run import LostRun, Outcome, Run, RunStatus
+from monitoring.run_status import RunStatus
+from tasks.guard.run import LostRun, Outcome, Run
 
 log = logging.getLogger(__name__)
 

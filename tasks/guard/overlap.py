@@ -27,12 +27,13 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.namespace import namespaced
-from tasks.guard.middleware import Middleware
 from tasks.locks.fenced import RENEWER, FencedLock, Renewer
+from tasks.guard.middleware import Middleware
 from tasks.policy import OverlapPolicy
-from tasks.guard.run import LostRun, Outcome, Run, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import LostRun, Outcome, Run, Skip
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class OverlapMiddleware(Middleware):
         if lock.lost_holder is not None:
             lost = _lost_run(lock, run, detected_at=self.clock())
             run.lost.append(lost)
-            record_event(self.client, "run_lost", lost.entry or lost.task_name, at=lost.detected_at,
+            record_event(self.client, EventKind.RUN_LOST, lost.entry or lost.task_name, at=lost.detected_at,
                          task_id=lost.task_id, lock_key=lost.lock_key, fencing_token=lost.fencing_token,
                          started_at=lost.started_at, hostname=lost.hostname, detected_by=run.task_id)
 
@@ -116,7 +117,7 @@ class OverlapMiddleware(Middleware):
             return  # the renewer already reported it; release then failed too
         run.state[_LOST_REPORTED] = True
         log.warning("task %s[%s] lost lock %s %s", run.task_name, run.task_id, lock.name, when)
-        record_event(self.client, "overlap_detected", run.entry or run.task_name, action="lock_lost",
+        record_event(self.client, EventKind.OVERLAP_DETECTED, run.entry or run.task_name, action="lock_lost",
                      when=when, task_id=run.task_id, lock_key=lock.name, fencing_token=run.fencing_token)
 
     # -- waiting ---------------------------------------------------------------
@@ -156,7 +157,7 @@ class OverlapMiddleware(Middleware):
 
     def _skipped(self, run: Run, holder: Mapping[str, Any], *, reason: str) -> Skip:
         with self.client.pipeline(transaction=False) as pipe:
-            record_event(pipe, "overlap_detected", run.entry or run.task_name, at=self.clock(),
+            record_event(pipe, EventKind.OVERLAP_DETECTED, run.entry or run.task_name, at=self.clock(),
                          action="skipped", task_id=run.task_id, lock_key=run.lock_key,
                          holder_task_id=holder.get("task_id"), reason=reason)
             pipe.hincrby(SKIPPED_COUNTS_KEY, run.task_name, 1)

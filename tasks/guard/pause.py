@@ -14,7 +14,8 @@ import redis
 
 from monitoring.pauses import PAUSES_KEY, Pause, PauseStore, PauseUntilInPast  # noqa: F401 (their home here before)
 from tasks.guard.middleware import Middleware
-from tasks.guard.run import Run, RunStatus, Skip
+from monitoring.run_status import RunStatus
+from tasks.guard.run import Run, Skip
 
 
 class PauseMiddleware(Middleware):

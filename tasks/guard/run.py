@@ -3,36 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
+from monitoring.run_status import RunStatus  # noqa: F401 (the writers' vocabulary, defined once there)
 from schedules.entry import RetrySpec
 from tasks.policy import RunPolicy
-
-
-class RunStatus(str, Enum):
-    """How a run ended; the execution history stores these values."""
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    RETRY = "retry"  # the body asked for a retry; a new run follows
-    SKIPPED_OVERLAP = "skipped_overlap"  # the previous run of the same job still held the lock
-    SKIPPED_PAUSED = "skipped_paused"
-    SKIPPED_BUDGET = "skipped_budget"
-    EXPIRED = "expired"  # reached a worker (or waited) past its ``expires``: never ran
-    LOST = "lost"  # started, then its worker died: its lock expired before it released
-    SKIPPED_DUPLICATE = "skipped_duplicate"  # its run id was already running or done (``tasks.guard.identity``)
-    DEAD_LETTERED = "dead_lettered"  # its workers died more often than the redelivery cap allows
-
-    @property
-    def ran(self) -> bool:
-        """Whether the body executed (for a LOST run: started)."""
-        return self in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.RETRY, RunStatus.LOST)
-
-    @property
-    def celery_state(self) -> str:
-        """The state stored in Celery's result backend for runs that never executed."""
-        return self.value.upper()
 
 
 @dataclass

@@ -20,7 +20,6 @@ import redis
 from tasks.policy import SCHEDULED_TASKS_KEY, publish_scheduled_tasks  # noqa: F401 (beat's side, tasks.policy)
 
 DEFAULT_REFRESH_S = 5.0
-_ATTRIBUTE = "beatkeeper_scheduled_tasks"  # the ScheduledTasks cache, on the app
 
 
 class ScheduledTasks:
@@ -40,22 +39,6 @@ class ScheduledTasks:
             self._names = frozenset(_text(n) for n in self.client.smembers(SCHEDULED_TASKS_KEY))
             self._read_at = now
         return task_name in self._names
-
-
-def scheduled_tasks_of(app: Any) -> ScheduledTasks:
-    """The app's cached view (created on first use)."""
-    view = getattr(app, _ATTRIBUTE, None)
-    if view is None:
-        from tasks.infra.redis_client import app_redis
-
-        view = ScheduledTasks(app_redis(app))
-        setattr(app, _ATTRIBUTE, view)
-    return view
-
-
-def set_scheduled_tasks(app: Any, view: ScheduledTasks) -> None:
-    """Replace the app's view (tests: ``refresh_s=0``)."""
-    setattr(app, _ATTRIBUTE, view)
 
 
 def is_plain(task: Any, *, entry: str, declared: dict[str, Any], scheduled: ScheduledTasks) -> bool:

@@ -31,46 +31,20 @@ from celery.app.task import Context
 from celery.exceptions import Ignore, Reject, Retry, TaskRevokedError
 
 from tasks import headers
-from tasks.guard.retry import retry_for
-from tasks.guard.identity import CLAIM_RETRY, CLAIM_RETRY_ERRORS
 from tasks.guard.eta_limit import refuse_long_delay
-from tasks.guard.scope import is_plain, scheduled_tasks_of
-from tasks.guard.middleware import Middleware, middlewares_of, plain_middlewares_of
+from tasks.guard.identity import CLAIM_RETRY, CLAIM_RETRY_ERRORS
+from tasks.guard.middleware import Middleware
 from tasks.guard.overlap import HANDOFF_HEADER
-from tasks.policy import (OverlapPolicy, PolicyError, PublishedPolicies, RunPolicy, declared_fields, lock_key_for,
-                          resolve_policy)
 from tasks.guard.policy_check import POLICY_PROBLEM
-from tasks.infra.redis_client import app_redis
-from tasks.guard.run import LostRun, Outcome, Run, RunSkipped, RunStatus, Skip
+from tasks.guard.retry import retry_for
+from monitoring.run_status import RunStatus
+from tasks.guard.run import LostRun, Outcome, Run, RunSkipped, Skip
+from tasks.guard.scope import is_plain
+from tasks.policy import OverlapPolicy, PolicyError, RunPolicy, declared_fields, lock_key_for, resolve_policy
 
 log = logging.getLogger(__name__)
 
 _RUN_ATTRIBUTE = "beatkeeper_run"  # the current Run, on task.request
-_PUBLISHED_ATTRIBUTE = "beatkeeper_published_policies"  # the PublishedPolicies cache, on the app
-
-
-def standard_middlewares(app: Any) -> list[Middleware]:
-    """The one place the middleware order is set, outermost first.
-
-    Later layers slot in ahead of overlap: run identity, history, metrics, pause, budget.
-    Run identity is inside history/metrics (duplicates are recorded) and ahead of pause,
-    budget and overlap (a duplicate spends no budget and takes no lock).
-    Long-run detection is innermost so it times only the body.
-    """
-    from tasks.guard.budget import BudgetLimits, BudgetMiddleware
-    from tasks.guard.history import history_middleware_for
-    from tasks.guard.identity import identity_middleware_for
-    from tasks.guard.longrun import LongRunMiddleware
-    from tasks.guard.metrics import MetricsMiddleware
-    from tasks.guard.overlap import OverlapMiddleware
-    from tasks.guard.pause import PauseMiddleware
-    from tasks.guard.policy_check import PolicyCheckMiddleware
-
-    client = app_redis(app)
-    return [history_middleware_for(app), MetricsMiddleware(client), identity_middleware_for(app, client),
-            PolicyCheckMiddleware(), PauseMiddleware(client),
-            BudgetMiddleware(client, limits=lambda: BudgetLimits.from_app(app)),
-            OverlapMiddleware(client), LongRunMiddleware(client)]
 
 
 class GuardedTask(Task):
@@ -113,7 +87,7 @@ class GuardedTask(Task):
         carried = {h: getattr(request, h) for h in headers.CARRIED_ON_RETRY if getattr(request, h, None)}
         run: Run | None = getattr(request, _RUN_ATTRIBUTE, None)
         if run is not None:
-            for middleware in middlewares_of(self.app, default=standard_middlewares):
+            for middleware in self.app.beatkeeper.middlewares:
                 carried.update(middleware.retry_headers(run))
         options["headers"] = {**carried, **(options.get("headers") or {})}
         return super().retry(args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown,
@@ -128,7 +102,7 @@ def build_run(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, A
     and fails inside the guard, recorded (``policy_check``)."""
     declared, max_lock_ttl_s = _declaration(task)
     entry = headers.entry_of(request)
-    published = _published_policies(task.app)
+    published = task.app.beatkeeper.published
     state: dict[str, Any] = {}
     entry_retry = None
     try:
@@ -214,11 +188,11 @@ def _guarded_call(task: Task, request: Any, args: Sequence[Any], kwargs: dict[st
 
 def _middlewares_for(task: Task, run: Run) -> tuple[Middleware, ...]:
     """The full guard, or for a plain run each middleware's plain variant (``tasks.guard.scope``)."""
-    published = _published_policies(task.app).fields_for(task.name)
-    if not published and is_plain(task, entry=run.entry, declared=_declaration(task)[0],
-                                  scheduled=scheduled_tasks_of(task.app)):
-        return plain_middlewares_of(task.app, default=standard_middlewares)
-    return middlewares_of(task.app, default=standard_middlewares)
+    shared = task.app.beatkeeper  # tasks.wiring
+    published = shared.published.fields_for(task.name)
+    if not published and is_plain(task, entry=run.entry, declared=_declaration(task)[0], scheduled=shared.scheduled):
+        return shared.plain_middlewares
+    return shared.middlewares
 
 
 def _build_run_through_redis_outage(task: Task, request: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Run:
@@ -271,24 +245,11 @@ def _on_task_revoked(sender: Any = None, request: Any = None, expired: bool = Fa
     except Exception:
         log.exception("could not describe expired run %s", getattr(request, "id", "?"))
         return
-    for middleware in middlewares_of(sender.app, default=standard_middlewares):
+    for middleware in sender.app.beatkeeper.middlewares:
         try:
             middleware.on_expired(run)
         except Exception:
             log.exception("%s.on_expired failed for %s", type(middleware).__name__, run.task_id)
-
-
-def _published_policies(app: Any) -> PublishedPolicies:
-    published = getattr(app, _PUBLISHED_ATTRIBUTE, None)
-    if published is None:
-        published = PublishedPolicies(app_redis(app))
-        setattr(app, _PUBLISHED_ATTRIBUTE, published)
-    return published
-
-
-def set_published_policies(app: Any, published: PublishedPolicies) -> None:
-    """Replace the app's cached view of published entry policies (e.g. with ``refresh_s=0``)."""
-    setattr(app, _PUBLISHED_ATTRIBUTE, published)
 
 
 def _declaration(task: Task) -> tuple[dict[str, Any], float]:

@@ -30,39 +30,23 @@ from typing import Any, Callable
 
 from celery.exceptions import Ignore, Reject, Retry
 
-from monitoring.db import database_url, engine_for
-from monitoring.events import record_event
+from monitoring.events import EventKind, record_event
 from monitoring.pipelines import (PipelineRun, PipelineRunStatus, PipelineStore, ResumeRefused, StepStatus,
                                   UnknownPipelineRun)
 from tasks import headers
 from tasks.guard.overlap import SKIPPED_COUNTS_KEY
 from tasks.pipelines.definition import Pipeline, Step, build, pipeline_named
 from tasks.infra.redis_client import app_redis
-from tasks.guard.run import RunSkipped, RunStatus
+from monitoring.run_status import RunStatus
+from tasks.guard.run import RunSkipped
 
 log = logging.getLogger(__name__)
 
-_STORE_ATTRIBUTE = "beatkeeper_pipeline_store"  # on the app
-FAILED_EVENT = "pipeline_failed"
-STALLED_EVENT = "pipeline_stalled"
+FAILED_EVENT = EventKind.PIPELINE_FAILED
+STALLED_EVENT = EventKind.PIPELINE_STALLED
 #: Automatic resumes of one run before it is left to a person: a step that hangs every time
 #: must not be sent again forever.
 DEFAULT_MAX_AUTO_RESUMES = 3
-
-
-def pipeline_store_for(app: Any) -> PipelineStore:
-    """The app's pipeline store: in the history's database (``DATABASE_URL`` or the SQLite default)."""
-    store = getattr(app, _STORE_ATTRIBUTE, None)
-    if store is None:
-        url = app.conf.get("database_url") or database_url()
-        store = PipelineStore(lambda: engine_for(url))
-        setattr(app, _STORE_ATTRIBUTE, store)
-    return store
-
-
-def set_pipeline_store(app: Any, store: PipelineStore | None) -> None:
-    """Replace the app's pipeline store (tests; a deployment with its own engine); None resets it."""
-    setattr(app, _STORE_ATTRIBUTE, store)
 
 
 def step_policy(step_max_runtime_s: float) -> dict[str, Any]:
@@ -88,7 +72,7 @@ def _one_line(exc: BaseException) -> str:
 def run_step(task: Any, *, pipeline_run_id: str, body: Callable[[], Any]) -> dict[str, Any]:
     """Run one step of run ``pipeline_run_id`` once: ``body()`` does the work and returns a result
     with ``checksum`` and ``as_dict()`` (or a dict). Returns the step's JSON output."""
-    store = pipeline_store_for(task.app)
+    store = task.app.beatkeeper.pipelines
     run = store.run(pipeline_run_id)
     if run is None:
         raise UnknownPipelineRun(pipeline_run_id)
@@ -164,7 +148,7 @@ def start_pipeline(task: Any, pipeline: Pipeline, *, params: dict[str, Any]) -> 
     going, raises ``RunSkipped`` (skipped_overlap) carrying the refusal as the task's result."""
     request = task.request
     run_id = request.id or uuid.uuid4().hex
-    store = pipeline_store_for(task.app)
+    store = task.app.beatkeeper.pipelines
     now = time.time()
     first = pipeline.steps[0]
     decision = store.start_run(run_id=run_id, pipeline=pipeline.name, steps=pipeline.step_names, params=params,
@@ -188,7 +172,7 @@ def _record_overlap(task: Any, pipeline: Pipeline, *, run_id: str, running_run_i
     log.warning("%s[%s] skipped: %s", task.name, run_id, reason)
     client = app_redis(task.app)
     with client.pipeline(transaction=False) as pipe:
-        record_event(pipe, "overlap_detected", headers.entry_of(task.request) or task.name, at=at,
+        record_event(pipe, EventKind.OVERLAP_DETECTED, headers.entry_of(task.request) or task.name, at=at,
                      action="skipped", task_id=run_id, holder_task_id=running_run_id, reason=reason)
         pipe.hincrby(SKIPPED_COUNTS_KEY, task.name, 1)
         pipe.execute()
@@ -209,7 +193,7 @@ def resume_pipeline(app: Any, run_id: str, *, now: float) -> ResumeResult:
     ``now`` (unix seconds) decides whether a running run is stalled. Raises
     :class:`~monitoring.pipelines.ResumeRefused` or :class:`~monitoring.pipelines.UnknownPipelineRun`.
     """
-    store = pipeline_store_for(app)
+    store = app.beatkeeper.pipelines
     run = store.run(run_id)
     if run is None:
         raise UnknownPipelineRun(run_id)
@@ -236,7 +220,7 @@ def resume_stalled_pipelines(app: Any, *, now: float,
     """
     resumed = []
     client = app_redis(app)
-    for run in pipeline_store_for(app).stalled_runs(now=_utc(now)):
+    for run in app.beatkeeper.pipelines.stalled_runs(now=_utc(now)):
         action = f"left for a person: resumed {run.resumes} time(s) already"
         if run.resumes < max_resumes:
             try:

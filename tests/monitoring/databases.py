@@ -74,9 +74,9 @@ def app_history_on(app, history_url):
 
 
 def _app_history(app, url):
-    from tasks.guard.task import standard_middlewares
-    from tasks.guard.history import history_store_for, set_history_store
-    from tasks.guard.middleware import set_middlewares
+    from tasks.guard import standard_middlewares
+    from tests.app_wiring import history_store_for, set_history_store
+    from tests.app_wiring import set_middlewares
     from tasks.infra.redis_client import app_redis
 
     previous = history_store_for(app)

@@ -16,17 +16,17 @@ GUARDED_MODULES = "tests.tasks.guarded_tasks"
 def guard_only(app):
     """Only the middlewares under test (overlap, long-run) and an empty published-policy cache;
     the app's previous list is restored afterwards."""
-    from tasks.guard.task import set_published_policies
-    from tasks.guard.middleware import set_middlewares
+    from tests.app_wiring import set_published_policies
+    from tests.app_wiring import installed_middlewares, set_middlewares
     from tasks.policy import PublishedPolicies
     from tasks.infra.redis_client import app_redis
 
-    previous = getattr(app, "beatkeeper_middlewares", None)
+    previous = installed_middlewares(app)
     set_middlewares(app, guard_middlewares(app))
     set_published_policies(app, PublishedPolicies(app_redis(app)))
     yield
     if previous is None:
-        del app.beatkeeper_middlewares
+        set_middlewares(app, None)
     else:
         set_middlewares(app, previous)
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from monitoring.events import read_events
 from monitoring.metrics import metrics_registry
 from tasks.cli import main
-from tasks.guard.history import history_store_for
+from tests.app_wiring import history_store_for
 from tasks.guard.identity import DEAD_LETTERS_KEY, DeadLetter, dead_letters
 from tasks.actions.trigger import TRIGGERED_EVENT, TriggerError, requeue_dead_letter, trigger_entry
 from tests.tasks.beat.harness import BeatDriver

@@ -15,7 +15,7 @@ from schedules.errors import ScheduleConfigError
 from tasks import headers
 from tasks.beat import policy_publisher
 from tasks.beat.scheduler import BeatkeeperScheduler
-from tasks.guard.task import set_published_policies
+from tests.app_wiring import set_published_policies
 from tasks.policy import PublishedPolicies
 from tests.monitoring.databases import app_history, sqlite_url  # noqa: F401
 from tests.servers import wait_until

@@ -142,8 +142,9 @@ def test_cli_refuses_with_the_line_check_prints(redis_client, environ, tmp_path)
 
 
 def test_dynamic_entries_appear_in_plan_status_and_what_the_monitor_judges(app, entries, environ):
-    from tasks.cli.monitor import registered_specs
     from tasks.cli.common import utc_now
+    from tasks.infra.redis_client import app_redis
+    from tasks.wiring import specs_loader
 
     entries.put("shown:hourly", {"task": TASK, "cron": "5 * * * *", "timezone": "Europe/London"})
     plan = beatkeeper("plan", "--days", "1", "--json", env=environ)
@@ -152,5 +153,5 @@ def test_dynamic_entries_appear_in_plan_status_and_what_the_monitor_judges(app, 
     assert "shown:hourly" in planned and "file-entry" in planned
     status = beatkeeper("status", "--json", "--no-workers", env=environ)
     assert "shown:hourly" in {e["name"] for e in json.loads(status.stdout)["entries"]}, status.stderr
-    judged = registered_specs(utc_now())  # what the monitor's rules (missed runs) judge
+    judged = specs_loader(app, app_redis(app))(utc_now())  # what the monitor's rules (missed runs) judge
     assert judged["shown:hourly"].trigger.describe() == "cron '5 * * * *' Europe/London"

@@ -101,7 +101,7 @@ def test_budget_resolution_order(per_entry_task, declared, expected):
 
 def test_limits_come_from_what_beat_published_never_from_the_schedule_file(app, redis_client, tmp_path):
     from tasks.beat import policy_publisher
-    from tasks.guard.task import set_published_policies
+    from tests.app_wiring import set_published_policies
     from tasks.policy import PublishedPolicies
     from tasks.beat.schedule_source import load_validated_schedule
 

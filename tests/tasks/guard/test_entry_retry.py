@@ -11,7 +11,7 @@ import pytest
 from schedules.entry import RetrySpec, convert_keys
 from tasks import headers
 from tasks.beat import policy_publisher
-from tasks.guard.task import set_published_policies
+from tests.app_wiring import set_published_policies
 from tasks.policy import PublishedPolicies
 from tasks.beat.schedule_source import load_validated_schedule
 from tests.monitoring.databases import app_history, drained_records, sqlite_url  # noqa: F401

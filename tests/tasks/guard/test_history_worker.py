@@ -18,11 +18,11 @@ from monitoring.db import engine_for, make_engine
 from monitoring.history import HistoryStore, RunRecord
 from tasks import headers
 from tasks.cli import main
-from tasks.guard.task import standard_middlewares
-from tasks.guard.history import set_history_store
+from tasks.guard import standard_middlewares
+from tests.app_wiring import set_history_store
 from tasks.locks.fenced import FencedLock
 from tasks.builtin import purge_history, purge_older_than
-from tasks.guard.middleware import set_middlewares
+from tests.app_wiring import set_middlewares
 from tasks.guard.pause import PauseStore
 from tasks.policy import declared_fields, lock_key_for, resolve_policy
 from tasks.infra.redis_client import app_redis

@@ -19,10 +19,10 @@ from monitoring.rules.base import PlatformKeys, RuleContext
 from monitoring.rules.events import EventsRule
 from monitoring.rules.settings import RuleSettings
 from tasks import headers
-from tasks.guard.task import standard_middlewares
+from tasks.guard import standard_middlewares
 from tasks.guard.identity import (HAND_RUN_RETENTION_S, REDELIVERY_GRACE_S, RUN_KEY_PREFIX, ClaimState, RunClaim,
                             RunIdentityMiddleware, claim_record, dead_letters, run_id_for, run_id_of)
-from tasks.guard.middleware import set_middlewares
+from tests.app_wiring import installed_middlewares, set_middlewares
 from tasks.policy import RunPolicy
 from tasks.guard.run import Outcome, Run, RunStatus
 from tests.tasks.beat import ledger_tasks as lt
@@ -329,11 +329,11 @@ def test_many_simultaneous_deliveries_of_one_instant_claim_it_once(redis_client)
 
 @pytest.fixture
 def standard_chain(app, redis_client):
-    previous = getattr(app, "beatkeeper_middlewares", None)
+    previous = installed_middlewares(app)
     set_middlewares(app, standard_middlewares(app))
     yield
     if previous is None:
-        del app.beatkeeper_middlewares
+        set_middlewares(app, None)
     else:
         set_middlewares(app, previous)
 
@@ -355,7 +355,7 @@ def test_the_standard_chain_executes_a_doubly_delivered_instant_once(standard_ch
 
 
 def test_history_and_metrics_record_the_duplicate(standard_chain, redis_client, app):
-    from tasks.guard.history import history_store_for
+    from tests.app_wiring import history_store_for
 
     sent = headers.dispatch_headers("recorded-entry", FIRE_AT)
     assert [call_guarded(lt.record, request=dict(sent)) for _ in range(2)] == ["ran", "skipped"]

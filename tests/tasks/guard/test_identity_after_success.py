@@ -12,8 +12,8 @@ import pytest
 
 from tasks.application import app as celery_app
 from tasks.beat.scheduler import BeatkeeperScheduler
-from tasks.guard.task import standard_middlewares
-from tasks.guard.middleware import set_middlewares
+from tasks.guard import standard_middlewares
+from tests.app_wiring import installed_middlewares, set_middlewares
 from tasks.infra.redis_client import app_redis
 from tests.run_states import run_state
 from tests.tasks.beat.harness import BeatDriver, RecordingScheduler
@@ -55,11 +55,11 @@ class SendingDriver(BeatDriver):
 
 @pytest.fixture
 def standard_chain(app):
-    previous = getattr(app, "beatkeeper_middlewares", None)
+    previous = installed_middlewares(app)
     set_middlewares(app, standard_middlewares(app))
     yield
     if previous is None:
-        del app.beatkeeper_middlewares
+        set_middlewares(app, None)
     else:
         set_middlewares(app, previous)
 

@@ -173,28 +173,28 @@ def chain_with_redis_away(app, tmp_path):
     """History and metrics on the app's Redis, run identity on a Redis that is down."""
     import redis
 
-    from tasks.guard.history import history_middleware_for
+    from tests.app_wiring import history_middleware_for
     from tasks.guard.metrics import MetricsMiddleware
-    from tasks.guard.middleware import set_middlewares
+    from tests.app_wiring import installed_middlewares, set_middlewares
     from tasks.infra.redis_client import app_redis
 
     server = RedisServer(tmp_path / "away").start()
     away = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
     server.kill()
     retry = Retry(ConstantBackoff(0.05), retries=3, supported_errors=CLAIM_RETRY_ERRORS)
-    previous = getattr(app, "beatkeeper_middlewares", None)
+    previous = installed_middlewares(app)
     set_middlewares(app, [history_middleware_for(app), MetricsMiddleware(app_redis(app)),
                           RunIdentityMiddleware(away, renewer=RecordingRenewer(), claim_retry=retry)])
     yield
     if previous is None:
-        del app.beatkeeper_middlewares
+        set_middlewares(app, None)
     else:
         set_middlewares(app, previous)
 
 
 def test_a_run_sent_back_by_the_claim_is_recorded_as_a_retry_not_a_failure(chain_with_redis_away, app,
                                                                           redis_client):
-    from tasks.guard.history import history_store_for
+    from tests.app_wiring import history_store_for
     from tests.tasks.conftest import call_guarded
 
     sent = headers.dispatch_headers("sent-back-entry", FIRE_AT)
@@ -210,9 +210,9 @@ def test_redis_away_in_a_middleware_after_the_claim_sends_the_message_back_and_f
                                                                                              tmp_path):
     import redis
 
-    from tasks.guard.history import history_middleware_for, history_store_for
+    from tests.app_wiring import history_middleware_for, history_store_for
     from tasks.guard.identity import identity_middleware_for
-    from tasks.guard.middleware import set_middlewares
+    from tests.app_wiring import installed_middlewares, set_middlewares
     from tasks.guard.pause import PauseMiddleware
     from tasks.infra.redis_client import app_redis
     from tests.tasks.conftest import call_guarded
@@ -221,7 +221,7 @@ def test_redis_away_in_a_middleware_after_the_claim_sends_the_message_back_and_f
     away = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
     server.kill()
     client = app_redis(app)
-    previous = getattr(app, "beatkeeper_middlewares", None)
+    previous = installed_middlewares(app)
     set_middlewares(app, [history_middleware_for(app), identity_middleware_for(app, client), PauseMiddleware(away)])
     try:
         sent = headers.dispatch_headers("paused-away-entry", FIRE_AT)
@@ -239,6 +239,6 @@ def test_redis_away_in_a_middleware_after_the_claim_sends_the_message_back_and_f
         assert [r["status"] for r in spooled if r["entry"] == "paused-away-entry"] == ["retry", "success"]
     finally:
         if previous is None:
-            del app.beatkeeper_middlewares
+            set_middlewares(app, None)
         else:
             set_middlewares(app, previous)

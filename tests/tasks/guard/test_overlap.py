@@ -11,9 +11,10 @@ import pytest
 
 from monitoring.events import read_events
 from tasks import headers
-from tasks.guard.task import set_published_policies
+from tests.app_wiring import set_published_policies
 from tasks.locks.fenced import FencedLock
-from tasks.guard.middleware import Middleware, set_middlewares
+from tasks.guard.middleware import Middleware
+from tests.app_wiring import set_middlewares
 from tasks.guard.overlap import OverlapMiddleware, skipped_counts
 from tasks.policy import (OverlapPolicy, PolicyError, PublishedPolicies, RunPolicy, declared_fields,
                           lock_key_for, publish_entry_policies, resolve_policy)

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from tasks import headers
 from tasks.cli import main
-from tasks.guard.task import standard_middlewares
-from tasks.guard.middleware import set_middlewares
+from tasks.guard import standard_middlewares
+from tests.app_wiring import set_middlewares
 from tasks.guard.pause import PAUSES_KEY, Pause, PauseMiddleware, PauseStore, PauseUntilInPast
 from tasks.policy import RunPolicy
 from tasks.guard.run import Run, RunStatus

@@ -12,9 +12,10 @@ from monitoring.events import read_events
 from monitoring.metrics import metrics_registry
 from monitoring.rules.events import EventsRule
 from monitoring.rules.runs import InvocationRateRule
-from tasks.guard.task import standard_middlewares
-from tasks.guard.scope import ScheduledTasks, publish_scheduled_tasks, set_scheduled_tasks
-from tasks.guard.middleware import set_middlewares
+from tasks.guard import standard_middlewares
+from tasks.guard.scope import ScheduledTasks, publish_scheduled_tasks
+from tests.app_wiring import set_scheduled_tasks
+from tests.app_wiring import set_middlewares
 from tests.monitoring.databases import app_history, drained_records, sqlite_url  # noqa: F401
 from tests.monitoring.monitor_fixtures import RecordingSink, evaluate, make_monitor
 from tests.run_states import run_state

@@ -13,7 +13,7 @@ from monitoring.metrics import metrics_registry
 from monitoring.rules.infrastructure import HistoryRule
 from monitoring.rules.runs import FailedRunRule
 from tasks import headers
-from tasks.guard.task import set_published_policies
+from tests.app_wiring import set_published_policies
 from tasks.policy import PublishedPolicies, RunPolicy, publish_entry_policies
 from tests.run_states import run_state
 from tests.monitoring.databases import app_history, drained_records, sqlite_url  # noqa: F401

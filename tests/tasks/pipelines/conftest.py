@@ -19,7 +19,7 @@ from tests.monitoring.databases import app_history, sqlite_url  # noqa: F401  (f
 @pytest.fixture
 def pipeline_store(app, sqlite_url, app_history) -> PipelineStore:  # noqa: F811
     """The app's pipeline store on the same fresh, migrated SQLite database as its history."""
-    from tasks.pipelines.steps import set_pipeline_store
+    from tests.app_wiring import set_pipeline_store
 
     store = PipelineStore(engine_for(sqlite_url))
     set_pipeline_store(app, store)
