@@ -13,6 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from schedules.backoff import retry_delay_s
 from schedules.cron import GapPolicy, RepeatPolicy
 from schedules.cronexpr import CronExpr, CronSyntaxError, parse_field
 from schedules.durations import describe_number, parse_duration_s
@@ -41,6 +42,21 @@ class RetrySpec:
     backoff_max_s: float = 600.0  # seconds: the longest wait
     jitter: bool = True
     on: tuple[str, ...] = ()  # exception class names (any base class counts); empty: any Exception
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
+            raise ValueError(f"retry needs max_retries >= 0 and 0 < backoff_s <= backoff_max_s, got {self}")
+
+    def delay_s(self, retries: int, *, jitter: float) -> float:
+        """Seconds before retry number ``retries`` (0 for the first); ``jitter`` in [0, 1), used when
+        ``self.jitter`` (the one formula: ``schedules.backoff``)."""
+        return retry_delay_s(retries, base_s=self.backoff_s, max_s=self.backoff_max_s,
+                             jitter=jitter if self.jitter else None)
+
+    @property
+    def longest_wait_s(self) -> float:
+        """The longest wait between two attempts."""
+        return self.backoff_max_s if self.max_retries else 0.0
 
     def as_fields(self) -> dict[str, Any]:
         return {"max_retries": self.max_retries, "backoff_s": self.backoff_s, "backoff_max_s": self.backoff_max_s,

@@ -35,12 +35,13 @@ from schedules.errors import SettingsError
 from tasks.application import app
 from examples.transit.gtfs import (GtfsDownloadError, GtfsPublishError, export_app_database, publish_export,
                         refresh_derived_tables, sync_static_feed)
-from tasks.pipelines.definition import Pipeline, RetryPolicy, Step, build, register
+from schedules.entry import RetrySpec
+from tasks.pipelines.definition import Pipeline, Step, build, register
 from tasks.pipelines.steps import run_step, start_pipeline, step_policy
 
 PIPELINE_NAME = "gtfs-static"
 START_TASK = "beatkeeper.gtfs.start"
-_RETRY = RetryPolicy(max_retries=5, backoff_s=30.0, backoff_max_s=600.0)
+_RETRY = RetrySpec(max_retries=5, backoff_s=30.0, backoff_max_s=600.0)
 
 # A lost connection to the database is transient for every step; a bad feed (GtfsFeedError)
 # or steps run out of order (GtfsStateError) are not: retrying cannot fix them.

@@ -13,7 +13,6 @@ from typing import Any
 
 from celery.exceptions import Retry
 
-from schedules.backoff import retry_delay_s
 from schedules.entry import RetrySpec
 
 
@@ -24,8 +23,7 @@ def retry_for(task: Any, request: Any, exc: BaseException, policy: RetrySpec | N
         return None
     if policy.on and not set(policy.on) & {cls.__name__ for cls in type(exc).__mro__}:
         return None
-    delay_s = retry_delay_s(retries, base_s=policy.backoff_s, max_s=policy.backoff_max_s,
-                            jitter=random.random() if policy.jitter else None)
+    delay_s = policy.delay_s(retries, jitter=random.random())
     try:
         task.retry(exc=exc, countdown=delay_s, max_retries=policy.max_retries)
     except Retry as retry:

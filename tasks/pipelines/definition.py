@@ -23,12 +23,12 @@ completion, so a rebuilt chain skips what is done.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Collection, Mapping
 
 from celery import Signature, chain, current_app
 
-from schedules.backoff import retry_delay_s
+from schedules.entry import RetrySpec
 from tasks import headers
 
 DEFAULT_STEP_MAX_RUNTIME_S = 1800.0
@@ -43,31 +43,8 @@ class PipelineError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for a step's transient errors.
-
-    The n-th retry (n from 0) waits between half and all of ``min(backoff_s * 2**n, backoff_max_s)``:
-    the jitter spreads retries of many runs hit by one outage, and the lower half-bound keeps
-    a retry from coming back at once.
-    """
-
-    max_retries: int = 5
-    backoff_s: float = 30.0
-    backoff_max_s: float = 600.0
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
-            raise ValueError(f"retry policy needs max_retries >= 0 and 0 < backoff_s <= backoff_max_s, got {self}")
-
-    def delay_s(self, retries: int, *, jitter: float) -> float:
-        """Seconds before retry number ``retries`` (0 for the first); ``jitter`` in [0, 1)."""
-        return retry_delay_s(retries, base_s=self.backoff_s, max_s=self.backoff_max_s, jitter=jitter)
-
-    @property
-    def longest_wait_s(self) -> float:
-        """The longest a run waits between two attempts of a step."""
-        return self.backoff_max_s if self.max_retries else 0.0
+#: A step's retries unless it says otherwise: a feed or a CDN down for minutes, not seconds.
+STEP_RETRY = RetrySpec(max_retries=5, backoff_s=30.0, backoff_max_s=600.0)
 
 
 @dataclass(frozen=True)
@@ -83,7 +60,7 @@ class Step:
     task: str
     params: tuple[str, ...] = ()
     retry_on: tuple[type[BaseException], ...] = ()
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetrySpec = STEP_RETRY
     max_runtime_s: float = DEFAULT_STEP_MAX_RUNTIME_S
 
     def retries(self, exc: BaseException) -> bool:

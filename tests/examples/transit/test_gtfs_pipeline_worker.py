@@ -20,7 +20,7 @@ from examples.transit import gtfs_tasks
 from tasks import headers
 from tasks.cli import main
 from examples.transit.gtfs import export_app_database, refresh_derived_tables, sync_static_feed
-from tasks.pipelines.definition import RetryPolicy
+from schedules.entry import RetrySpec
 from tests.examples.transit.gtfs.feedgen import NOW, small_feed, zip_files
 from tests.examples.transit.gtfs.test_pipeline import published_departures
 from tests.monitoring.databases import drained_records
@@ -123,7 +123,7 @@ def test_export_retries_with_backoff_then_fails_the_run_and_resume_finishes_it_l
 
 def test_a_transient_failure_retried_in_time_needs_no_resume_and_the_waits_grow(
         pipeline_store, app_history, gtfs_env, retry_policy, worker):
-    policy = retry_policy(RetryPolicy(max_retries=8, backoff_s=0.3, backoff_max_s=0.6))
+    policy = retry_policy(RetrySpec(max_retries=8, backoff_s=0.3, backoff_max_s=0.6))
     gtfs_env.obstruct_export()
     run_id = started_run()
     wait_until(lambda: (r := pipeline_store.step_records(run_id).get("export")) and r.attempts >= 3,

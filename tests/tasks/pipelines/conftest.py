@@ -111,6 +111,6 @@ def retry_policy():
 @pytest.fixture
 def fast_retries(retry_policy):
     """Two retries, 25-100 ms apart: a step that keeps failing fails its run within a second."""
-    from tasks.pipelines.definition import RetryPolicy
+    from schedules.entry import RetrySpec
 
-    return retry_policy(RetryPolicy(max_retries=2, backoff_s=0.05, backoff_max_s=0.1))
+    return retry_policy(RetrySpec(max_retries=2, backoff_s=0.05, backoff_max_s=0.1))

@@ -20,7 +20,8 @@ from examples.transit import gtfs_tasks
 from tasks import headers
 from examples.transit.gtfs import GtfsDownloadError, GtfsFeedError, GtfsPublishError, GtfsStateError
 from examples.transit.gtfs_tasks import GTFS_STATIC_PIPELINE, GtfsSettingError, GtfsSettings, build_gtfs_pipeline
-from tasks.pipelines.definition import Pipeline, PipelineError, RetryPolicy, Step, build, pipeline_named
+from schedules.entry import RetrySpec
+from tasks.pipelines.definition import Pipeline, PipelineError, Step, build, pipeline_named
 from tasks.policy import declared_fields, lock_key_for, resolve_policy
 
 GTFS_PIPELINE_ENTRY, PIPELINE_RESUME_ENTRY = "gtfs-static-pipeline", "gtfs-pipeline-resume-stalled"
@@ -85,14 +86,14 @@ def test_definition_and_build_errors(make, problem):
 
 @given(retries=st.integers(min_value=0, max_value=40), jitter=st.floats(min_value=0, max_value=1, exclude_max=True))
 def test_a_retry_waits_between_half_and_all_of_the_capped_exponential_backoff(retries, jitter):
-    policy = RetryPolicy(max_retries=5, backoff_s=30, backoff_max_s=600)
+    policy = RetrySpec(max_retries=5, backoff_s=30, backoff_max_s=600)
     ceiling_s = min(30 * 2 ** retries, 600)
     assert ceiling_s / 2 <= policy.delay_s(retries, jitter=jitter) <= ceiling_s
     assert policy.delay_s(retries, jitter=0.0) <= policy.delay_s(retries + 1, jitter=0.0)
 
 
 def test_jitter_spreads_retries_of_the_same_attempt():
-    policy = RetryPolicy(backoff_s=30, backoff_max_s=600)
+    policy = RetrySpec(backoff_s=30, backoff_max_s=600)
     assert policy.delay_s(2, jitter=0.0) == 60 and policy.delay_s(2, jitter=0.5) == 90
 
 
