@@ -163,9 +163,9 @@ class AlertStore:
         stored = {}
         for key, value in raw.items():
             try:
-                stored[_text(key)] = ActiveAlert.from_json(value)
+                stored[key] = ActiveAlert.from_json(value)
             except (ValueError, KeyError, TypeError) as exc:  # one unreadable record must not hide the rest
-                log.error("alerts: dropping unreadable state %s (%r)", _text(key), exc)
+                log.error("alerts: dropping unreadable state %s (%r)", key, exc)
         for key, value in self._unwritten:  # what was decided while Redis was away wins
             _apply(stored, key, value)
         self._alerts = stored
@@ -277,6 +277,3 @@ def _resolved(alert: Alert, resolution: Callable[[Alert], str] | None) -> Alert:
             log.warning("alerts: cannot describe the resolution of %s (%r)", alert.key, exc)
     return replace(alert, summary=now_summary, details={**alert.details, "fired_with": alert.summary})
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

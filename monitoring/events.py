@@ -63,12 +63,9 @@ def read_events(client: redis.Redis, *, after_id: str = "-", kind: str | None = 
     start = after_id if after_id == "-" else f"({after_id}"
     events = []
     for event_id, fields in client.xrange(EVENTS_KEY, min=start, max="+", count=count):
-        fields = {_text(k): _text(v) for k, v in fields.items()}
+        fields = {k: v for k, v in fields.items()}
         if kind is None or fields["kind"] == kind:
-            events.append(Event(id=_text(event_id), kind=fields["kind"], subject=fields["subject"],
+            events.append(Event(id=event_id, kind=fields["kind"], subject=fields["subject"],
                                 at=float(fields["at"]), data=json.loads(fields["data"])))
     return events
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

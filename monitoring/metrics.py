@@ -156,13 +156,13 @@ class BeatkeeperCollector(Collector):
         yield _histogram("beatkeeper_schedule_lateness_seconds",
                          "Seconds from the scheduled fire instant to the start.", ["entry"], lateness,
                          LATENESS_BUCKETS_S)
-        yield self._invocations(sorted(_text(t) for t in tasks), now)
+        yield self._invocations(sorted(t for t in tasks), now)
         yield _gauge("beatkeeper_heartbeat_age_seconds", "Seconds since each component's last heartbeat.",
                      "component", heartbeat_ages_s(self.client, now=now).items())
         yield _gauge("beatkeeper_schedule_next_fire_timestamp", "Unix time of each entry's next scheduled fire.",
-                     "entry", ((_text(member).removeprefix(self.redbeat_prefix), score) for member, score in next_fires))
+                     "entry", ((member.removeprefix(self.redbeat_prefix), score) for member, score in next_fires))
         yield _gauge("beatkeeper_schedule_last_success_timestamp", "Unix time each entry last ran successfully.",
-                     "entry", ((_text(member), score) for member, score in last_success))
+                     "entry", ((member, score) for member, score in last_success))
         yield GaugeMetricFamily("beatkeeper_dead_letters", "Dead-lettered runs kept for a person to look at "
                                 "(`beatkeeper dead-letters`).", value=dead_letters)
 
@@ -193,7 +193,7 @@ def package_version(distribution: str) -> str:
 
 def _counter(name: str, documentation: str, labels: list[str], raw: dict) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=labels)
-    for field, value in sorted((_text(k), int(v)) for k, v in raw.items()):
+    for field, value in sorted((k, int(v)) for k, v in raw.items()):
         family.add_metric(json.loads(field), value)
     return family
 
@@ -208,7 +208,7 @@ def _gauge(name: str, documentation: str, label: str, samples: Iterable[tuple[st
 def _histogram(name: str, documentation: str, labels: list[str], raw: dict, buckets: Sequence[float]) -> Metric:
     per_series: dict[str, dict[str, float]] = {}
     for field, value in raw.items():
-        series, part = _text(field).split(_SEPARATOR, 1)
+        series, part = field.split(_SEPARATOR, 1)
         per_series.setdefault(series, {})[part] = float(value)
     family = HistogramMetricFamily(name, documentation, labels=labels)
     for series, parts in sorted(per_series.items()):
@@ -219,9 +219,6 @@ def _histogram(name: str, documentation: str, labels: list[str], raw: dict, buck
         family.add_metric(json.loads(series), points, sum_value=parts.get("sum", 0.0))
     return family
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def metrics_registry(client: redis.Redis, *, clock: Callable[[], float] = time.time,

@@ -94,7 +94,7 @@ class PauseStore:
         ended_at = time.time() if now is None else now
         if pause.until is not None:
             ended_at = min(ended_at, pause.until)
-        return bool(self._end(keys=[self.key, self.ended_key], args=[name, _text(raw), _span(pause, ended_at)]))
+        return bool(self._end(keys=[self.key, self.ended_key], args=[name, raw, _span(pause, ended_at)]))
 
     def active_pause(self, names: Iterable[str], *, now: float) -> Pause | None:
         """The first of ``names`` paused at ``now``, or None. One round trip."""
@@ -116,7 +116,7 @@ class PauseStore:
             if pause.active_at(now):
                 active.append(pause)
             else:
-                self._end(keys=[self.key, self.ended_key], args=[_text(name), _text(raw), _span(pause, pause.until)])
+                self._end(keys=[self.key, self.ended_key], args=[name, raw, _span(pause, pause.until)])
         return active
 
     def spans(self, *, now: float) -> dict[str, list[PauseSpan]]:
@@ -129,13 +129,13 @@ class PauseStore:
         spans: dict[str, list[PauseSpan]] = {}
         for name, raw in ended.items():
             span = json.loads(raw)
-            spans.setdefault(_text(name), []).append(PauseSpan(float(span["paused_at"]), float(span["ended_at"])))
+            spans.setdefault(name, []).append(PauseSpan(float(span["paused_at"]), float(span["ended_at"])))
         for name, raw in current.items():
             pause = _decode(raw)
             if pause.active_at(now):
-                spans.setdefault(_text(name), []).append(PauseSpan(pause.paused_at, now, pause=pause))
+                spans.setdefault(name, []).append(PauseSpan(pause.paused_at, now, pause=pause))
             elif pause.until is not None:  # its until passed, not yet cleaned up
-                spans.setdefault(_text(name), []).append(PauseSpan(pause.paused_at, pause.until))
+                spans.setdefault(name, []).append(PauseSpan(pause.paused_at, pause.until))
         return spans
 
 
@@ -158,9 +158,6 @@ def _span(pause: Pause, ended_at: float) -> str:
 def _decode(raw: str | bytes) -> Pause:
     return Pause(**json.loads(raw))
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _iso(unix_s: float) -> str:

@@ -151,7 +151,7 @@ class Outbox:
         if self.client is None:
             return None
         raw = self.client.lindex(self.key, 0)
-        return None if raw is None else (raw.decode() if isinstance(raw, bytes) else raw, False)
+        return None if raw is None else (raw, False)
 
     def pop(self, local: bool) -> None:
         if local:

@@ -82,7 +82,7 @@ def gather_status(*, client: redis.Redis, specs: Mapping[str, EntrySpec], now: d
         ages = heartbeat_ages_s(client, now=now.timestamp())
         ttl_ms = client.pttl(keys.redbeat_lock_key)
         lock_ttl_s = ttl_ms / 1000 if ttl_ms is not None and ttl_ms >= 0 else None
-        next_fires = {_text(m).removeprefix(keys.redbeat_prefix): s
+        next_fires = {m.removeprefix(keys.redbeat_prefix): s
                       for m, s in client.zrange(keys.redbeat_schedule_key, 0, -1, withscores=True)}
         registered = set(next_fires)
         alerts = [{**a.alert.to_dict(), "since": a.since} for a in AlertStore(client).active().values()]
@@ -145,7 +145,7 @@ def _run_summary(record: RunRecord | None) -> dict[str, Any] | None:
 
 def held_locks(client: redis.Redis, keys: PlatformKeys) -> list[dict[str, Any]]:
     """Every task lock held now: key, seconds left, and who holds it (from the holder record)."""
-    names = sorted(_text(k) for k in client.scan_iter(match=keys.lock_prefix + "*", count=500))
+    names = sorted(k for k in client.scan_iter(match=keys.lock_prefix + "*", count=500))
     names = [k for k in names if not k.endswith((keys.lock_meta_suffix, ":buffer"))]
     if not names:
         return []
@@ -162,6 +162,3 @@ def held_locks(client: redis.Redis, keys: PlatformKeys) -> list[dict[str, Any]]:
                       "holder": json.loads(holder) if holder else None})
     return locks
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

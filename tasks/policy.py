@@ -231,9 +231,9 @@ class PublishedPolicies:
             for key in (PUBLISHED_POLICIES_KEY, PUBLISHED_ENTRY_POLICIES_KEY, PUBLISHED_BUDGETS_KEY):
                 pipe.hgetall(key)
             by_task, by_entry, budgets = pipe.execute()
-        self._by_task = {_text(k): json.loads(v) for k, v in by_task.items()}
-        self._by_entry = {_text(k): json.loads(v) for k, v in by_entry.items()}
-        self._budgets = {_text(k): int(v) for k, v in budgets.items()}
+        self._by_task = {k: json.loads(v) for k, v in by_task.items()}
+        self._by_entry = {k: json.loads(v) for k, v in by_entry.items()}
+        self._budgets = {k: int(v) for k, v in budgets.items()}
         self._read_at = now
 
     def fields_for(self, task_name: str) -> dict[str, Any]:
@@ -269,6 +269,3 @@ class PublishedPolicies:
         self._refresh()
         return self._budgets.get(DEFAULT_BUDGET_FIELD)
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -91,7 +91,7 @@ class RuleContext:
         if "redbeat_entries" not in self.cache:
             prefix = self.keys.redbeat_prefix
             self.cache["redbeat_entries"] = {
-                _text(m).removeprefix(prefix) for m in self.client.zrange(self.keys.redbeat_schedule_key, 0, -1)}
+                m.removeprefix(prefix) for m in self.client.zrange(self.keys.redbeat_schedule_key, 0, -1)}
         return self.cache["redbeat_entries"]
 
 
@@ -115,6 +115,3 @@ def local_and_utc(instant: datetime, zone_name: str) -> str:
     local = instant.astimezone(zone(zone_name)).isoformat(timespec="seconds")
     return f"{local} ({instant.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')})"
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -109,8 +109,8 @@ def read_new_events(client: redis.Redis, key: str) -> tuple[list[Event], str]:
     cursor = client.get(key)
     if cursor is None:
         latest = client.xrevrange(EVENTS_KEY, count=1)
-        return [], _text(latest[0][0]) if latest else "0-0"
-    cursor = _text(cursor)
+        return [], latest[0][0] if latest else "0-0"
+    cursor = cursor
     events: list[Event] = []
     for _ in range(MAX_BATCHES):
         batch = read_events(client, after_id=cursor, count=READ_BATCH)
@@ -168,6 +168,3 @@ class EventsRule(Rule):
                      {"count": incident.count, "first_at": incident.first_at, "last_at": incident.last_at,
                       "latest": incident.data})
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

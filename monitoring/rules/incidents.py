@@ -49,7 +49,7 @@ class IncidentBook:
         self.key = f"{MONITOR_PREFIX}incidents:{rule}"
 
     def load(self) -> dict[str, Incident]:
-        return {(k.decode() if isinstance(k, bytes) else k): Incident.from_json(v)
+        return {k: Incident.from_json(v)
                 for k, v in self.client.hgetall(self.key).items()}
 
     def stage(self, pipe: Any, *, upsert: Mapping[str, Incident], close: Iterable[str]) -> None:

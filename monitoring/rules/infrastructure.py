@@ -81,15 +81,12 @@ def declared_queues(client: redis.Redis) -> set[str]:
     """Queues declared on the broker (kombu keeps each exchange's bindings in a Redis set)."""
     queues = set()
     for key in client.scan_iter(match=namespaced(_BINDING_PREFIX) + "*", count=500):
-        if any(part in _text(key) for part in _CONTROL_EXCHANGES):
+        if any(part in key for part in _CONTROL_EXCHANGES):
             continue
         for member in client.smembers(key):
-            queues.add(_text(member).rsplit(_BINDING_SEPARATOR, 1)[-1])
+            queues.add(member.rsplit(_BINDING_SEPARATOR, 1)[-1])
     return queues
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class CeleryWorkers:

@@ -78,7 +78,7 @@ class MissedRunsRule(Rule):
         client = ctx.client
         registered = ctx.redbeat_entries()
         specs = {name: spec for name, spec in ctx.specs.items() if name in registered}
-        watermarks = {_text(k): int(v) for k, v in client.hgetall(WATERMARKS_KEY).items()}
+        watermarks = {k: int(v) for k, v in client.hgetall(WATERMARKS_KEY).items()}
         book = IncidentBook(client, RULE)
         incidents = book.load()
         new_marks: dict[str, int] = {}
@@ -198,7 +198,7 @@ class _EntryLocks:
 
     def _read(self) -> dict[str, list[float]]:
         keys, client = self.ctx.keys, self.ctx.client
-        metas = [_text(k) for k in client.scan_iter(match=f"{keys.lock_prefix}*{keys.lock_meta_suffix}", count=500)]
+        metas = [k for k in client.scan_iter(match=f"{keys.lock_prefix}*{keys.lock_meta_suffix}", count=500)]
         if not metas:
             return {}
         with client.pipeline(transaction=False) as pipe:
@@ -215,6 +215,3 @@ class _EntryLocks:
                 held.setdefault(record["entry"], []).append(float(record["locked_at"]))
         return held
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -168,7 +168,7 @@ class InvocationRateRule(Rule):
         # A task whose budget already alerted (a plain task runs on past it) is one incident, not two.
         budget_alerted = {k.split("|", 1)[1] for k in IncidentBook(ctx.client, "events").load()
                           if k.startswith("budget_exceeded|")}
-        tasks = sorted(t for t in (_text(t) for t in ctx.client.smembers(INVOCATION_TASKS_KEY))
+        tasks = sorted(t for t in (t for t in ctx.client.smembers(INVOCATION_TASKS_KEY))
                        if t not in budget_alerted)
         if not tasks:
             return []
@@ -181,6 +181,3 @@ class InvocationRateRule(Rule):
                       {"runs": count, "limit": limit})
                 for task, count in zip(tasks, counts) if count > limit]
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

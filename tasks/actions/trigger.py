@@ -50,7 +50,7 @@ def trigger_entry(app: Any, entry: str, *, who: str) -> str:
         raise TriggerError(f"entry {entry!r} is not scheduled: beat has published no such entry "
                            f"(`beatkeeper plan` lists the entries; is beat running?)")
     published = json.loads(published)
-    stored = BeatkeeperEntry.decode_definition(_text(definition))
+    stored = BeatkeeperEntry.decode_definition(definition)
     if stored["task"] != published.get("task"):
         raise TriggerError(f"entry {entry!r}: beat is publishing a new schedule (stored task {stored['task']!r}, "
                            f"published {published.get('task')!r}); try again in a few seconds")
@@ -102,6 +102,3 @@ def _send(app: Any, task_name: str, args: list, kwargs: dict, options: dict[str,
                       shadow=headers.run_label(task_name, options["headers"]), **options)
     return task_id
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

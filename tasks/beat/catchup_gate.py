@@ -41,7 +41,7 @@ def previous_in_flight(client: redis.Redis, *, entry: str, previous: datetime | 
         state, leased = pipe.execute()
     if state is None:
         return sent_at is not None and now_ts - sent_at < UNCLAIMED_HOLD_S
-    state = ClaimState(state.decode() if isinstance(state, bytes) else state)
+    state = ClaimState(state)
     return state is ClaimState.RETRYING or (state is ClaimState.RUNNING and bool(leased))
 
 

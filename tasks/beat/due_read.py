@@ -62,12 +62,9 @@ class DueReader:
         keys = [schedule_key, lock_key if renew else schedule_key, dynamic_key or schedule_key + ":none"]
         reply = self.script(keys=keys,
                             args=[repr(now_ts), token if renew else "", lock_ttl_ms], client=client)
-        renewed, upcoming, stored, dynamic = int(reply[0]), _text(reply[1]), int(reply[2]), int(reply[3])
+        renewed, upcoming, stored, dynamic = int(reply[0]), str(reply[1]), int(reply[2]), int(reply[3])
         rest = reply[4:]
-        due = [(_text(rest[i]), _text(rest[i + 1]), _text(rest[i + 2]) or None) for i in range(0, len(rest), 3)]
+        due = [(str(rest[i]), str(rest[i + 1]), str(rest[i + 2]) or None) for i in range(0, len(rest), 3)]
         return DueRead(renewed=None if renewed < 0 else bool(renewed), next_score=float(upcoming) if upcoming else None,
                        stored=stored, dynamic=dynamic, due=due)
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -40,7 +40,6 @@ class DynamicSpecs:
             if text is None:
                 self._by_name.pop(name, None)
                 continue
-            text = text.decode() if isinstance(text, bytes) else text
             if text not in self._by_text:
                 if len(self._by_text) >= SPECS_KEPT:
                     self._by_text.clear()
@@ -71,7 +70,7 @@ class DynamicSpecs:
 
 def dynamic_keys(client: redis.Redis, key_prefix: str) -> set[str]:
     """The redbeat keys of every dynamic entry."""
-    return {key_prefix + (n.decode() if isinstance(n, bytes) else n) for n in client.zrange(NAMES_KEY, 0, -1)}
+    return {key_prefix + n for n in client.zrange(NAMES_KEY, 0, -1)}
 
 
 # Atomic against a put that takes the name again (it leaves the retired set in its MULTI).
@@ -104,15 +103,12 @@ def republish_policies(client: redis.Redis, file_names: Collection[str]) -> int:
             if text is not None:
                 record = StoredEntry.from_json(text)
                 forget_commands(pipe, name, record.task, record.peak)
-        published = {_text(n): p for n, p in client.hgetall(POLICIES_KEY).items() if _text(n) not in file_names}
+        published = {str(n): p for n, p in client.hgetall(POLICIES_KEY).items() if str(n) not in file_names}
         for chunk in _chunks(list(published.items()), 10_000):
             pipe.hset(PUBLISHED_ENTRY_POLICIES_KEY, mapping=dict(chunk))
         pipe.execute()
     return len(published)
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

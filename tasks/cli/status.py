@@ -19,6 +19,7 @@ from tasks.infra.broker import broker_queues
 from tasks.cli import EXIT_UNREACHABLE
 from tasks.cli.common import local_and_utc, utc_now
 from tasks.cli.monitor import monitor_redis
+from tasks.dynamic.specs import readable_dynamic_specs
 from tasks.wiring import platform_keys, queue_router, specs_loader
 from tasks.infra.errors import infra_error_line
 from tasks.guard.pause import PauseStore
@@ -34,8 +35,9 @@ ENTRY_COLUMNS = ("entry", "state", "task", "last run", "next fire", "paused")
 def command(as_json: bool, no_workers: bool, inspect_timeout: float) -> None:
     """Show heartbeats, workers and queues, every entry's last and next run, locks and firing alerts."""
     now = utc_now()
+    specs = specs_loader(app)(now)  # the schedule's own problems are said first
     client = monitor_redis(app.conf.redis_url, timeout_s=2.0, retries=False)
-    specs = specs_loader(app, client)(now)  # the dynamic entries too, when Redis answers
+    specs.update(readable_dynamic_specs(client, now))  # the dynamic entries, when Redis answers
     unreachable = None
     try:
         client.ping()

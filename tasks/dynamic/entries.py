@@ -122,7 +122,7 @@ class DynamicEntries:
 
     def names(self, prefix: str = "") -> list[str]:
         """The dynamic entries' names starting with ``prefix``, sorted."""
-        return [_text(n) for n in self.client.zrangebylex(NAMES_KEY, *lex_range(prefix))]
+        return [str(n) for n in self.client.zrangebylex(NAMES_KEY, *lex_range(prefix))]
 
     # -- writing ---------------------------------------------------------------
     def put(self, name: str, spec: Mapping[str, Any]) -> None:
@@ -197,7 +197,7 @@ class DynamicEntries:
         """Remove every dynamic entry whose name starts with ``prefix``; how many were removed."""
         removed = 0
         while True:
-            batch = [_text(n) for n in self.client.zrangebylex(NAMES_KEY, *lex_range(prefix),
+            batch = [str(n) for n in self.client.zrangebylex(NAMES_KEY, *lex_range(prefix),
                                                                start=0, num=REMOVE_BATCH)]
             if not batch:
                 return removed
@@ -251,7 +251,7 @@ class DynamicEntries:
         if problems:
             named = {}
             for task in others_peak:
-                peaks = {_text(n): float(p) for n, p in self.client.hgetall(TASK_PEAKS_PREFIX + task).items()}
+                peaks = {str(n): float(p) for n, p in self.client.hgetall(TASK_PEAKS_PREFIX + task).items()}
                 named[task] = {n: p for n, p in sorted(peaks.items()) if n not in validated}
             raise EntryRefused(self._budget_problems(validated, named) or problems)
 
@@ -317,6 +317,3 @@ def lex_range(prefix: str) -> tuple[str, str]:
     """ZRANGEBYLEX bounds of the names starting with ``prefix``."""
     return ("-", "+") if not prefix else (f"[{prefix}", f"[{prefix}\U0010ffff")
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

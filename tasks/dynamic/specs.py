@@ -29,7 +29,7 @@ def dynamic_specs(client: redis.Redis, now: datetime, *,
                   environ: Mapping[str, str] = os.environ) -> dict[str, EntrySpec]:
     """name -> spec of every dynamic entry (one read); one that no longer validates (a setting
     changed since it was stored) is left out with a warning."""
-    stored = {_text(n): _text(t) for n, t in client.hgetall(ENTRIES_KEY).items()}
+    stored = {str(n): str(t) for n, t in client.hgetall(ENTRIES_KEY).items()}
     fresh = {name: text for name, text in stored.items() if (name, text) not in _SPECS}
     if fresh:
         if len(_SPECS) + len(fresh) > _KEPT:
@@ -88,6 +88,3 @@ def _validated(texts: Mapping[str, str], now: datetime, environ: Mapping[str, st
         found[(name, texts[name])] = entries[name]
     return found
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -177,12 +177,12 @@ class RunClaim(FencedLock):
                   "" if bound.beat_fence is None else bound.beat_fence,
                   "" if bound.fire_at_s is None else repr(bound.fire_at_s)],
             client=self.redis)
-        verdict = self.verdict = _text(reply[0])
+        verdict = self.verdict = str(reply[0])
         if verdict == "stale":
-            self.stale_epoch = (int(_text(reply[1])), float(_text(reply[2])))
+            self.stale_epoch = (int(str(reply[1])), float(str(reply[2])))
             return False
         if verdict == "unbound":
-            self.entry_task = _text(reply[1])
+            self.entry_task = str(reply[1])
             return False
         if verdict == "claimed":
             self.fencing_token = int(reply[1])
@@ -193,8 +193,8 @@ class RunClaim(FencedLock):
             self.current_holder = _record(reply[1]) or {}
             self.remaining_ttl_s = max(int(reply[2]), 0) / 1000
         elif verdict == "done":
-            self.done_state = ClaimState(_text(reply[1]))
-            self.done_task_id = _text(reply[2])
+            self.done_state = ClaimState(str(reply[1]))
+            self.done_task_id = str(reply[2])
         else:  # dead
             self.lost_holder = _record(reply[1])
             self.deaths = int(reply[2])
@@ -211,7 +211,7 @@ class RunClaim(FencedLock):
 
 def claim_record(client: redis.Redis, run_id: str) -> ClaimRecord | None:
     """What Redis holds about ``run_id``; None when it was never claimed (or its record expired)."""
-    raw = {_text(k): _text(v) for k, v in client.hgetall(record_key(run_id)).items()}
+    raw = {str(k): str(v) for k, v in client.hgetall(record_key(run_id)).items()}
     if "state" not in raw:
         return None
     return ClaimRecord(run_id=run_id, state=ClaimState(raw["state"]), task_id=raw.get("task_id", ""),
@@ -222,6 +222,3 @@ def claim_record(client: redis.Redis, run_id: str) -> ClaimRecord | None:
 def _record(raw: Any) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

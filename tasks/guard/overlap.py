@@ -167,7 +167,7 @@ class OverlapMiddleware(Middleware):
 
 def skipped_counts(client: redis.Redis) -> dict[str, int]:
     """Runs skipped for overlap so far, per task name."""
-    return {(k.decode() if isinstance(k, bytes) else k): int(v)
+    return {k: int(v)
             for k, v in client.hgetall(SKIPPED_COUNTS_KEY).items()}
 
 

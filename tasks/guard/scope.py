@@ -36,7 +36,7 @@ class ScheduledTasks:
     def __contains__(self, task_name: str) -> bool:
         now = self.clock()
         if self._read_at is None or now - self._read_at >= self.refresh_s:
-            self._names = frozenset(_text(n) for n in self.client.smembers(SCHEDULED_TASKS_KEY))
+            self._names = frozenset(n for n in self.client.smembers(SCHEDULED_TASKS_KEY))
             self._read_at = now
         return task_name in self._names
 
@@ -47,6 +47,3 @@ def is_plain(task: Any, *, entry: str, declared: dict[str, Any], scheduled: Sche
         return False
     return task.name not in scheduled
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -136,7 +136,7 @@ class FencedLock(Lock):
     @property
     def token(self) -> str | None:
         """The owner token while held (a retry's message carries it for the handoff)."""
-        raw = self.local.token
+        raw = self.local.token  # redis-py keeps its own token as bytes, whatever the client decodes
         return raw.decode() if isinstance(raw, bytes) else raw
 
 
