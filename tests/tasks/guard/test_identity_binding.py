@@ -136,7 +136,7 @@ def test_a_claim_through_a_redis_that_stays_away_sends_the_message_back(tmp_path
     server = RedisServer(tmp_path / "redis").start()
     import redis
 
-    client = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
+    client = redis.Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
     retry = Retry(ConstantBackoff(0.1), retries=5, supported_errors=CLAIM_RETRY_ERRORS)
     identity = RunIdentityMiddleware(client, renewer=RecordingRenewer(), claim_retry=retry)
     server.kill()
@@ -153,7 +153,7 @@ def test_a_claim_retried_across_a_redis_restart_claims_once(tmp_path):
     import redis
 
     server = RedisServer(tmp_path / "redis").start()
-    client = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
+    client = redis.Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
     retry = Retry(ConstantBackoff(0.2), retries=50, supported_errors=CLAIM_RETRY_ERRORS)
     identity = RunIdentityMiddleware(client, renewer=RecordingRenewer(), claim_retry=retry)
     server.kill()
@@ -179,7 +179,7 @@ def chain_with_redis_away(app, tmp_path):
     from tasks.infra.redis_client import app_redis
 
     server = RedisServer(tmp_path / "away").start()
-    away = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
+    away = redis.Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
     server.kill()
     retry = Retry(ConstantBackoff(0.05), retries=3, supported_errors=CLAIM_RETRY_ERRORS)
     previous = installed_middlewares(app)
@@ -218,7 +218,7 @@ def test_redis_away_in_a_middleware_after_the_claim_sends_the_message_back_and_f
     from tests.tasks.conftest import call_guarded
 
     server = RedisServer(tmp_path / "away").start()
-    away = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
+    away = redis.Redis.from_url(server.url, decode_responses=True, socket_connect_timeout=1, retry=Retry(ConstantBackoff(0), 0))
     server.kill()
     client = app_redis(app)
     previous = installed_middlewares(app)
