@@ -9,6 +9,10 @@ database) to use one of yours instead. The session's directory is removed at the
 A test that cannot run for want of a server or tool (``tests.servers.missing``) skips locally and
 is listed at the end of the run; with ``CI=true`` it fails. The count of such tests is written to
 the file named by BEATKEEPER_TEST_MISSING_REPORT, for ``.ci/run``.
+
+Under pytest-xdist (``make test`` runs two workers) each worker is a session of its own: its own
+redis-server, data directory, SQLite file and Postgres. The controller runs no test and starts no
+server; it alone hears every worker's reports, so it alone lists and writes the missing ones.
 """
 from __future__ import annotations
 
@@ -32,8 +36,20 @@ _redis_server: RedisServer | None = None
 _missing: dict[str, str] = {}  # test id -> the server or tool it lacked
 
 
+def _xdist_controller(config) -> bool:
+    """True in the process that hands tests to xdist workers (and runs none itself)."""
+    distributing = getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+    return distributing and not hasattr(config, "workerinput")
+
+
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config):
     global _redis_server
+    if _xdist_controller(config):
+        return
     url = os.environ.get("BEATKEEPER_TEST_REDIS_URL")
     if not url:
         # A missing redis-server fails the run (never skips): CI must install it.
@@ -75,6 +91,17 @@ def pytest_unconfigure(config):
     shutil.rmtree(_session_dir, ignore_errors=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Tests sharing an expensive stand-up run in one xdist worker (``--dist loadgroup``): the
+    container tests share the images (a session fixture), a module-scoped stack is one module's."""
+    for item in items:
+        if item.get_closest_marker("containers"):
+            item.add_marker(pytest.mark.xdist_group("containers"))
+        elif item.get_closest_marker("one_worker"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_runtest_logreport(report):
     if report.skipped or report.failed:
         reason = _missing_reason(report.longrepr)
@@ -99,7 +126,7 @@ def pytest_terminal_summary(terminalreporter):
 
 def pytest_sessionfinish(session):
     report = os.environ.get("BEATKEEPER_TEST_MISSING_REPORT")
-    if report:
+    if report and not _xdist_worker(session.config):  # a worker knows only its own share
         lines = [f"{count} test(s): {reason}" for reason, count in Counter(_missing.values()).most_common()]
         Path(report).write_text("\n".join([str(len(_missing)), *lines]) + "\n")
 
