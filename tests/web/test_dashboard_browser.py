@@ -23,7 +23,7 @@ from tests.monitoring.databases import upgraded
 from tests.servers import free_port, http_status, missing, wait_until
 from tests.web.dashboard_tasks import CALLS_KEY
 
-pytestmark = [pytest.mark.process, pytest.mark.one_worker]
+pytestmark = pytest.mark.process
 CHROMIUM = Path(os.environ.get("BEATKEEPER_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
