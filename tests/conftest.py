@@ -96,6 +96,7 @@ def pytest_unconfigure(config):
 ONE_WORKER_PATHS = ("tests/containers/", "tests/web/test_dashboard_browser.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown to a pytest without it
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup`` (``make test``): every test on its own, but those under one of
     :data:`ONE_WORKER_PATHS` together. Done here by path because xdist 3.8 groups ``xdist_group``
