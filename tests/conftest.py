@@ -49,6 +49,11 @@ def _xdist_worker(config) -> bool:
 def pytest_configure(config):
     global _redis_server
     if _xdist_controller(config):
+        shared = [name for name in ("BEATKEEPER_TEST_REDIS_URL", "BEATKEEPER_TEST_DATABASE_URL")
+                  if os.environ.get(name)]
+        if shared:  # each worker flushes and fills its servers: two workers cannot share one
+            raise pytest.UsageError(f"{' and '.join(shared)}: one server for every xdist worker; "
+                                    f"run in one process (make test TEST_WORKERS=0, or pytest -n 0)")
         return
     url = os.environ.get("BEATKEEPER_TEST_REDIS_URL")
     if not url:
