@@ -16,6 +16,7 @@ server; it alone hears every worker's reports, so it alone lists and writes the 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -91,6 +92,10 @@ def _test_database_url() -> str:
 
 
 def pytest_unconfigure(config):
+    _stop_session_servers()
+
+
+def _stop_session_servers() -> None:
     if _redis_server is not None:
         _redis_server.kill()
     shutil.rmtree(_session_dir, ignore_errors=True)
@@ -117,6 +122,26 @@ def pytest_xdist_make_scheduler(config, log):
     return OneWorkerPaths(config, log)
 
 
+#: Tests that write into this checkout (the README's walk-through puts a user's files where the
+#: README says): under xdist each runs alone, the other worker held between two tests, since the
+#: other tests read the checkout (the user homes, the container test's copy of the project).
+ALONE_PATHS = ("tests/readme/test_readme_walk_through.py",)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout's clock: the wait is no test's
+def pytest_runtest_protocol(item):
+    if not _xdist_worker(item.config):
+        yield
+        return
+    # one lock file per run: the workers' base temporary directories share their parent
+    with open(Path(item.config.option.basetemp).parent / "checkout.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.nodeid.startswith(ALONE_PATHS) else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def pytest_runtest_logreport(report):
     if report.skipped or report.failed:
         reason = _missing_reason(report.longrepr)
@@ -139,11 +164,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{count} x {reason}")
 
 
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown
 def pytest_sessionfinish(session):
     report = os.environ.get("BEATKEEPER_TEST_MISSING_REPORT")
     if report and not _xdist_worker(session.config):  # a worker knows only its own share
         lines = [f"{count} test(s): {reason}" for reason, count in Counter(_missing.values()).most_common()]
         Path(report).write_text("\n".join([str(len(_missing)), *lines]) + "\n")
+    if _xdist_worker(session.config):  # xdist may end a worker once its session ends, before pytest_unconfigure
+        _stop_session_servers()
 
 
 @pytest.fixture(scope="session")
