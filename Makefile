@@ -11,8 +11,12 @@ run: $(STAMP)
 	$(BIN)/python -m tasks.cli.runner
 
 # PYTEST_ARGS narrows or adds to the run, e.g. `make test PYTEST_ARGS=tests/schedules`.
+# TEST_WORKERS: pytest-xdist workers, each with its own servers (0: one process, no xdist).
+# Most of the suite waits on processes (beat, workers, podman), so two workers halve the time
+# on two cores; tests sharing a stand-up stay in one worker (--dist loadgroup, tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # Every benchmark at sizes that finish within 15 minutes; `make bench QUICK=1` is a smoke run.
 bench: $(STAMP) system-deps

@@ -61,6 +61,7 @@ task_runs = Table(
     UniqueConstraint("record_id", name="uq_beatkeeper_task_runs_record_id"),
     Index("ix_beatkeeper_task_runs_finished_at", "finished_at"),
     Index("ix_beatkeeper_task_runs_task_finished", "task_name", "finished_at"),
-    Index("ix_beatkeeper_task_runs_entry_finished", "entry", "finished_at"),
+    # an entry's history by finish, and (holding all they need) the dashboard's strips of its latest runs
+    Index("ix_beatkeeper_task_runs_entry_recent", "entry", "finished_at", "id", "status", "lateness_s"),
     Index("ix_beatkeeper_task_runs_task_id", "task_id"),
 )

@@ -130,9 +130,23 @@ def _entry_status(name: str, spec: EntrySpec, *, now: datetime, ctx: RuleContext
             state = "never ran"
         else:
             state = "failing" if last.status in ("failure", "lost") else "ok"
-    return EntryStatus(name=name, task=spec.task, schedule=spec.trigger.describe(), timezone=spec.timezone,
+    return EntryStatus(name=name, task=spec.task, schedule=_described(spec.trigger), timezone=spec.timezone,
                        queue=ctx.queue(spec), state=state, next_fire_at=next_fire, last_run=_run_summary(last),
                        paused=paused, alerts=firing)
+
+
+_DESCRIBED: dict[int, tuple[Any, str]] = {}  # id(trigger) -> (trigger, its words): the page asks every 15 s
+
+
+def _described(trigger) -> str:
+    """``trigger.describe()``, kept per trigger object (immutable): its identity, not its equality, is
+    the key, since equal triggers may be described differently (a one-off's local time)."""
+    cached = _DESCRIBED.get(id(trigger))
+    if cached is None or cached[0] is not trigger:
+        if len(_DESCRIBED) > 50_000:
+            _DESCRIBED.clear()
+        cached = _DESCRIBED[id(trigger)] = (trigger, trigger.describe())
+    return cached[1]
 
 
 def _run_summary(record: RunRecord | None) -> dict[str, Any] | None:

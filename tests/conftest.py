@@ -9,9 +9,14 @@ database) to use one of yours instead. The session's directory is removed at the
 A test that cannot run for want of a server or tool (``tests.servers.missing``) skips locally and
 is listed at the end of the run; with ``CI=true`` it fails. The count of such tests is written to
 the file named by BEATKEEPER_TEST_MISSING_REPORT, for ``.ci/run``.
+
+Under pytest-xdist (``make test`` runs two workers) each worker is a session of its own: its own
+redis-server, data directory, SQLite file and Postgres. The controller runs no test and starts no
+server; it alone hears every worker's reports, so it alone lists and writes the missing ones.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -32,8 +37,25 @@ _redis_server: RedisServer | None = None
 _missing: dict[str, str] = {}  # test id -> the server or tool it lacked
 
 
+def _xdist_controller(config) -> bool:
+    """True in the process that hands tests to xdist workers (and runs none itself)."""
+    distributing = getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+    return distributing and not hasattr(config, "workerinput")
+
+
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config):
     global _redis_server
+    if _xdist_controller(config):
+        shared = [name for name in ("BEATKEEPER_TEST_REDIS_URL", "BEATKEEPER_TEST_DATABASE_URL")
+                  if os.environ.get(name)]
+        if shared:  # each worker flushes and fills its servers: two workers cannot share one
+            raise pytest.UsageError(f"{' and '.join(shared)}: one server for every xdist worker; "
+                                    f"run in one process (make test TEST_WORKERS=0, or pytest -n 0)")
+        return
     url = os.environ.get("BEATKEEPER_TEST_REDIS_URL")
     if not url:
         # A missing redis-server fails the run (never skips): CI must install it.
@@ -70,9 +92,54 @@ def _test_database_url() -> str:
 
 
 def pytest_unconfigure(config):
+    _stop_session_servers()
+
+
+def _stop_session_servers() -> None:
     if _redis_server is not None:
         _redis_server.kill()
     shutil.rmtree(_session_dir, ignore_errors=True)
+
+
+#: Tests sharing an expensive stand-up, by path: each runs in one xdist worker. The container tests
+#: share the images (a session fixture); the browser tests share a module-scoped stack.
+ONE_WORKER_PATHS = ("tests/containers/", "tests/web/test_dashboard_browser.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown to a pytest without it
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (``make test``): every test on its own, but those under one of
+    :data:`ONE_WORKER_PATHS` together. Done here by path because xdist 3.8 groups ``xdist_group``
+    marks by renaming node ids, which pytest 9 ignores (the marks group nothing)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerPaths(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((path for path in ONE_WORKER_PATHS if nodeid.startswith(path)), nodeid)
+
+    return OneWorkerPaths(config, log)
+
+
+#: Tests that write into this checkout (the README's walk-through puts a user's files where the
+#: README says): under xdist each runs alone, the other worker held between two tests, since the
+#: other tests read the checkout (the user homes, the container test's copy of the project).
+ALONE_PATHS = ("tests/readme/test_readme_walk_through.py",)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout's clock: the wait is no test's
+def pytest_runtest_protocol(item):
+    if not _xdist_worker(item.config):
+        yield
+        return
+    # one lock file per run: the workers' base temporary directories share their parent
+    with open(Path(item.config.option.basetemp).parent / "checkout.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.nodeid.startswith(ALONE_PATHS) else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_runtest_logreport(report):
@@ -97,11 +164,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{count} x {reason}")
 
 
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown
 def pytest_sessionfinish(session):
     report = os.environ.get("BEATKEEPER_TEST_MISSING_REPORT")
-    if report:
+    if report and not _xdist_worker(session.config):  # a worker knows only its own share
         lines = [f"{count} test(s): {reason}" for reason, count in Counter(_missing.values()).most_common()]
         Path(report).write_text("\n".join([str(len(_missing)), *lines]) + "\n")
+    if _xdist_worker(session.config):  # xdist may end a worker once its session ends, before pytest_unconfigure
+        _stop_session_servers()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,12 @@
-"""The history questions the dashboard asks, each through the (entry, finished_at) index.
+"""The history questions the dashboard asks, each through the (entry, finished_at...) index.
 
 The overview needs each entry's latest few runs (last status, lateness, duration and the
 small picture); the entry page one page of its history, filtered. Both stay cheap however
-long the history grows: one indexed ``LIMIT`` query per entry, never a scan of the table.
+long the history grows: index seeks per entry, never a scan of the table.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,34 +31,57 @@ class RecentRuns:
 def recent_runs_of(engine: Engine, entries: Iterable[str], *, limit: int = RECENT_RUNS) -> dict[str, RecentRuns]:
     """Each entry's latest ``limit`` runs (by finish); entries without runs are left out.
 
-    One indexed ``LIMIT`` query per entry on the driver's own cursor: at 1,000 entries SQLAlchemy's
-    per-execution work (and its row and type processing) cost ten times the queries themselves;
-    only the latest row is made a record, the others give their status and stored lateness.
+    Two statements whatever the number of entries (a Postgres across the network would otherwise
+    pay a round trip per entry): every entry's strip, each entry's latest ``limit`` rows found by
+    one seek of the (entry, finished_at, id, status, lateness_s) index, which holds all the strip
+    needs; then the full row of each entry's latest run, by id. On the driver's own cursor: at
+    1,000 entries SQLAlchemy's row and type processing would cost more than the queries.
     """
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"SELECT {', '.join(_COLUMNS)}, lateness_s FROM {task_runs.name} WHERE entry = {mark} "
-           f"ORDER BY finished_at DESC, id DESC LIMIT {int(limit)}")
-    status_at, lateness_at = _COLUMNS.index("status"), len(_COLUMNS)
-    found: dict[str, RecentRuns] = {}
+    names = sorted(set(entries))
+    if not names:
+        return {}
+    postgres = engine.dialect.name == "postgresql"
+    strips: dict[str, list[tuple[str, float | None]]] = {}
+    latest: list[int] = []  # the id of each entry's latest run: the first of its rows
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
-        for entry in sorted(set(entries)):
-            cursor.execute(sql, (entry,))
-            rows = cursor.fetchall()
-            if rows:
-                found[entry] = RecentRuns(_record(rows[0][:lateness_at]),
-                                          [(row[status_at], row[lateness_at]) for row in rows])
+        cursor.execute(_STRIPS_SQL["postgresql" if postgres else "sqlite"].format(table=task_runs.name,
+                                                                                  limit=int(limit)),
+                       (names if postgres else json.dumps(names),))
+        for entry, run_id, status, lateness_s in cursor.fetchall():
+            strip = strips.get(entry)
+            if strip is None:
+                strip = strips[entry] = []
+                latest.append(run_id)
+            strip.append((status, lateness_s))
+        cursor.execute(f"SELECT {', '.join(_COLUMNS)} FROM {task_runs.name} WHERE id "
+                       + ("= ANY(%s)" if postgres else "IN (SELECT value FROM json_each(?))"),
+                       (latest if postgres else json.dumps(latest),))
+        last = {row[_ENTRY_AT]: _record(row) for row in cursor.fetchall()}
         cursor.close()
     finally:
         connection.close()
-    return found
+    return {entry: RecentRuns(last[entry], strip) for entry, strip in strips.items() if entry in last}
 
+
+# Each entry's latest runs, newest first, in one statement: Postgres joins each name to a LIMIT
+# subquery (LATERAL); SQLite, which has no LATERAL, picks the rows whose id that subquery lists.
+_STRIPS_SQL = {
+    "postgresql": "SELECT e.entry, r.id, r.status, r.lateness_s FROM unnest(%s::text[]) AS e(entry) "
+                  "CROSS JOIN LATERAL (SELECT id, status, lateness_s, finished_at FROM {table} "
+                  "WHERE entry = e.entry ORDER BY finished_at DESC, id DESC LIMIT {limit}) AS r "
+                  "ORDER BY e.entry, r.finished_at DESC, r.id DESC",
+    "sqlite": "SELECT e.value, r.id, r.status, r.lateness_s FROM json_each(?) AS e JOIN {table} AS r "
+              "ON r.id IN (SELECT id FROM {table} WHERE entry = e.value ORDER BY finished_at DESC, id DESC "
+              "LIMIT {limit}) ORDER BY e.value, r.finished_at DESC, r.id DESC",
+}
 
 _COLUMNS = ("task_name", "task_id", "status", "finished_at", "entry", "attempt", "fire_at", "received_at",
             "started_at", "error_type", "error_message", "reason", "hostname", "fencing_token", "pipeline_run_id",
             "record_id")
 _INSTANTS = {i for i, name in enumerate(_COLUMNS) if name.endswith("_at")}
+_ENTRY_AT = _COLUMNS.index("entry")
 
 
 def _record(row: tuple) -> RunRecord:

@@ -2,6 +2,8 @@
 Every value is escaped by ``monitoring.web.html``; links carry names as query parameters."""
 from __future__ import annotations
 
+import functools
+import html
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote_plus
@@ -31,30 +33,61 @@ def overview_page(data: dict[str, Any]) -> bytes:
 
 
 def _overview_row(r: dict[str, Any]) -> str:
-    name, q = e(r["name"]), e(quote_plus(r["name"]))
+    start, q = _name_cell(r["name"])
     # instants and seconds below are formatted here from datetimes and numbers: nothing to escape
     fires = "".join(f"<div>{f['local']} · <small>{_utc(f['utc'])}</small></div>" for f in r["next_fires"]) or "-"
     last = r["last_run"]
-    last_text = "-" if last is None else (f"{e(last['status'])} <small>{_utc(last['finished_at'])}</small>"
-                                          + (f'<div class="err">{e(last["detail"])}</div>' if last["detail"] else ""))
+    last_text = "-" if last is None else (
+        f"{_esc(last['status'])} <small>{_utc(last['finished_at'])}</small>"
+        + (f'<div class="err">{_esc(last["detail"])}</div>' if last["detail"] else ""))
     pause = r["pause"]
     paused = "-" if pause is None else (
         f"until {_utc(pause['until']) if pause['until'] else 'resumed'}"
-        + (f'<div class="muted">{e(pause["reason"])}</div>' if pause["reason"] else "")
-        + (f"<small>by {e(pause['by'])}</small>" if pause["by"] else ""))
+        + (f'<div class="muted">{_esc(pause["reason"])}</div>' if pause["reason"] else "")
+        + (f"<small>by {_esc(pause['by'])}</small>" if pause["by"] else ""))
     budget = r["budget"]
     used = f"{budget['used_last_hour']}/{budget['per_hour']} per h" if budget["per_hour"] else "-"
-    dst = "-" if r["next_dst"] is None else f'<span title="{e(r["next_dst"]["detail"])}">{e(r["next_dst"]["effect"])}</span>'
+    dst = "-" if r["next_dst"] is None else _dst_cell(r["next_dst"]["effect"], r["next_dst"]["detail"])
     toggle = "resume" if pause else "pause"
-    state = r["row_state"]
-    return (f'<tr><td><a href="/entry?name={q}">{name}</a></td><td><span class="s {e(state.replace(" ", "-"))}">'
-            f"{e(state)}</span></td><td>{e(r['task'])}</td><td>{e(r['schedule'])}"
-            f'<div class="muted">{e(r["timezone"])}</div></td><td>{fires}</td><td>{dst}</td><td>{last_text}</td>'
+    return (f"{start}{_state_cell(r['row_state'])}{_definition_cells(r['task'], r['schedule'], r['timezone'])}"
+            f"<td>{fires}</td><td>{dst}</td><td>{last_text}</td>"
             f"<td>{_seconds(r['lateness_s'])}</td><td>{_seconds(r['duration_s'])}</td>"
-            f"<td>{run_strip([(x['status'], x['lateness_s']) for x in r['recent_runs']])}</td><td>{paused}</td>"
-            f"<td>{used}</td><td>{e(', '.join(r['alerts'])) or '-'}</td>"
+            f"<td>{_strip(tuple((x['status'], x['lateness_s']) for x in r['recent_runs']))}</td><td>{paused}</td>"
+            f"<td>{used}</td><td>{_esc(', '.join(r['alerts'])) or '-'}</td>"
             f'<td><a href="/confirm?action=run_now&amp;target={q}">run now</a> '
             f'<a href="/confirm?action={toggle}&amp;target={q}">{toggle}</a></td></tr>')
+
+
+# The parts of a row that change only with the entry's definition (or that a few values cover),
+# kept between renders: the page is drawn again every few seconds for the same entries.
+_esc = html.escape
+
+
+@functools.lru_cache(maxsize=16_384)
+def _name_cell(name: str) -> tuple[str, str]:
+    """The row's start up to the entry's link, and the name quoted for the action links."""
+    q = _esc(quote_plus(name))
+    return f'<tr><td><a href="/entry?name={q}">{_esc(name)}</a></td>', q
+
+
+@functools.lru_cache(maxsize=16_384)
+def _definition_cells(task: str, schedule: str, timezone_name: str) -> str:
+    return f'<td>{_esc(task)}</td><td>{_esc(schedule)}<div class="muted">{_esc(timezone_name)}</div></td>'
+
+
+@functools.lru_cache(maxsize=64)
+def _state_cell(state: str) -> str:
+    return f'<td><span class="s {_esc(state.replace(" ", "-"))}">{_esc(state)}</span></td>'
+
+
+@functools.lru_cache(maxsize=1024)
+def _dst_cell(effect: str, detail: str) -> str:
+    return f'<span title="{_esc(detail)}">{_esc(effect)}</span>'
+
+
+@functools.lru_cache(maxsize=16_384)  # an entry's last runs are the same until it runs again
+def _strip(runs: tuple[tuple[str, float | None], ...]) -> str:
+    return run_strip(runs)
 
 
 def entry_page(data: dict[str, Any]) -> bytes:
