@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0003_entry_recent_index"
-down_revision = "0002_pipelines"
+revision = "0004_entry_recent_index"
+down_revision = "0003_database_identity"
 branch_labels = None
 depends_on = None
 
