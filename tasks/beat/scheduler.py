@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import sys
 from datetime import datetime
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -39,6 +38,7 @@ from tasks.beat import batch_publish, catchup_gate, delivery_watch, dispatch, po
 from tasks.beat.due_read import DueReader
 from tasks.beat.entry import BeatkeeperEntry, store_entries
 from tasks.beat.lock import BeatLock, exit_on_lost_lock
+from tasks.beat.selfchecks import refuse_to_start
 from tasks.beat.schedule_source import load_validated_schedule
 from tasks.beat.trigger_schedule import TriggerSchedule
 from tasks.beat.dynamic import DynamicSpecs, dynamic_keys, expire_retired_policies, republish_policies
@@ -113,9 +113,9 @@ class BeatkeeperScheduler(RedBeatScheduler):
         try:
             validated = load_validated_schedule(self.app, now=self.app.now())
         except ScheduleConfigError as exc:
-            _exit_with([str(p) for p in exc.problems])
+            refuse_to_start([str(p) for p in exc.problems])
         except BeatkeeperScheduleError as exc:
-            _exit_with([str(exc)])
+            refuse_to_start([str(exc)])
         for warning in validated.warnings:
             logger.warning("beat: %s", warning)
         kept, left_out = partition_enabled(validated, os.environ)
@@ -131,7 +131,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         # lock_ttl/expires against the cap and the visibility timeout: refused by validation
         # (schedules.guards), the same lines `beatkeeper check` prints.
         if not selfchecks.report(findings, logger):
-            _exit_with([f"self-check {f.check}: {f.message}" for f in findings if f.fatal],
+            refuse_to_start([f"self-check {f.check}: {f.message}" for f in findings if f.fatal],
                        why="failed start-up self-checks")
 
     def _celery_entry(self, spec: EntrySpec) -> dict:
@@ -381,6 +381,7 @@ class BeatkeeperScheduler(RedBeatScheduler):
         record_event(self._redis(), EventKind.MISSED_RUNS, entry.name, count=len(decision.missed),
                      first=decision.missed[0].isoformat(), last=decision.missed[-1].isoformat(),
                      instants=[t.isoformat() for t in decision.missed[-MISSED_LISTED:]], capped=decision.capped)
+
     def _resend_lost(self, client, now: datetime) -> None:
         """Send again what the broker lost after accepting it (``tasks.beat.dispatch``)."""
         dispatch.resend_lost(self, client, now)
@@ -391,11 +392,3 @@ class BeatkeeperScheduler(RedBeatScheduler):
         fence = self._beat_lock.fence if self._beat_lock is not None else None
         return dispatch.send(self.app, entry, fire_at, producer, fence=fence, expires_at=expires_at)
 
-
-def _exit_with(lines: list[str], *, why: str = "an invalid schedule (see `beatkeeper check`)") -> None:
-    """Stop beat at start with one line per problem and a non-zero exit (no traceback)."""
-    for line in lines:
-        logger.error("beat: %s", line)
-        print(line, file=sys.stderr)
-    print(f"beat: refusing to start with {why}", file=sys.stderr)
-    raise SystemExit(1)

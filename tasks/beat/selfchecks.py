@@ -7,6 +7,8 @@ included (``tasks.beat.schedule_source``), with the same lines.
 """
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -88,3 +90,12 @@ def report(findings: list[Finding], log) -> bool:
     for finding in findings:
         (log.critical if finding.fatal else log.warning)("self-check %s: %s", finding.check, finding.message)
     return not any(f.fatal for f in findings)
+
+
+def refuse_to_start(lines: list[str], *, why: str = "an invalid schedule (see `beatkeeper check`)") -> None:
+    """Stop beat at start with one line per problem and a non-zero exit (no traceback)."""
+    for line in lines:
+        logging.getLogger("beatkeeper.beat").error("beat: %s", line)
+        print(line, file=sys.stderr)
+    print(f"beat: refusing to start with {why}", file=sys.stderr)
+    raise SystemExit(1)
