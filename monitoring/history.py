@@ -182,6 +182,7 @@ class HistoryStore:
         self._db_down_since: float | None = None
         self._home = HistoryHome(spool_key)  # one database per spool
         self._refused_logged: str | None = None
+        self._spooled_since_drain = False  # this process's own records oblige it to check where they go
 
     @property
     def engine(self) -> Engine:
@@ -196,6 +197,7 @@ class HistoryStore:
         them and the whole pipeline is sent at once, so history adds no round trip of its own.
         """
         payloads = [record.to_json()]
+        self._spooled_since_drain = True
         with self._unspooled_lock:
             if self._unspooled:
                 payloads = [*self._unspooled, *payloads]
@@ -234,7 +236,10 @@ class HistoryStore:
         A database error stops the drain and leaves the records spooled.
         """
         self._push_unspooled()
-        if self.redis.llen(self.spool_key):  # an empty spool asks nothing of the database
+        spooled_here, self._spooled_since_drain = self._spooled_since_drain, False
+        # An empty spool asks nothing of the database, unless this process spooled records: then it
+        # says whether it could drain them, even when another drainer was quicker.
+        if spooled_here or self.redis.llen(self.spool_key):
             try:
                 refused = self.home_refusal()
             except (SQLAlchemyError, LookupError) as exc:

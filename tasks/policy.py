@@ -222,6 +222,7 @@ class PublishedPolicies:
         self._by_entry: dict[str, dict[str, Any]] = {}
         self._budgets: dict[str, int] = {}
         self._read_at: float | None = None
+        self._asked: set[str] = set()  # entries missing from the last read, asked once since
 
     def _refresh(self) -> None:
         now = self.clock()
@@ -234,6 +235,7 @@ class PublishedPolicies:
         self._by_task = {k: json.loads(v) for k, v in by_task.items()}
         self._by_entry = {k: json.loads(v) for k, v in by_entry.items()}
         self._budgets = {k: int(v) for k, v in budgets.items()}
+        self._asked.clear()
         self._read_at = now
 
     def fields_for(self, task_name: str) -> dict[str, Any]:
@@ -258,6 +260,12 @@ class PublishedPolicies:
     def _bound_entry(self, entry: str, task_name: str) -> dict[str, Any]:
         self._refresh()
         published = self._by_entry.get(entry) if entry else None
+        if published is None and entry and entry not in self._asked:
+            # An entry put at runtime (tasks.dynamic) may fire before the next full read: ask for it.
+            self._asked.add(entry)
+            raw = self.client.hget(PUBLISHED_ENTRY_POLICIES_KEY, entry)
+            if raw is not None:
+                published = self._by_entry[entry] = json.loads(raw)
         return published if published and published.get("task") == task_name else {}
 
     def budget_for(self, task_name: str) -> int | None:

@@ -25,7 +25,7 @@ from monitoring.broker_queues import BrokerQueues
 from monitoring.events import read_events
 from tasks import headers
 from tasks.beat import delivery_watch
-from tasks.beat import LOCK_LOST_EXIT_CODE
+from tasks.beat.lock import LOCK_LOST_EXIT_CODE
 from tests.tasks.beat import ledger_tasks as lt
 from tests.process.test_beat_faults import (BEAT_LOCK_KEY, START_TIMEOUT_S, assert_each_instant_once_without_gaps,
                                             executed, instants_executed, platform_env, start_beat, start_worker,
