@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, create_engine
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table
 from sqlalchemy.engine import Engine
 
-from monitoring.db import data_dir
+from examples.database import example_database_url, example_engine
 
 metadata = MetaData()
 
@@ -38,15 +37,8 @@ transitions = Table(
 
 
 def database_url(environ: Mapping[str, str] = os.environ) -> str:
-    explicit = (environ.get("BOOKING_DATABASE_URL") or "").strip()
-    return explicit or f"sqlite:///{data_dir(environ).resolve() / 'booking.db'}"
+    return example_database_url(environ, ("BOOKING_DATABASE_URL",), "booking.db")
 
 
-@lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")) or ".", exist_ok=True)
-    engine = create_engine(url, future=True, pool_size=10, max_overflow=10) if url.startswith("postgresql") \
-        else create_engine(url, future=True)
-    metadata.create_all(engine)
-    return engine
+    return example_engine(url, metadata, pool_size=10)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, create_engine
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table
 from sqlalchemy.engine import Engine
 
-from monitoring.db import data_dir
+from examples.database import example_database_url, example_engine
 
 metadata = MetaData()
 
@@ -42,14 +41,8 @@ cost_checks = Table(
 
 
 def database_url(environ: Mapping[str, str] = os.environ) -> str:
-    explicit = (environ.get("TRANSIT_DATABASE_URL") or environ.get("GTFS_DATABASE_URL") or "").strip()
-    return explicit or f"sqlite:///{data_dir(environ).resolve() / 'gtfs' / 'gtfs.db'}"
+    return example_database_url(environ, ("TRANSIT_DATABASE_URL", "GTFS_DATABASE_URL"), "gtfs/gtfs.db")
 
 
-@lru_cache(maxsize=4)
 def engine_for(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")) or ".", exist_ok=True)
-    engine = create_engine(url, future=True)
-    metadata.create_all(engine)
-    return engine
+    return example_engine(url, metadata)
